@@ -1,0 +1,1 @@
+"""Audit parts: static rules, causality probes, claims, data checks."""

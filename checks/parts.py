@@ -1,0 +1,72 @@
+"""The audit parts and the options they share; ``run_parts`` fills one Report.
+
+A part is a function ``run(sub, opts, report)`` that adds findings, probe results, claims or
+reproduction numbers to the report, or calls ``report.skip(part, reason)`` when it cannot apply.
+It raises AuditError only when the input makes the whole audit impossible.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from harness import AuditError
+from harness.submission import Submission
+from reports.model import Report
+
+# name -> "module:function"; order is the order an audit runs them in.
+PARTS: dict[str, str] = {
+    "data": "checks.data:run",
+    "claims": "checks.claims:run",
+    "static": "checks.static:run",
+    "probes": "checks.probes:run",
+    "reproduction": "harness.reproduce:run",
+}
+# Parts that execute submission code (in the sandbox); --no-exec skips them.
+EXECUTING_PARTS = {"probes", "reproduction"}
+
+
+@dataclass
+class AuditOptions:
+    artifact: str | None = None
+    val: str | None = None
+    tokenizer: str | None = None
+    max_tokens: int | None = None
+    device: str = "cpu"
+    seed: int = 0
+    no_exec: bool = False
+    python: str | None = None  # interpreter for sandboxed submission code
+    baseline_bpb: float | None = None
+    baseline: str | None = None  # file of accepted findings
+    profile: str = "default"  # hypothesis profile for probes
+    progress: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def load_part(name: str) -> Callable | None:
+    module, func = PARTS[name].split(":")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and (e.name == module or module.startswith(e.name + ".")):
+            return None  # the part is not part of this build
+        raise
+    return getattr(mod, func)
+
+
+def run_parts(sub: Submission, opts: AuditOptions, names: list[str], report: Report) -> Report:
+    for name in names:
+        if opts.no_exec and name in EXECUTING_PARTS:
+            report.skip(name, "--no-exec: this part runs submission code")
+            continue
+        run = load_part(name)
+        if run is None:
+            report.skip(name, "not available in this version of golf-audit")
+            continue
+        try:
+            run(sub, opts, report)
+        except AuditError:
+            raise
+        report.parts_run.append(name)
+    return report

@@ -1,0 +1,146 @@
+"""golf-audit command line: parse, load the submission, run parts, render one report.
+
+Exit codes: 0 no error-level finding, 1 at least one, 2 the audit could not be done
+(one line on stderr, never a traceback; set GOLF_AUDIT_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness import AuditError, __version__
+
+# command -> the parts it runs, in order
+COMMAND_PARTS = {
+    "audit": ["data", "claims", "static", "probes", "reproduction"],
+    "check": ["static"],
+    "claims": ["claims"],
+    "probe": ["probes"],
+    "reproduce": ["data", "reproduction"],
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from reports.render import formats
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--format", default="text", choices=formats(), help="report format (default: text)")
+    common.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE (default: stdout)")
+    common.add_argument("--artifact", metavar="FILE", help="trained artifact (default: the one in the folder)")
+    common.add_argument("--val", metavar="GLOB", help="validation shards in the challenge format")
+    common.add_argument("--tokenizer", metavar="FILE", help="sentencepiece model")
+    common.add_argument("--max-tokens", type=int, metavar="N", help="evaluate a prefix of N validation tokens")
+    common.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="device for executed code")
+    common.add_argument("--seed", type=int, default=0, help="seed for probes and sampling")
+    common.add_argument("--no-exec", action="store_true", help="never run submission code")
+    common.add_argument("--python", metavar="EXE", help="interpreter for sandboxed submission code")
+    common.add_argument("--baseline-bpb", type=float, metavar="BPB", help="record to beat, for the significance test")
+    common.add_argument("--baseline", metavar="FILE", help="accepted findings: only new ones fail the gate")
+    common.add_argument("--color", action="store_true", help="color in the text report even when not a terminal")
+
+    ap = argparse.ArgumentParser(prog="golf-audit", description="Compliance audit for Parameter Golf submissions.")
+    ap.add_argument("--version", action="version", version=f"golf-audit {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    helps = {
+        "audit": "everything that applies: data, claims, static rules, probes, reproduction",
+        "check": "static rules only (never runs submission code)",
+        "claims": "folder layout, submission.json, README, logs, caps, significance",
+        "probe": "causality probes on the submission's own eval pipeline (sandboxed)",
+        "reproduce": "load the artifact, rerun the eval, compare with the claim (sandboxed)",
+    }
+    for name, text in helps.items():
+        p = sub.add_parser(name, parents=[common], help=text, description=text)
+        p.add_argument("path", help="submission folder" + (" or .py file" if name == "check" else ""))
+    p = sub.add_parser("scan", parents=[common], help="every submission folder under TREE, with a summary table")
+    p.add_argument("path", metavar="TREE")
+    p.add_argument("--mode", default="check", choices=["check", "claims", "audit"], help="what to run on each folder")
+    p.add_argument("--jobs", "-j", type=int, default=2, help="parallel processes")
+    sub.add_parser("rules", parents=[common], help="list the static rules")
+    p = sub.add_parser("explain", help="show one rule: what it does, why, example, fix")
+    p.add_argument("rule")
+    return ap
+
+
+def options_from(args: argparse.Namespace):
+    from checks.parts import AuditOptions
+
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise AuditError("--max-tokens must be a positive number of tokens")
+    return AuditOptions(
+        artifact=args.artifact,
+        val=args.val,
+        tokenizer=args.tokenizer,
+        max_tokens=args.max_tokens,
+        device=args.device,
+        seed=args.seed,
+        no_exec=args.no_exec,
+        python=args.python,
+        baseline_bpb=args.baseline_bpb,
+        baseline=args.baseline,
+        progress=sys.stderr.isatty(),
+    )
+
+
+def run_command(args: argparse.Namespace):
+    """Build the Report for a submission command."""
+    from checks.parts import run_parts
+    from harness.submission import load_submission
+    from reports.model import Report
+
+    opts = options_from(args)
+    sub = load_submission(args.path)
+    report = Report(submission=args.path)
+    run_parts(sub, opts, COMMAND_PARTS[args.command], report)
+    report.inputs = sub.input_hashes()
+    return report
+
+
+def emit(text: str, output: str | None) -> None:
+    if output:
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise AuditError(f"{output}: cannot write report: {e.strerror}") from None
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    from reports.render import render
+
+    if args.command in ("rules", "explain", "scan"):
+        from checks import commands
+
+        return getattr(commands, args.command)(args)
+    report = run_command(args)
+    emit(render(report, args.format, color=getattr(args, "color", False)), args.output)
+    return report.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse already printed its one-line usage error
+        return 2 if e.code not in (0, None) else 0
+    try:
+        return dispatch(args)
+    except AuditError as e:
+        print(f"golf-audit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("golf-audit: interrupted", file=sys.stderr)
+        return 2
+    except Exception as e:  # never a traceback for a user; the message says what broke
+        if os.environ.get("GOLF_AUDIT_DEBUG"):
+            raise
+        msg = str(e).splitlines()[0] if str(e) else ""
+        print(f"golf-audit: internal error: {type(e).__name__}: {msg} (set GOLF_AUDIT_DEBUG=1 for details)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

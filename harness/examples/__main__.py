@@ -1,0 +1,5 @@
+import sys
+
+from harness.examples.build import main
+
+sys.exit(main())

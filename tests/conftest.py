@@ -1,0 +1,33 @@
+"""Shared test fixtures: paths to the bundled examples and to the challenge's shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBMISSIONS = ROOT / "submissions"
+DATA = SUBMISSIONS / "data"
+VAL_GLOB = str(DATA / "datasets" / "kjv_sp1024" / "kjv_val_*.bin")
+TOKENIZER = DATA / "tokenizers" / "kjv_1024_bpe.model"
+SHARED = Path(os.environ.get("GOLF_AUDIT_SHARED", ROOT.parent / "shared"))
+
+# ci: bounded and derandomized so CI is fast and repeatable; dev: the hypothesis defaults;
+# fuzz: long runs launched by hand (see README).
+settings.register_profile("ci", max_examples=25, derandomize=True, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None)
+settings.register_profile("fuzz", max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def shared_file(name: str) -> Path:
+    """A file of the challenge's shared data; a missing one fails the test (CI has ../shared)."""
+    p = SHARED / "data" / name
+    if not p.exists():
+        pytest.fail(f"{p} is missing: the tests need the challenge's shared data beside the checkout "
+                    f"(or GOLF_AUDIT_SHARED pointing at it)")
+    return p
