@@ -1,53 +1,173 @@
 """Entry point of a sandboxed child process (see harness/sandbox.py). Runs as a script.
 
-Reads the payload (JSON) on stdin, installs the guards, calls the driver, writes one JSON
-message to the result pipe. Guard events are recorded so the parent can report them (for
-example a socket opened by the submission becomes an ``external-access`` finding).
+Reads the payload (JSON) on stdin, installs the guards, calls the driver, writes one framed JSON
+message to the result pipe. Every denied action is recorded (kind, event, detail, and the
+submission file and line that asked for it) so the parent can report it: a socket opened by the
+submission becomes an ``external-access`` finding.
+
+The guards are Python audit hooks: they see what Python code does through the standard library
+(open, os.*, socket, subprocess, ctypes loading) and cannot see what native code does on its own.
+The parent adds what the kernel can enforce (rlimits, a network namespace when available).
 """
 
 import json
 import os
+import re
 import sys
 
-SECRET_PARTS = ("/.ssh", "/.aws", "/.config/gh", "/.netrc", "/.docker", "/.kube", "/.gnupg", "/etc/shadow")
-BLOCKED_EVENTS = {
+# Substrings of resolved paths that hold credentials on developer machines and CI runners.
+SECRET_PARTS = (
+    "/.ssh/", "/.aws/", "/.azure/", "/.config/gh/", "/.config/gcloud/", "/.docker/", "/.kube/",
+    "/.gnupg/", "/.netrc", "/.git-credentials", "/.pypirc", "/.npmrc", "/.git/config",
+    "/etc/shadow", "/etc/gshadow", "/etc/ssh/", "/run/secrets/", "/var/run/secrets/",
+)
+# Another process's environment or memory (the parent golf-audit holds the unscrubbed env).
+PROC_SECRET = re.compile(r"^/proc/(\d+)/(?:task/\d+/)?(environ|mem)$")
+# event -> kind; these are always denied.
+DENIED_EVENTS = {
     "socket.connect": "network",
     "socket.bind": "network",
+    "socket.sendto": "network",
+    "socket.sendmsg": "network",
     "socket.getaddrinfo": "network",
     "socket.gethostbyname": "network",
+    "socket.gethostbyaddr": "network",
+    "socket.getnameinfo": "network",
     "subprocess.Popen": "process",
     "os.system": "process",
     "os.exec": "process",
     "os.posix_spawn": "process",
+    "os.spawn": "process",
     "os.fork": "process",
+    "os.forkpty": "process",
     "pty.spawn": "process",
+    "os.startfile": "process",
+}
+# Path-taking events that modify the file system: allowed inside the work dir only.
+WRITE_EVENTS = {
+    "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1), "os.symlink": (1,),
+    "os.link": (1,), "os.truncate": (0,), "os.chmod": (0,), "os.chown": (0,), "os.utime": (0,),
+    "shutil.rmtree": (0,), "os.chflags": (0,), "os.setxattr": (0,), "os.removexattr": (0,),
+}
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+WRITABLE_DEVICES = ("/dev/null", "/dev/stdout", "/dev/stderr")
+# Library-loading symbols that would let native code act outside the guards.
+DENIED_SYMBOLS = {
+    "socket", "connect", "bind", "sendto", "sendmsg", "execve", "execv", "execvp", "execl", "execlp",
+    "system", "popen", "fork", "vfork", "clone", "clone3", "syscall", "posix_spawn", "posix_spawnp",
+    "dlopen", "ptrace", "kill", "unshare", "setns", "mount",
 }
 
 
-def install_guards(workdir: str, readable: list, blocked: list) -> None:
-    workdir = os.path.realpath(workdir)
-    readable = [os.path.realpath(r) for r in readable]
+class Guards:
+    """The audit hook and the record of what it denied."""
 
-    def deny(event: str, detail: str) -> None:
-        blocked.append({"event": event, "detail": detail[:300]})
+    def __init__(self, workdir: str, sub_dir: str, readable: list, native_ok: list) -> None:
+        self.workdir = os.path.realpath(workdir)
+        self.sub_dir = os.path.realpath(sub_dir)
+        self.readable = [os.path.realpath(r) for r in readable]
+        self.native_ok = [os.path.realpath(r) for r in native_ok]
+        self.blocked: list = []
+        self.pid = os.getpid()
+
+    def inside(self, p: str, roots) -> bool:
+        return any(p == r or p.startswith(r.rstrip("/") + "/") for r in roots)
+
+    def where(self) -> tuple:
+        """The innermost submission frame (relative file, line) that led to this event."""
+        f = sys._getframe(1)
+        while f is not None:
+            fn = f.f_code.co_filename
+            if fn.startswith(self.sub_dir + "/"):
+                return fn[len(self.sub_dir) + 1:], f.f_lineno
+            f = f.f_back
+        return None, None
+
+    def deny(self, kind: str, event: str, detail: str) -> None:
+        path, line = self.where()
+        # Reports must not depend on where the temporary directory was: name it as the child sees it.
+        detail = detail.replace(self.sub_dir, "<submission>").replace(self.workdir, "~")
+        self.blocked.append({"kind": kind, "event": event, "detail": detail[:300], "path": path, "line": line})
         raise PermissionError(f"golf-audit sandbox: {event} denied ({detail[:120]})")
 
-    def hook(event: str, args) -> None:
-        kind = BLOCKED_EVENTS.get(event)
+    def hook(self, event: str, args) -> None:
+        kind = DENIED_EVENTS.get(event)
         if kind is not None:
-            deny(event, repr(args[:2]) if isinstance(args, tuple) else repr(args))
-        if event == "open" and args:
-            path, mode = args[0], args[1] if len(args) > 1 else "r"
-            if not isinstance(path, (str, bytes)):
-                return
-            p = os.path.realpath(os.fsdecode(path))
-            if any(part in p for part in SECRET_PARTS) and not any(p.startswith(r) for r in readable):
-                deny("open", p)
-            writing = isinstance(mode, str) and any(c in mode for c in "wax+")
-            if writing and not (p.startswith(workdir) or p.startswith("/dev/")):
-                deny("open-for-write", p)
+            self.deny(kind, event, _describe(args))
+        elif event == "socket.__new__":
+            import socket
 
-    sys.addaudithook(hook)
+            if len(args) > 1 and args[1] not in (socket.AF_UNIX, -1):
+                try:
+                    family = socket.AddressFamily(args[1]).name
+                except ValueError:
+                    family = f"family {args[1]}"
+                self.deny("network", "socket", f"new {family} socket")
+        elif event == "open" and args:
+            self.on_open(args)
+        elif event in ("os.listdir", "os.scandir") and args and isinstance(args[0], (str, bytes)):
+            p = os.path.realpath(os.fsdecode(args[0]))
+            if self.is_secret(p):
+                self.deny("secret", event, p)
+        elif event in WRITE_EVENTS:
+            for i in WRITE_EVENTS[event]:
+                if i < len(args) and isinstance(args[i], (str, bytes, os.PathLike)):
+                    p = os.path.realpath(os.fsdecode(args[i]))
+                    if not self.inside(p, [self.workdir]):
+                        self.deny("write", event, p)
+        elif event == "ctypes.dlopen":
+            self.on_dlopen(args[0] if args else None)
+        elif event == "ctypes.dlsym" and len(args) > 1 and isinstance(args[1], str):
+            if args[1] in DENIED_SYMBOLS:
+                self.deny("native", event, args[1])
+        elif event in ("os.kill", "os.killpg") and args and args[0] not in (0, self.pid):
+            self.deny("process", event, _describe(args))
+
+    def is_secret(self, p: str) -> bool:
+        # The work dir is the child's HOME, so "~/.ssh" lands there: still an attempt worth reporting.
+        if self.inside(p, [self.sub_dir]) or self.inside(p, self.readable):
+            return False
+        if any(part in p + "/" for part in SECRET_PARTS):  # the "/" matches folders named alone
+            return True
+        m = PROC_SECRET.match(p)
+        return bool(m and int(m.group(1)) != self.pid)
+
+    def on_open(self, args) -> None:
+        path = args[0]
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            return  # an fd: already open
+        mode = args[1] if len(args) > 1 else None
+        flags = args[2] if len(args) > 2 else 0
+        p = os.path.realpath(os.fsdecode(path))
+        if self.is_secret(p):
+            self.deny("secret", "open", p)
+        writing = (isinstance(flags, int) and flags & WRITE_FLAGS) or (isinstance(mode, str) and any(c in mode for c in "wax+"))
+        if writing and not (self.inside(p, [self.workdir]) or p in WRITABLE_DEVICES):
+            self.deny("write", "open-for-write", p)
+
+    def on_dlopen(self, name) -> None:
+        # The submission's own compiled helpers (inside the work dir) and the libraries of the
+        # interpreter's installation load; libc or the main program (None) would give native
+        # access to syscalls the audit hooks never see.
+        if name is None:
+            self.deny("native", "ctypes.dlopen", "the main program (None)")
+        p = os.fsdecode(name)
+        if "/" not in p:
+            self.deny("native", "ctypes.dlopen", p)
+        if not self.inside(os.path.realpath(p), [self.workdir, *self.native_ok]):
+            self.deny("native", "ctypes.dlopen", p)
+
+
+def _describe(args) -> str:
+    try:
+        return repr(args[:2]) if isinstance(args, tuple) else repr(args)
+    except Exception:
+        return "?"
+
+
+def frame(data: bytes) -> bytes:
+    """The result message on the wire: a header with the length, then the JSON bytes."""
+    return b"GASB1 %d\n" % len(data) + data
 
 
 def main() -> None:
@@ -56,27 +176,34 @@ def main() -> None:
     sys.path.insert(0, payload["root"])
     from harness.sandbox import encode  # our code, imported before any submission code
 
-    blocked: list = []
-    try:
-        import torch
-
-        torch.set_num_threads(int(payload.get("threads", 2)))
-    except ImportError:
-        pass
-    module, func = payload["target"].split(":")
     import importlib
 
+    for name in payload.get("preload", []):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(payload.get("threads", 2)))
+    module, func = payload["target"].split(":")
+
     driver = getattr(importlib.import_module(module), func)
-    install_guards(payload["workdir"], payload["readable"], blocked)
+    native_ok = sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, *[p for p in sys.path if "site-packages" in p]})
+    guards = Guards(payload["workdir"], payload["sub_dir"], payload["readable"], native_ok)
+    sys.addaudithook(guards.hook)
     try:
         value = driver(payload["args"])
-        msg = {"ok": True, "value": encode(value), "blocked": blocked}
+        msg = {"ok": True, "value": encode(value), "blocked": guards.blocked}
     except BaseException as e:  # report, do not crash: the parent turns this into one line
         text = str(e).splitlines()[0][:300] if str(e) else ""
-        msg = {"ok": False, "error": f"{type(e).__name__}: {text}", "blocked": blocked}
-    data = json.dumps(msg, allow_nan=True).encode()
+        msg = {"ok": False, "error": f"{type(e).__name__}: {text}".rstrip(": "), "blocked": guards.blocked}
+    try:
+        data = json.dumps(msg, allow_nan=True).encode()
+    except (TypeError, ValueError) as e:
+        data = json.dumps({"ok": False, "error": f"driver result is not JSON-serializable: {e}",
+                           "blocked": guards.blocked}).encode()
     with os.fdopen(fd, "wb") as f:
-        f.write(data)
+        f.write(frame(data))
 
 
 if __name__ == "__main__":
