@@ -23,10 +23,17 @@ COMMAND_PARTS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line, as every other error (the full usage is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from reports.render import formats
 
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--format", default="text", choices=formats(), help="report format (default: text)")
     common.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE (default: stdout)")
     common.add_argument("--artifact", metavar="FILE", help="trained artifact (default: the one in the folder)")
@@ -39,9 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--python", metavar="EXE", help="interpreter for sandboxed submission code")
     common.add_argument("--baseline-bpb", type=float, metavar="BPB", help="record to beat, for the significance test")
     common.add_argument("--baseline", metavar="FILE", help="accepted findings: only new ones fail the gate")
+    common.add_argument("--write-baseline", metavar="FILE",
+                        help="accept every current warning and error: write them to FILE as a baseline")
+    common.add_argument("--link-base", metavar="URL",
+                        help="prefix for file links in the markdown report (default: repository-relative links)")
     common.add_argument("--color", action="store_true", help="color in the text report even when not a terminal")
 
-    ap = argparse.ArgumentParser(prog="golf-audit", description="Compliance audit for Parameter Golf submissions.")
+    ap = Parser(prog="golf-audit", description="Compliance audit for Parameter Golf submissions.")
     ap.add_argument("--version", action="version", version=f"golf-audit {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     helps = {
@@ -55,9 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=text, description=text)
         p.add_argument("path", help="submission folder" + (" or .py file" if name == "check" else ""))
     p = sub.add_parser("scan", parents=[common], help="every submission folder under TREE, with a summary table")
-    p.add_argument("path", metavar="TREE")
+    p.add_argument("path", metavar="TREE", nargs="+", help="folders to search (a file stands for its submission folder)")
     p.add_argument("--mode", default="check", choices=["check", "claims", "audit"], help="what to run on each folder")
-    p.add_argument("--jobs", "-j", type=int, default=2, help="parallel processes")
+    p.add_argument("--jobs", "-j", type=int, default=2, help="parallel processes (default: 2)")
+    p.add_argument("--timeout", type=float, default=3600, metavar="SECONDS",
+                   help="wall-clock limit per folder; a folder over it shows as error (default: 3600)")
+    p = sub.add_parser("render", parents=[common], help="render a saved JSON report (or scan) in another format")
+    p.add_argument("path", metavar="REPORT", help="a file written by --format json")
     sub.add_parser("rules", parents=[common], help="list the static rules")
     p = sub.add_parser("explain", help="show one rule: what it does, why, example, fix")
     p.add_argument("rule")
@@ -92,10 +107,59 @@ def run_command(args: argparse.Namespace):
 
     opts = options_from(args)
     sub = load_submission(args.path)
+    from reports import progress
+
     report = Report(submission=args.path)
-    run_parts(sub, opts, COMMAND_PARTS[args.command], report)
+    for part in COMMAND_PARTS[args.command]:
+        with progress.task(opts.progress, f"{args.command} {args.path}: {part}"):
+            run_parts(sub, opts, [part], report)
     report.inputs = sub.input_hashes()
     return report
+
+
+def gate(reports: list, args: argparse.Namespace) -> None:
+    """Apply --baseline, then --write-baseline (which accepts what it writes), to the reports."""
+    from reports import baseline
+
+    if args.baseline:
+        accepted = baseline.load(args.baseline)
+        for r in reports:
+            baseline.apply(r, accepted)
+    if args.write_baseline:
+        n = baseline.write(args.write_baseline, reports)
+        accepted = baseline.load(args.write_baseline)
+        for r in reports:
+            baseline.apply(r, accepted)
+        print(f"golf-audit: wrote {n} accepted finding(s) to {args.write_baseline}", file=sys.stderr)
+
+
+def render_options(args: argparse.Namespace) -> dict:
+    color = args.color or (not args.output and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    return {"color": color, "link_base": args.link_base}
+
+
+def render_saved(args: argparse.Namespace) -> int:
+    """``golf-audit render REPORT``: a JSON report or scan list, shown in --format."""
+    import json
+
+    from reports.model import Report
+    from reports.render import render, render_many
+
+    try:
+        doc = json.loads(Path(args.path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AuditError(f"{args.path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AuditError(f"{args.path}: not a JSON report: {e}") from None
+    try:
+        reports = [Report.from_dict(d) for d in doc] if isinstance(doc, list) else [Report.from_dict(doc)]
+    except (ValueError, AttributeError) as e:
+        raise AuditError(f"{args.path}: {e}") from None
+    gate(reports, args)
+    opts = render_options(args)
+    text = render_many(reports, args.format, **opts) if isinstance(doc, list) else render(reports[0], args.format, **opts)
+    emit(text, args.output)
+    return max((r.exit_code for r in reports), default=0)
 
 
 def emit(text: str, output: str | None) -> None:
@@ -116,8 +180,11 @@ def dispatch(args: argparse.Namespace) -> int:
         from checks import commands
 
         return getattr(commands, args.command)(args)
+    if args.command == "render":
+        return render_saved(args)
     report = run_command(args)
-    emit(render(report, args.format, color=getattr(args, "color", False)), args.output)
+    gate([report], args)
+    emit(render(report, args.format, **render_options(args)), args.output)
     return report.exit_code
 
 

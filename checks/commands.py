@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import posixpath
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
 from harness import AuditError
+from reports import progress
+from reports.model import Report
+from reports.render import render_many
+
+CLI = Path(__file__).resolve().parents[1] / "cli.py"
 
 
 def rules(args) -> int:
@@ -13,5 +26,115 @@ def explain(args) -> int:
     raise AuditError("the static rule set is not available in this version of golf-audit")
 
 
+# --- scan -------------------------------------------------------------------------------------
+
+# Folders never searched for submissions.
+SCAN_SKIP_DIRS = {".git", "__pycache__", "node_modules", ".venv", "venv", ".golf-audit-cache", ".hypothesis"}
+# Options a scan hands on to the audit of each folder (flag, attribute, takes a value).
+SCAN_PASSTHROUGH = [("--val", "val", True), ("--tokenizer", "tokenizer", True), ("--max-tokens", "max_tokens", True),
+                    ("--device", "device", True), ("--seed", "seed", True), ("--python", "python", True),
+                    ("--baseline-bpb", "baseline_bpb", True), ("--no-exec", "no_exec", False)]
+
+
+def is_submission_dir(path: Path) -> bool:
+    """A folder with a train_gpt*.py or a submission*.json (some records name it submission_<variant>.json)."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    return any((n.startswith("train_gpt") and n.endswith(".py")) or (n.startswith("submission") and n.endswith(".json"))
+               for n in names)
+
+
+def find_submissions(paths: list[str]) -> list[str]:
+    """Every submission folder at or below the given paths, as ``given/relative`` paths, sorted.
+
+    A folder that is a submission is not searched further (its sub-folders are its helpers). A
+    file stands for the submission folder that holds it (its own folder or, for helper files, up
+    to two levels higher), or for itself when it is a lone .py file.
+    """
+    found: list[str] = []
+    for given in paths:
+        p = Path(given)
+        if not p.exists():
+            raise AuditError(f"{given}: no such file or directory")
+        if p.is_file():
+            holder = next((d for d in (p.parent, p.parent.parent, p.parent.parent.parent) if is_submission_dir(d)), None)
+            if holder is not None:
+                found.append(posixpath.normpath(holder.as_posix()))
+            elif p.suffix == ".py":
+                found.append(posixpath.normpath(p.as_posix()))
+            continue
+        for dirpath, dirnames, _ in os.walk(p):
+            if is_submission_dir(Path(dirpath)):
+                dirnames[:] = []
+                found.append(posixpath.normpath(Path(dirpath).as_posix()))
+                continue
+            dirnames[:] = sorted(d for d in dirnames if d not in SCAN_SKIP_DIRS and not d.startswith("."))
+    return sorted(set(found))
+
+
+def _child_command(args, folder: str) -> list[str]:
+    cmd = [sys.executable, str(CLI), args.mode, folder, "--format", "json"]
+    for flag, attr, has_value in SCAN_PASSTHROUGH:
+        v = getattr(args, attr, None)
+        if has_value and v is not None and not (attr == "device" and v == "cpu") and not (attr == "seed" and v == 0):
+            cmd += [flag, str(v)]
+        elif not has_value and v:
+            cmd.append(flag)
+    return cmd
+
+
+def audit_folder(args, folder: str) -> Report:
+    """Audit one folder in its own process; whatever goes wrong there becomes an error report."""
+    try:
+        proc = subprocess.run(_child_command(args, folder), capture_output=True, text=True, timeout=args.timeout,
+                              stdin=subprocess.DEVNULL, errors="replace")
+    except subprocess.TimeoutExpired:
+        return Report(submission=folder, error=f"timed out after {args.timeout:g} s")
+    except OSError as e:
+        return Report(submission=folder, error=f"cannot start the audit: {e.strerror}")
+    if proc.stdout.strip():
+        try:
+            return Report.from_dict(json.loads(proc.stdout))
+        except (json.JSONDecodeError, ValueError, AttributeError):
+            pass
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    reason = lines[-1] if lines else f"exited with code {proc.returncode} and no report"
+    if proc.returncode < 0:
+        reason = f"crashed (signal {-proc.returncode})" + (f": {reason}" if lines else "")
+    for prefix in ("golf-audit: error: ", "golf-audit: "):
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):]
+            break
+    return Report(submission=folder, error=reason[:300])
+
+
 def scan(args) -> int:
-    raise AuditError("scan is not available in this version of golf-audit")
+    """Audit every submission folder under the trees in parallel processes; exit with the worst code."""
+    if args.jobs < 1:
+        raise AuditError("--jobs must be at least 1")
+    if args.artifact:
+        raise AuditError("--artifact names one submission's artifact; scan finds each folder's own")
+    folders = find_submissions(args.path)
+    if not folders:
+        raise AuditError(f"{', '.join(args.path)}: no submission folder found (a folder with train_gpt*.py or submission*.json)")
+    reports: dict[str, Report] = {}
+    show = sys.stderr.isatty()
+    with progress.task(show, f"scan ({args.mode})", total=len(folders)) as advance, \
+            ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {pool.submit(audit_folder, args, f): f for f in folders}
+        for fut in as_completed(futures):
+            reports[futures[fut]] = fut.result()
+            advance(1)
+    ordered = [reports[f] for f in folders]
+    from cli import emit, gate, render_options
+
+    gate(ordered, args)
+    root = args.path[0] if len(args.path) == 1 else None
+    emit(render_many(ordered, args.format, root=root, **render_options(args)), args.output)
+    failed = [r for r in ordered if r.error]
+    if failed:
+        print(f"golf-audit: error: {len(failed)} of {len(ordered)} folder(s) could not be audited "
+              f"(first: {failed[0].submission}: {failed[0].error})", file=sys.stderr)
+    return max(r.exit_code for r in ordered)

@@ -9,6 +9,7 @@ the same inputs serialize byte-identically.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,7 +40,37 @@ FAMILIES: dict[str, str] = {
     "claims-mismatch": "rules",
     "structure": "rules",
 }
+# family -> what it means, in a few words (rule help text, report legends).
+FAMILY_TITLES: dict[str, str] = {
+    "target-in-key": "a key or index used to read a probability is built from the scored target",
+    "target-gated-mixing": "a mixing gate, weight or branch is chosen from the scored target",
+    "unnormalized": "the score is not taken from a full normalized distribution over the vocabulary",
+    "oracle-selection": "the better of several scorings of the same tokens is kept",
+    "multi-pass": "validation is rescored with state built from the whole stream",
+    "update-before-score": "adaptive state is updated on tokens before they are scored",
+    "val-data-in-training": "validation tokens are trained on before evaluation",
+    "val-calibration": "quantization or calibration statistics are read from validation data",
+    "train-data-at-eval": "training data is read after the training time cap or during evaluation",
+    "eval-time-optimization": "parameters are optimized on a loss over the positions then scored",
+    "boundary-leak": "information crosses document boundaries in a per-document evaluation",
+    "byte-accounting": "bytes per token are not counted by the challenge's byte rule",
+    "partial-eval": "only part of the validation set is scored",
+    "double-scoring": "a validation token is scored more than once, or skipped",
+    "external-access": "network, downloads or outside programs are used",
+    "size-cap": "the artifact (code + compressed model) exceeds 16,000,000 bytes",
+    "time-cap": "training or evaluation exceeds 600 seconds",
+    "significance": "the improvement over the record is not significant",
+    "claims-mismatch": "claimed numbers do not match the submission's own logs or files",
+    "structure": "files are missing, unreadable or malformed",
+}
 CONDITIONS = ("C1", "C2", "C3", "C4", "rules")
+CONDITION_TITLES: dict[str, str] = {
+    "C1": "C1 strict causal dependence",
+    "C2": "C2 full normalized distribution",
+    "C3": "C3 score before update",
+    "C4": "C4 single left-to-right pass",
+    "rules": "Challenge rules",
+}
 SEVERITIES = ("error", "warning", "info")
 PROBE_STATUSES = ("pass", "fail", "skipped")
 
@@ -53,7 +84,7 @@ class Finding:
     path: str | None = None
     line: int | None = None
     condition: str | None = None
-    column: int | None = None
+    column: int | None = None  # 1-based, as editors and SARIF count
     end_line: int | None = None
     why: str | None = None
     fix: str | None = None
@@ -71,12 +102,20 @@ class Finding:
             self.condition = FAMILIES[self.family]
 
     def fingerprint(self) -> str:
-        """Identity that survives line shifts: rule, path and the message."""
-        return f"{self.rule}|{self.path or ''}|{self.message}"
+        """Identity that survives line shifts: rule, path and the message with line numbers masked."""
+        return f"{self.rule}|{self.path or ''}|{_LINE_REF.sub(_mask_line, self.message)}"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         return {k: v for k, v in d.items() if v not in (None, {}) or k in ("path", "line")}
+
+
+# "line 1143", "lines 10-12", "train_gpt.py:1143:9": references that move when code above them moves.
+_LINE_REF = re.compile(r"\b(lines?\s+)\d+(?:\s*[-–]\s*\d+)?|(\.py):\d+(?::\d+)?")
+
+
+def _mask_line(m: re.Match) -> str:
+    return f"{m.group(1)}N" if m.group(1) else f"{m.group(2)}:N"
 
 
 @dataclass
@@ -161,10 +200,28 @@ class Report:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False, default=_json_default) + "\n"
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False, default=json_default) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Report":
+        """Rebuild a report from its JSON form (``to_dict``); the verdict follows from the findings."""
+        try:
+            return cls(
+                submission=d["submission"],
+                findings=[Finding(**f) for f in d.get("findings", [])],
+                probes=[ProbeResult(**p) for p in d.get("probes", [])],
+                claims=d.get("claims"),
+                reproduction=d.get("reproduction"),
+                skipped=[Skipped(**s) for s in d.get("skipped", [])],
+                parts_run=list(d.get("parts_run", [])),
+                inputs=dict(d.get("inputs", {})),
+                error=d.get("error"),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not a golf-audit report: {e}") from None
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
     # numpy scalars and paths reach the report from checks; keep the report plain JSON.
     if hasattr(o, "item"):
         return o.item()

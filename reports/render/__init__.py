@@ -1,4 +1,8 @@
-"""Renderers: Report -> text. They format; they never compute verdicts or numbers."""
+"""Renderers: Report -> text. They format; they never compute verdicts or numbers.
+
+A renderer module has ``render(report, **options) -> str``; one that can show several reports
+at once (``golf-audit scan``) also has ``render_many(reports, **options) -> str``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from reports.model import Report
 RENDERERS = {
     "text": "reports.render.text",
     "json": "reports.render.json_format",
+    "sarif": "reports.render.sarif",
+    "markdown": "reports.render.markdown",
+    "junit": "reports.render.junit",
 }
 
 
@@ -20,4 +27,11 @@ def formats() -> list[str]:
 def render(report: Report, fmt: str, **kwargs) -> str:
     if fmt not in RENDERERS:
         raise ValueError(f"unknown format {fmt!r}")
-    return importlib.import_module(RENDERERS[fmt]).render(report, **kwargs)
+    return importlib.import_module(RENDERERS[fmt]).render(report.sorted(), **kwargs)
+
+
+def render_many(reports: list[Report], fmt: str, **kwargs) -> str:
+    """Several reports in one document (a scan): one SARIF run, one JUnit file, one table."""
+    if fmt not in RENDERERS:
+        raise ValueError(f"unknown format {fmt!r}")
+    return importlib.import_module(RENDERERS[fmt]).render_many([r.sorted() for r in reports], **kwargs)

@@ -1,0 +1,202 @@
+"""What several renderers share: where a finding points in the repository, and what its rule is.
+
+Paths: findings carry paths relative to the submission folder (``train_gpt.py``) or as the user
+typed them (``records/x/train_gpt.py``); both become one repository-relative path here, so SARIF,
+Markdown and JUnit point at the same file. Nothing here reads files or computes results.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import posixpath
+from dataclasses import dataclass
+from typing import Iterable
+
+from reports.model import FAMILIES, FAMILY_TITLES, Finding, ProbeResult, Report
+
+# Where a finding without a file location is anchored, in order of preference: claims findings
+# belong to the files that make the claims, everything else to the code.
+CLAIM_FAMILIES = {"claims-mismatch", "significance", "size-cap", "time-cap", "structure"}
+CLAIM_ANCHORS = ("submission.json", "README.md", "readme.md")
+CODE_ANCHORS = ("train_gpt.py",)
+
+
+def _norm(path: str) -> str:
+    p = posixpath.normpath(path.replace("\\", "/"))
+    return "" if p == "." else p
+
+
+def submission_dir(report: Report) -> str:
+    """The submission folder as a normalized path ('' for the current directory)."""
+    base = _norm(report.submission)
+    return posixpath.dirname(base) if base.endswith(".py") else base
+
+
+def repo_path(report: Report, path: str) -> str:
+    """A finding's path joined onto the submission folder unless it already starts with it."""
+    base, p = submission_dir(report), _norm(path)
+    if not base or posixpath.isabs(p) or p == base or p.startswith(base + "/"):
+        return p
+    return posixpath.join(base, p)
+
+
+def anchor_path(report: Report, family: str | None = None) -> str:
+    """The file a location-less finding (claims, probes, data) is shown on.
+
+    The submission's own files as the report lists them (``inputs``): submission.json or the
+    README for claims, the entry file for code; the folder itself when the report lists none.
+    """
+    names = list(report.inputs)
+    entry = [n for n in names if n in CODE_ANCHORS] or [n for n in names if n.startswith("train_gpt") and n.endswith(".py")]
+    claim = [n for n in CLAIM_ANCHORS if n in names]
+    order = (claim + entry) if family in CLAIM_FAMILIES else (entry + claim)
+    if report.submission.endswith(".py"):
+        return _norm(report.submission)
+    if order:
+        return repo_path(report, order[0])
+    return submission_dir(report) or "."
+
+
+def finding_path(report: Report, f: Finding) -> tuple[str, bool]:
+    """(repository path, True when it is the finding's own location rather than an anchor)."""
+    if f.path:
+        return repo_path(report, f.path), True
+    return anchor_path(report, f.family), False
+
+
+def probe_rule_id(p: ProbeResult) -> str:
+    return f"probe/{p.probe}"
+
+
+@dataclass
+class RuleInfo:
+    """What a reader needs to know about one rule (static rule, part rule or probe)."""
+
+    id: str
+    name: str
+    family: str | None
+    condition: str | None
+    severity: str
+    short: str
+    full: str
+    help_text: str
+    help_markdown: str
+    kind: str  # "static", "part" or "probe"
+
+
+def _static_registry() -> dict[str, object]:
+    """The static rules by id, or {} when the static rule engine is not part of this build."""
+    try:
+        mod = importlib.import_module("checks.static")
+    except ImportError:
+        return {}
+    for attr in ("all_rules", "rules", "registry"):
+        obj = getattr(mod, attr, None)
+        if callable(obj):
+            try:
+                obj = obj()
+            except TypeError:
+                continue
+        if isinstance(obj, dict):
+            return {str(k): v for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return {str(_attr(r, "id", "ID", "rule_id")): r for r in obj if _attr(r, "id", "ID", "rule_id")}
+    return {}
+
+
+def _attr(obj: object, *names: str) -> object | None:
+    for n in names:
+        v = getattr(obj, n, None)
+        if v:
+            return v
+    return None
+
+
+def _doc(obj: object) -> str:
+    return inspect.cleandoc(getattr(obj, "__doc__", None) or "")
+
+
+def _from_static(rid: str, rule: object) -> RuleInfo:
+    family = _attr(rule, "family", "FAMILY")
+    condition = _attr(rule, "condition", "CONDITION") or (FAMILIES.get(family) if family else None)
+    severity = _attr(rule, "severity", "SEVERITY") or "error"
+    name = _attr(rule, "name", "NAME", "title", "TITLE") or (type(rule).__name__ if not isinstance(rule, type) else rule.__name__)
+    doc = _attr(rule, "explain_text", "doc") or _doc(rule)
+    why = _attr(rule, "why", "WHY") or ""
+    fix = _attr(rule, "fix", "FIX") or ""
+    short = _attr(rule, "summary", "SUMMARY", "short", "message", "MESSAGE") or (doc.splitlines()[0] if doc else FAMILY_TITLES.get(family, rid))
+    full = str(why or doc or short)
+    help_md = str(doc) if doc else _help_markdown(str(why), str(fix), family)
+    return RuleInfo(rid, str(name), family, condition, str(severity), str(short), full,
+                    _help_text(str(why or full), str(fix), family), help_md, "static")
+
+
+def _help_text(why: str, fix: str, family: str | None) -> str:
+    parts = [why] if why else []
+    if fix:
+        parts.append(f"Fix: {fix}")
+    if family:
+        parts.append(f"Family {family} ({FAMILIES.get(family, '?')}): {FAMILY_TITLES.get(family, '')}.")
+    return "\n".join(parts)
+
+
+def _help_markdown(why: str, fix: str, family: str | None) -> str:
+    parts = []
+    if why:
+        parts.append(f"**Why is this bad?** {why}")
+    if fix:
+        parts.append(f"**Use instead:** {fix}")
+    if family:
+        parts.append(f"Family `{family}`, condition {FAMILIES.get(family, '?')}: {FAMILY_TITLES.get(family, '')}.")
+    return "\n\n".join(parts)
+
+
+def _from_finding(f: Finding, kind: str) -> RuleInfo:
+    short = FAMILY_TITLES[f.family]
+    full = f.why or f"{short[0].upper()}{short[1:]} ({f.condition})."
+    return RuleInfo(f.rule, f.rule, f.family, f.condition, f.severity, short, full,
+                    _help_text(f.why or "", f.fix or "", f.family), _help_markdown(f.why or "", f.fix or "", f.family), kind)
+
+
+def _from_probe(p: ProbeResult) -> RuleInfo:
+    title = p.probe.replace("_", " ").replace("-", " ")
+    short = f"causality probe: {title}"
+    cond = p.condition or (FAMILIES.get(p.family) if p.family else None)
+    full = f"Runs the submission's own evaluation on generated token streams and tests {title}" + (f" ({cond})." if cond else ".")
+    help_text = full + " A failure comes with a shrunk counterexample and a command that replays it."
+    return RuleInfo(probe_rule_id(p), title, p.family, cond, "error", short, full, help_text, help_text, "probe")
+
+
+def rule_catalog(reports: Iterable[Report]) -> dict[str, RuleInfo]:
+    """Every rule the reports mention (and every static rule when the static part ran), by id, sorted."""
+    reports = list(reports)
+    registry = _static_registry() if any("static" in r.parts_run for r in reports) else {}
+    out: dict[str, RuleInfo] = {}
+    for rid, rule in registry.items():
+        try:
+            out[rid] = _from_static(rid, rule)
+        except Exception:  # a registry shape we do not know: fall back to what findings say
+            continue
+    for r in reports:
+        for f in r.findings:
+            if f.rule in registry and f.rule in out:
+                continue
+            if f.rule not in out:
+                out[f.rule] = _from_finding(f, "static" if f.rule in registry else "part")
+        for p in r.probes:
+            out.setdefault(probe_rule_id(p), _from_probe(p))
+    return dict(sorted(out.items()))
+
+
+def fmt_value(v: object) -> str:
+    """Numbers as a reviewer reads them: BPB-like floats to 8 places, integers with separators."""
+    if isinstance(v, bool) or v is None:
+        return "–" if v is None else str(v).lower()
+    if isinstance(v, float):
+        return f"{v:.8f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(fmt_value(x) for x in v)
+    return str(v)
