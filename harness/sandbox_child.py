@@ -196,6 +196,8 @@ def main() -> None:
         msg = {"ok": True, "value": encode(value), "blocked": guards.blocked}
     except BaseException as e:  # report, do not crash: the parent turns this into one line
         text = str(e).splitlines()[0][:300] if str(e) else ""
+        # Name the private directory as the child sees it: reports must not carry temp paths.
+        text = text.replace(guards.sub_dir, "<submission>").replace(guards.workdir, "~")
         msg = {"ok": False, "error": f"{type(e).__name__}: {text}".rstrip(": "), "blocked": guards.blocked}
     try:
         data = json.dumps(msg, allow_nan=True).encode()

@@ -29,6 +29,9 @@ class Submission:
     submission_json: Path | None = None
     logs: list[Path] = field(default_factory=list)
     artifacts: list[Path] = field(default_factory=list)
+    # Files left out of discovery, relative path -> why (not a regular file, or a symlink
+    # leading outside the folder: hashing or parsing those could hang or leak the runner's files).
+    ignored: dict[str, str] = field(default_factory=dict)
 
     def rel(self, p: Path) -> str:
         """Path relative to the submission folder, with forward slashes (stable across machines)."""
@@ -73,7 +76,9 @@ def load_submission(path: str | os.PathLike) -> Submission:
     except OSError as e:
         raise AuditError(f"{given}: cannot list folder: {e.strerror}") from None
     sub = Submission(root=p, given=given)
-    py = [p / n for n in names if n.endswith(".py") and (p / n).is_file()]
+    real_root = os.path.realpath(p)
+    keep = lambda f: _plain_file(f, real_root, sub)  # noqa: E731
+    py = [p / n for n in names if n.endswith(".py") and keep(p / n)]
     entries = [f for f in py if f.name == "train_gpt.py"] or [f for f in py if f.name.startswith("train_gpt")]
     sub.entry = entries[0] if entries else None
     sub.sources = ([sub.entry] if sub.entry else []) + [f for f in py if f != sub.entry]
@@ -82,10 +87,10 @@ def load_submission(path: str | os.PathLike) -> Submission:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
         if Path(dirpath) == p:
             continue
-        sub.sources += [Path(dirpath) / n for n in sorted(filenames) if n.endswith(".py")]
+        sub.sources += [Path(dirpath) / n for n in sorted(filenames) if n.endswith(".py") and keep(Path(dirpath) / n)]
     for n in names:
         f = p / n
-        if not f.is_file():
+        if not keep(f):
             continue
         low = n.lower()
         if low == "readme.md":
@@ -97,6 +102,19 @@ def load_submission(path: str | os.PathLike) -> Submission:
         elif low.endswith(ARTIFACT_SUFFIXES):
             sub.artifacts.append(f)
     return sub
+
+
+def _plain_file(f: Path, real_root: str, sub: Submission) -> bool:
+    """A regular file that resolves inside the submission; anything else is noted in ``ignored``."""
+    real = os.path.realpath(f)
+    if not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        sub.ignored[sub.rel(f)] = "symlink leading outside the submission folder"
+        return False
+    if not os.path.isfile(real):
+        if not os.path.isdir(real):
+            sub.ignored[sub.rel(f)] = "not a regular file"
+        return False
+    return True
 
 
 def find_data_near(sub: Submission) -> tuple[str | None, str | None]:
