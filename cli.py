@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", "-j", type=int, default=2, help="parallel processes (default: 2)")
     p.add_argument("--timeout", type=float, default=3600, metavar="SECONDS",
                    help="wall-clock limit per folder; a folder over it shows as error (default: 3600)")
+    p.add_argument("--list", action="store_true", help="only print the submission folders found, one a line")
     p = sub.add_parser("render", parents=[common], help="render a saved JSON report (or scan) in another format")
     p.add_argument("path", metavar="REPORT", help="a file written by --format json")
     sub.add_parser("rules", parents=[common], help="list the static rules")
@@ -134,8 +136,11 @@ def gate(reports: list, args: argparse.Namespace) -> None:
 
 
 def render_options(args: argparse.Namespace) -> dict:
-    color = args.color or (not args.output and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
-    return {"color": color, "link_base": args.link_base}
+    tty = not args.output and sys.stdout.isatty()
+    opts = {"color": args.color or (tty and not os.environ.get("NO_COLOR")), "link_base": args.link_base}
+    if tty:
+        opts["width"] = shutil.get_terminal_size().columns
+    return opts
 
 
 def render_saved(args: argparse.Namespace) -> int:

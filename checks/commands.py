@@ -117,6 +117,9 @@ def scan(args) -> int:
     if args.artifact:
         raise AuditError("--artifact names one submission's artifact; scan finds each folder's own")
     folders = find_submissions(args.path)
+    if args.list:
+        sys.stdout.write("".join(f + "\n" for f in folders))
+        return 0
     if not folders:
         raise AuditError(f"{', '.join(args.path)}: no submission folder found (a folder with train_gpt*.py or submission*.json)")
     reports: dict[str, Report] = {}
