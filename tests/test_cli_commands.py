@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+from functools import cache
 
 import pytest
 
@@ -23,14 +24,21 @@ VIOLATING = "submissions/ngram_target_in_key"
 LEGAL = "submissions/legal_sliding"
 
 
-def audit_json(*args: str) -> tuple[int, dict]:
+@cache
+def _json_run(*args: str) -> tuple[int, str]:
     proc = run_cli(*args, "--format", "json")
-    assert proc.returncode in (0, 1, 2)
-    doc = check_output("json", proc.stdout)
-    assert proc.returncode == {"pass": 0, "fail": 1, "error": 2}[doc["verdict"]]
+    return proc.returncode, proc.stdout
+
+
+def audit_json(*args: str) -> tuple[int, dict]:
+    """The JSON report of a command (one run per argument list and test process), checked."""
+    rc, out = _json_run(*args)
+    assert rc in (0, 1, 2)
+    doc = check_output("json", out)
+    assert rc == {"pass": 0, "fail": 1, "error": 2}[doc["verdict"]]
     errors = [f for f in doc["findings"] if f["severity"] == "error" and not f.get("suppressed")]
-    assert (proc.returncode == 1) == bool(errors)
-    return proc.returncode, doc
+    assert (rc == 1) == bool(errors)
+    return rc, doc
 
 
 def test_examples_are_present():

@@ -145,3 +145,45 @@ def test_scan_baseline(tree, tmp_path):
     again = run_cli("scan", str(rec), "--mode", "audit", "--no-exec", "--baseline", str(base), "--format", "json", env=env)
     assert again.returncode == 0
     assert ROOT.exists()
+
+
+def test_progress_bar_only_on_a_terminal(tree):
+    """A scan step over a second shows a bar on a terminal stderr; stdout and piped stderr stay clean."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    import threading
+
+    rec, env = tree
+    shutil.rmtree(rec / "track_non_record_16mb")
+    site = env["PYTHONPATH"]
+    with open(os.path.join(site, "sitecustomize.py"), "a") as f:
+        f.write("\nif any(a.rstrip('/').endswith('_Legal') for a in sys.argv):\n    time.sleep(2.5)\n")
+    piped = run_cli("scan", str(rec), "--format", "json", env=env)
+    assert piped.stderr == ""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "cli.py", "scan", str(rec), "--format", "json"], cwd=ROOT,
+                            env={**os.environ, **env, "TERM": "xterm", "COLUMNS": "100"},
+                            stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    chunks: list[bytes] = []
+
+    def drain():  # read while it runs: a full terminal buffer would block the bar
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    out, _ = proc.communicate(timeout=120)
+    reader.join(timeout=10)
+    os.close(leader)
+    err = b"".join(chunks).decode(errors="replace")
+    assert "scan (check)" in err and "/2" in err
+    assert out == piped.stdout  # the report never carries progress
