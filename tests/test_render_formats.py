@@ -222,3 +222,50 @@ def test_baseline_accepts_known_findings_only():
     assert other.verdict == "pass"  # the same folder written differently
     elsewhere = full_report("records/elsewhere")
     assert baseline.apply(elsewhere, accepted) == 0 and elsewhere.verdict == "fail"
+
+
+class _FakeRule:
+    """A table is read with a key built from the target.
+
+    Why:
+    The probability must be fixed before x_t is looked at.
+
+    Example:
+        key = ctx ^ tgt
+        p = table[key]
+
+    Fix:
+    Key on the context only.
+    """
+
+    ID, NAME, family, severity = "GA001", "target-in-key", "target-in-key", "error"
+
+    @classmethod
+    def sections(cls):
+        return {"what": "A table is read with a key built from the target.",
+                "why": "The probability must be fixed before x_t is looked at.",
+                "example": "key = ctx ^ tgt\n    p = table[key]", "fix": "Key on the context only."}
+
+
+def test_rule_metadata_comes_from_the_static_registry(monkeypatch, sarif_validator):
+    import sys
+    import types
+
+    engine = types.ModuleType("checks.static.engine")
+    engine.all_rules = lambda: [_FakeRule()]
+    monkeypatch.setitem(sys.modules, "checks.static.engine", engine)
+    r = Report(submission="submissions/x")
+    r.parts_run = ["static"]
+    doc = json.loads(render(r, "sarif"))
+    sarif_validator.validate(doc)
+    (rule,) = doc["runs"][0]["tool"]["driver"]["rules"]
+    assert rule["id"] == "GA001" and rule["name"] == "TargetInKey"
+    assert rule["shortDescription"]["text"] == "A table is read with a key built from the target."
+    assert "## Why is this bad?" in rule["help"]["markdown"] and "key = ctx ^ tgt\np = table[key]" in rule["help"]["markdown"]
+    assert rule["properties"]["family"] == "target-in-key" and rule["properties"]["condition"] == "C1"
+    # a clean static run is one passing JUnit case per rule
+    case = ET.fromstring(render(r, "junit")).find("testsuite/testcase[@name='GA001 target-in-key']")
+    assert case is not None and case.find("failure") is None
+    # without the static part the registry is not consulted
+    r.parts_run = ["claims"]
+    assert json.loads(render(r, "sarif"))["runs"][0]["tool"]["driver"]["rules"] == []

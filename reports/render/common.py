@@ -8,8 +8,8 @@ Markdown and JUnit point at the same file. Nothing here reads files or computes 
 from __future__ import annotations
 
 import importlib
-import inspect
 import posixpath
+import textwrap
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -86,50 +86,37 @@ class RuleInfo:
 
 
 def _static_registry() -> dict[str, object]:
-    """The static rules by id, or {} when the static rule engine is not part of this build."""
+    """The static rules by id (``checks.static.engine.all_rules``), or {} when not in this build."""
+    module = "checks.static.engine"
     try:
-        mod = importlib.import_module("checks.static")
-    except ImportError:
-        return {}
-    for attr in ("all_rules", "rules", "registry"):
-        obj = getattr(mod, attr, None)
-        if callable(obj):
-            try:
-                obj = obj()
-            except TypeError:
-                continue
-        if isinstance(obj, dict):
-            return {str(k): v for k, v in obj.items()}
-        if isinstance(obj, (list, tuple)):
-            return {str(_attr(r, "id", "ID", "rule_id")): r for r in obj if _attr(r, "id", "ID", "rule_id")}
-    return {}
+        engine = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and (e.name == module or module.startswith(e.name + ".")):
+            return {}
+        raise
+    return {r.ID: r for r in engine.all_rules()}
 
 
-def _attr(obj: object, *names: str) -> object | None:
-    for n in names:
-        v = getattr(obj, n, None)
-        if v:
-            return v
-    return None
-
-
-def _doc(obj: object) -> str:
-    return inspect.cleandoc(getattr(obj, "__doc__", None) or "")
-
-
-def _from_static(rid: str, rule: object) -> RuleInfo:
-    family = _attr(rule, "family", "FAMILY")
-    condition = _attr(rule, "condition", "CONDITION") or (FAMILIES.get(family) if family else None)
-    severity = _attr(rule, "severity", "SEVERITY") or "error"
-    name = _attr(rule, "name", "NAME", "title", "TITLE") or (type(rule).__name__ if not isinstance(rule, type) else rule.__name__)
-    doc = _attr(rule, "explain_text", "doc") or _doc(rule)
-    why = _attr(rule, "why", "WHY") or ""
-    fix = _attr(rule, "fix", "FIX") or ""
-    short = _attr(rule, "summary", "SUMMARY", "short", "message", "MESSAGE") or (doc.splitlines()[0] if doc else FAMILY_TITLES.get(family, rid))
-    full = str(why or doc or short)
-    help_md = str(doc) if doc else _help_markdown(str(why), str(fix), family)
-    return RuleInfo(rid, str(name), family, condition, str(severity), str(short), full,
-                    _help_text(str(why or full), str(fix), family), help_md, "static")
+def _from_static(rid: str, rule) -> RuleInfo:
+    """Rule metadata from the rule's own docstring sections (what / why / example / fix)."""
+    sec = rule.sections()
+    what, why, example, fix = (sec.get(k, "") for k in ("what", "why", "example", "fix"))
+    head, _, rest = example.partition("\n")
+    example = (head + "\n" + textwrap.dedent(rest)).strip()  # the first line lost its indent to a strip
+    family = rule.family or None
+    condition = FAMILIES.get(family) if family else None
+    short = " ".join(what.split()) or FAMILY_TITLES.get(family, rid)
+    full = " ".join(f"{what} {why}".split())
+    text = "\n\n".join(x for x in (what, f"Why: {why}" if why else "", f"Example:\n{example}" if example else "",
+                                    f"Fix: {fix}" if fix else "") if x)
+    md = [f"**{rule.NAME or rid}** ({family}, {condition})", "", "## What it does", what]
+    if why:
+        md += ["", "## Why is this bad?", why]
+    if example:
+        md += ["", "## Example", "```python", example, "```"]
+    if fix:
+        md += ["", "## Use instead", fix]
+    return RuleInfo(rid, rule.NAME or rid, family, condition, rule.severity, short, full, text, "\n".join(md), "static")
 
 
 def _help_text(why: str, fix: str, family: str | None) -> str:
@@ -174,10 +161,7 @@ def rule_catalog(reports: Iterable[Report]) -> dict[str, RuleInfo]:
     registry = _static_registry() if any("static" in r.parts_run for r in reports) else {}
     out: dict[str, RuleInfo] = {}
     for rid, rule in registry.items():
-        try:
-            out[rid] = _from_static(rid, rule)
-        except Exception:  # a registry shape we do not know: fall back to what findings say
-            continue
+        out[rid] = _from_static(rid, rule)
     for r in reports:
         for f in r.findings:
             if f.rule in registry and f.rule in out:
