@@ -6,8 +6,9 @@ A baseline is a JSON file written by ``--write-baseline FILE`` from one or more 
      "accepted": [{"submission": "records/x", "fingerprint": "TIK001|train_gpt.py|…",
                    "rule": "TIK001", "path": "train_gpt.py", "message": "…"}]}
 
-A finding is accepted when its submission folder and ``Finding.fingerprint()`` (rule, path and
-message with line numbers masked, so moving code does not revive it) match an entry. Accepted
+A finding is accepted when its submission folder (relative to the working directory) and
+``Finding.fingerprint()`` (rule, path inside the folder and message with line numbers masked, so
+moving code does not revive it) match an entry. Accepted
 findings stay in the report, marked ``suppressed``, and no longer count for the verdict.
 Entries are sorted, so a baseline diff in review shows exactly what was accepted.
 """
@@ -15,19 +16,32 @@ Entries are sorted, so a baseline diff in review shows exactly what was accepted
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from pathlib import Path
 
 from harness import AuditError
-from reports.model import Report
+from reports.model import Finding, Report
 
 FORMAT_KEY = "golf_audit_baseline"
 FORMAT_VERSION = 1
 
 
 def submission_key(submission: str) -> str:
-    """The folder as a stable key: forward slashes, no ``./``, no trailing slash."""
-    return posixpath.normpath(submission.replace("\\", "/"))
+    """The folder as a stable key: relative to the working directory (the repository root in CI),
+    forward slashes, no ``./``, no trailing slash."""
+    path = submission
+    if os.path.isabs(path):
+        try:
+            path = os.path.relpath(path)
+        except ValueError:  # another drive: keep it absolute
+            pass
+    return posixpath.normpath(path.replace("\\", "/"))
+
+
+def finding_key(report: Report, f: Finding) -> tuple[str, str]:
+    """(folder, fingerprint) of a finding, whichever way its folder and path were typed."""
+    return submission_key(report.submission), f.fingerprint(posixpath.normpath(report.submission.replace("\\", "/")))
 
 
 def entries(reports: list[Report]) -> list[dict[str, str]]:
@@ -37,7 +51,7 @@ def entries(reports: list[Report]) -> list[dict[str, str]]:
         for f in r.findings:
             if f.severity == "info" or (f.suppressed and not f.suppressed.startswith("baseline")):
                 continue
-            key = (submission_key(r.submission), f.fingerprint())
+            key = finding_key(r, f)
             out[key] = {"submission": key[0], "fingerprint": key[1], "rule": f.rule,
                         "family": f.family, "severity": f.severity, "path": f.path or "", "message": f.message}
     return [out[k] for k in sorted(out)]
@@ -81,10 +95,9 @@ def load(path: str) -> set[tuple[str, str]]:
 
 def apply(report: Report, accepted: set[tuple[str, str]]) -> int:
     """Mark the report's findings found in the baseline as accepted; returns how many."""
-    key = submission_key(report.submission)
     n = 0
     for f in report.findings:
-        if not f.suppressed and (key, f.fingerprint()) in accepted:
+        if not f.suppressed and finding_key(report, f) in accepted:
             f.suppressed = "baseline: accepted finding"
             n += 1
     return n

@@ -101,9 +101,16 @@ class Finding:
         if self.condition is None:
             self.condition = FAMILIES[self.family]
 
-    def fingerprint(self) -> str:
-        """Identity that survives line shifts: rule, path and the message with line numbers masked."""
-        return f"{self.rule}|{self.path or ''}|{_LINE_REF.sub(_mask_line, self.message)}"
+    def fingerprint(self, folder: str = "") -> str:
+        """Identity that survives line shifts: rule, path and the message with line numbers masked.
+
+        With ``folder`` (the submission folder), a path under it counts from it, so the identity does
+        not depend on how the folder was typed.
+        """
+        path, base = (self.path or "").replace("\\", "/"), folder.replace("\\", "/").rstrip("/")
+        if base and path.startswith(base + "/"):
+            path = path[len(base) + 1:]
+        return f"{self.rule}|{path}|{_LINE_REF.sub(_mask_line, self.message)}"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -269,3 +269,13 @@ def test_rule_metadata_comes_from_the_static_registry(monkeypatch, sarif_validat
     # without the static part the registry is not consulted
     r.parts_run = ["claims"]
     assert json.loads(render(r, "sarif"))["runs"][0]["tool"]["driver"]["rules"] == []
+
+
+def test_baseline_does_not_depend_on_how_the_folder_was_typed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    typed = full_report("records/x")
+    typed.findings[0].path = "records/x/train_gpt.py"  # as the static part writes it: folder + file
+    accepted = {(e["submission"], e["fingerprint"]) for e in json.loads(baseline.dumps([typed]))["accepted"]}
+    absolute = full_report(str(tmp_path / "records" / "x"))
+    absolute.findings[0].path = str(tmp_path / "records" / "x" / "train_gpt.py")
+    assert baseline.apply(absolute, accepted) == 2 and absolute.verdict == "pass"

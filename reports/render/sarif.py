@@ -14,6 +14,7 @@ import posixpath
 from typing import Any
 
 from harness import __version__
+from reports import baseline
 from reports.model import RULE_SET_VERSION, Finding, ProbeResult, Report
 from reports.render.common import RuleInfo, anchor_path, finding_path, probe_rule_id, rule_catalog
 
@@ -95,7 +96,7 @@ def _location(report: Report, path: str, line: int | None, column: int | None, e
 
 
 def _fingerprint(report: Report, key: str) -> dict[str, str]:
-    digest = hashlib.sha256(f"{posixpath.normpath(report.submission)}|{key}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{baseline.submission_key(report.submission)}|{key}".encode()).hexdigest()[:32]
     return {FINGERPRINT_KEY: digest}
 
 
@@ -110,7 +111,7 @@ def _finding_result(report: Report, f: Finding, ids: list[str]) -> dict[str, Any
         "level": LEVEL[f.severity],
         "message": {"text": text},
         "locations": [_location(report, path, f.line if own else None, f.column if own else None, f.end_line if own else None)],
-        "partialFingerprints": _fingerprint(report, f.fingerprint()),
+        "partialFingerprints": _fingerprint(report, baseline.finding_key(report, f)[1]),
         "properties": {"family": f.family, "condition": f.condition, "severity": f.severity,
                        "submission": report.submission},
     }
