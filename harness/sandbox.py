@@ -102,9 +102,15 @@ def encode(obj: Any) -> Any:
 
 
 def decode(obj: Any) -> Any:
+    """Inverse of ``encode``; a damaged array raises ValueError (never unpickles anything)."""
     if isinstance(obj, dict):
         if set(obj) == {"__ndarray__"}:
-            return np.load(io.BytesIO(base64.b64decode(obj["__ndarray__"])), allow_pickle=False)
+            try:
+                return np.load(io.BytesIO(base64.b64decode(obj["__ndarray__"])), allow_pickle=False)
+            except ValueError:
+                raise
+            except Exception as e:  # np.load's header parser raises EOFError, SyntaxError, ...
+                raise ValueError(f"not a .npy array ({type(e).__name__})") from None
         return {k: decode(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [decode(v) for v in obj]
