@@ -35,6 +35,7 @@ import re
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -236,7 +237,10 @@ def run_sandboxed(
     try:
         sub_dir = work / "submission"
         if copy_dir is not None:
-            shutil.copytree(copy_dir, sub_dir, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            try:
+                shutil.copytree(copy_dir, sub_dir, symlinks=True, ignore=_not_copied)
+            except (OSError, shutil.Error) as e:
+                return SandboxResult(ok=False, error=f"cannot copy the submission into the sandbox: {_first_line(e)}")
         else:
             sub_dir.mkdir()
         child_env = {k: os.environ[k] for k in ENV_KEEP if k in os.environ}
@@ -310,6 +314,29 @@ def run_sandboxed(
         return res
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _not_copied(folder: str, names: list[str]) -> set[str]:
+    """Names copytree skips: bytecode caches, and FIFOs, sockets and devices (copying a FIFO
+    blocks forever). Symlinks are copied as symlinks; what they lead to is the guards' business."""
+    skip = set()
+    for n in names:
+        if n == "__pycache__" or n.endswith(".pyc"):
+            skip.add(n)
+            continue
+        try:
+            mode = os.lstat(os.path.join(folder, n)).st_mode
+        except OSError:
+            skip.add(n)
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+            skip.add(n)
+    return skip
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text[:300]
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

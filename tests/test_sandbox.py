@@ -156,3 +156,12 @@ def test_frame_parser(raw, problem):
 def test_torch_imports_under_the_guards():
     r = run_sandboxed(T + "import_torch", {})
     assert r.ok and r.value == 3.0 and not r.blocked, (r.error, r.blocked)
+
+
+def test_special_files_in_the_submission_are_not_copied(tmp_path):
+    (tmp_path / "train_gpt.py").write_text("RESULT = 1\n")
+    os.mkfifo(tmp_path / "pipe.log")  # copying a FIFO would block forever
+    (tmp_path / "zero.py").symlink_to("/dev/zero")
+    r = run_sandboxed(T + "import_entry", {"entry": "$SUBMISSION/train_gpt.py"}, copy_dir=tmp_path,
+                      limits=Limits(wall_seconds=60))
+    assert r.ok and r.value == {"result": 1}
