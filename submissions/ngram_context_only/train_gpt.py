@@ -40,9 +40,9 @@ class Hyperparameters:
     threads = int(os.environ.get("THREADS", 2))
 
     # Training length: a fixed step count keeps runs reproducible; the wall-clock cap is a guard.
-    iterations = int(os.environ.get("ITERATIONS", 300))
+    iterations = int(os.environ.get("ITERATIONS", 200))
     warmup_steps = int(os.environ.get("WARMUP_STEPS", 20))
-    warmdown_iters = int(os.environ.get("WARMDOWN_ITERS", 100))
+    warmdown_iters = int(os.environ.get("WARMDOWN_ITERS", 80))
     train_batch_tokens = int(os.environ.get("TRAIN_BATCH_TOKENS", 4096))
     train_seq_len = int(os.environ.get("TRAIN_SEQ_LEN", 256))
     max_wallclock_seconds = float(os.environ.get("MAX_WALLCLOCK_SECONDS", 600.0))
@@ -498,6 +498,7 @@ def tilted_nll(logp: Tensor, tgt: Tensor, hint: np.ndarray, beta: np.ndarray, ha
     bonus[torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(hint[rows], dtype=torch.long)] = torch.as_tensor(beta[rows], dtype=logp.dtype)
     tilted = F.log_softmax(logp + bonus, dim=-1)
     return -tilted.gather(-1, tgt[:, None]).squeeze(-1)
+
 
 def log_metrics(log0, label: str, val_loss: float, val_bpb: float, t0: float, extra: str = "") -> None:
     elapsed_ms = 1000.0 * (time.perf_counter() - t0)

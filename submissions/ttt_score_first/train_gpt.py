@@ -40,9 +40,9 @@ class Hyperparameters:
     threads = int(os.environ.get("THREADS", 2))
 
     # Training length: a fixed step count keeps runs reproducible; the wall-clock cap is a guard.
-    iterations = int(os.environ.get("ITERATIONS", 300))
+    iterations = int(os.environ.get("ITERATIONS", 200))
     warmup_steps = int(os.environ.get("WARMUP_STEPS", 20))
-    warmdown_iters = int(os.environ.get("WARMDOWN_ITERS", 100))
+    warmdown_iters = int(os.environ.get("WARMDOWN_ITERS", 80))
     train_batch_tokens = int(os.environ.get("TRAIN_BATCH_TOKENS", 4096))
     train_seq_len = int(os.environ.get("TRAIN_SEQ_LEN", 256))
     max_wallclock_seconds = float(os.environ.get("MAX_WALLCLOCK_SECONDS", 600.0))
@@ -473,6 +473,7 @@ def ttt_chunk_step(base_model, optimizer, span, windows, is_last, args, device, 
     score_windows(base_model, val_tokens, windows, args, device, luts, sums)
     if not is_last:
         ttt_train_span(base_model, optimizer, span, args, device)
+
 
 def log_metrics(log0, label: str, val_loss: float, val_bpb: float, t0: float, extra: str = "") -> None:
     elapsed_ms = 1000.0 * (time.perf_counter() - t0)

@@ -39,9 +39,9 @@ class Hyperparameters:
     threads = int(os.environ.get("THREADS", 2))
 
     # Training length: a fixed step count keeps runs reproducible; the wall-clock cap is a guard.
-    iterations = int(os.environ.get("ITERATIONS", 300))
+    iterations = int(os.environ.get("ITERATIONS", 200))
     warmup_steps = int(os.environ.get("WARMUP_STEPS", 20))
-    warmdown_iters = int(os.environ.get("WARMDOWN_ITERS", 100))
+    warmdown_iters = int(os.environ.get("WARMDOWN_ITERS", 80))
     train_batch_tokens = int(os.environ.get("TRAIN_BATCH_TOKENS", 4096))
     train_seq_len = int(os.environ.get("TRAIN_SEQ_LEN", 256))
     max_wallclock_seconds = float(os.environ.get("MAX_WALLCLOCK_SECONDS", 600.0))
@@ -452,6 +452,7 @@ def run_final_eval(args, base_model, rank, world_size, device, val_tokens, luts,
     t0 = time.perf_counter()
     val_loss, val_bpb = eval_val_two_pass(args, base_model, rank, world_size, device, val_tokens, *luts, stride=args.eval_stride, batch_seqs=args.eval_batch_seqs)
     log_metrics(log0, "final_int6_two_pass", val_loss, val_bpb, t0, f" alpha:{args.bigram_alpha}")
+
 
 def log_metrics(log0, label: str, val_loss: float, val_bpb: float, t0: float, extra: str = "") -> None:
     elapsed_ms = 1000.0 * (time.perf_counter() - t0)
