@@ -143,6 +143,10 @@ def final_metrics(log: str, label: str) -> tuple[float, float]:
     return float(m[-1][0]), float(m[-1][1])
 
 
+def example_iterations(log: str) -> int:
+    return log_int(log, r"iterations:(\d+)")
+
+
 def log_int(log: str, pattern: str) -> int:
     return int(re.findall(pattern, log, flags=re.M)[-1])
 
@@ -159,6 +163,11 @@ def run_example(example: Example, folder: Path) -> None:
         if seed != example.seeds[0]:
             (folder / f"seed{seed}.ptz").unlink()
         log = (folder / f"train_seed{seed}.log").read_text()
+        if re.search(r"^stopping_early:", log, flags=re.M):
+            # The step count is part of what makes the examples reproducible: a run cut by the
+            # 600 s cap (a loaded machine) would ship a different model.
+            raise SystemExit(f"[{example.name}] seed {seed} hit the wallclock cap before {example_iterations(log)} "
+                             "steps; rebuild on an idle machine")
         loss, bpb = final_metrics(log, example.final_label)
         results[seed] = {
             "val_loss": loss,
