@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--no-exec", action="store_true", help="never run submission code")
     common.add_argument("--python", metavar="EXE", help="interpreter for sandboxed submission code")
     common.add_argument("--baseline-bpb", type=float, metavar="BPB", help="record to beat, for the significance test")
+    common.add_argument("--baseline-record", metavar="DIR",
+                        help="record to beat as a submission folder: its logs give the per-seed val_bpb for the Welch test")
     common.add_argument("--baseline", metavar="FILE", help="accepted findings: only new ones fail the gate")
     common.add_argument("--write-baseline", metavar="FILE",
                         help="accept every current warning and error: write them to FILE as a baseline")
@@ -86,6 +88,10 @@ def options_from(args: argparse.Namespace):
 
     if args.max_tokens is not None and args.max_tokens < 1:
         raise AuditError("--max-tokens must be a positive number of tokens")
+    if args.baseline_bpb is not None and not (0 < args.baseline_bpb < 100):
+        raise AuditError("--baseline-bpb must be a positive val_bpb")
+    if args.baseline_record is not None and not Path(args.baseline_record).is_dir():
+        raise AuditError(f"--baseline-record {args.baseline_record}: not a folder")
     return AuditOptions(
         artifact=args.artifact,
         val=args.val,
@@ -96,6 +102,7 @@ def options_from(args: argparse.Namespace):
         no_exec=args.no_exec,
         python=args.python,
         baseline_bpb=args.baseline_bpb,
+        baseline_record=args.baseline_record,
         baseline=args.baseline,
         progress=sys.stderr.isatty(),
     )

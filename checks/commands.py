@@ -33,7 +33,8 @@ SCAN_SKIP_DIRS = {".git", "__pycache__", "node_modules", ".venv", "venv", ".golf
 # Options a scan hands on to the audit of each folder (flag, attribute, takes a value).
 SCAN_PASSTHROUGH = [("--val", "val", True), ("--tokenizer", "tokenizer", True), ("--max-tokens", "max_tokens", True),
                     ("--device", "device", True), ("--seed", "seed", True), ("--python", "python", True),
-                    ("--baseline-bpb", "baseline_bpb", True), ("--no-exec", "no_exec", False)]
+                    ("--baseline-bpb", "baseline_bpb", True), ("--baseline-record", "baseline_record", True),
+                    ("--no-exec", "no_exec", False)]
 
 
 def is_submission_dir(path: Path) -> bool:

@@ -38,6 +38,7 @@ class AuditOptions:
     no_exec: bool = False
     python: str | None = None  # interpreter for sandboxed submission code
     baseline_bpb: float | None = None
+    baseline_record: str | None = None  # a submission folder: the record to beat, per seed
     baseline: str | None = None  # file of accepted findings
     profile: str = "default"  # hypothesis profile for probes
     progress: bool = False
