@@ -360,3 +360,10 @@ def test_json_shapes_of_the_records():
     assert parse_claims(load_json('{"val_bpb": 1.10}')).val_bpb.decimals == 2
     bad = parse_claims(load_json('{"val_bpb": true, "bytes_total": 1.5, "seeds": {"x": {}}, "name": 3}'))
     assert len(bad.problems) == 4
+
+
+def test_bytes_code_of_a_variant_entry_file(copy):
+    d = copy()
+    (d / "train_gpt_variant.py").write_text("print('variant')\n" * 10)
+    edit_json(d, lambda j: j.update(bytes_code=(d / "train_gpt_variant.py").stat().st_size))
+    assert "CLM020" not in {f.rule for f in audit(d).findings}

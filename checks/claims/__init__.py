@@ -105,12 +105,14 @@ def find_json(sub: Submission) -> Path | None:
 
 
 def entry_files(sub: Submission) -> list[Path]:
-    """The Python file(s) a reviewer runs: train_gpt*.py, else a single top-level train*.py."""
-    if sub.entry is not None:
-        return [sub.entry]
+    """The Python file(s) a reviewer may run: train_gpt.py first, then the other top-level
+    train_gpt*.py (records with variants ship several), else the top-level train*.py, else a lone .py."""
     top = [p for p in sub.sources if p.parent == sub.root]
+    gpt = [p for p in top if p.name.startswith("train_gpt")]
+    if gpt:
+        return sorted(gpt, key=lambda p: (p != sub.entry, p.name))
     train = [p for p in top if p.name.startswith("train")]
-    return train[:1] if len(train) == 1 else ([top[0]] if len(top) == 1 else [])
+    return train or (top if len(top) == 1 else [])
 
 
 def layout(sub: Submission, report: Report, json_path: Path | None, logs: list[Path]) -> None:
@@ -419,7 +421,8 @@ def check_sizes(report: Report, sub: Submission, claims: Claims, runs: list[LogR
                           f"submission.json gives seed {sc.seed} {sc.bytes_total:,} bytes; its log prints "
                           f"{', '.join(f'{r.bytes_total():,}' for r in logs)}", json_rel, seed=sc.seed))
     totals = [r.bytes_total() for r in use if r.bytes_total() is not None]
-    if claims.bytes_total is not None and totals and claims.bytes_total not in totals \
+    anywhere = [r.bytes_total() for r in runs if r.bytes_total() is not None]
+    if claims.bytes_total is not None and totals and claims.bytes_total not in anywhere \
             and abs(claims.bytes_total - stats.mean(totals)) > 1:
         report.add(_f("CLM021", "claims-mismatch", "warning",
                       f"submission.json gives {claims.bytes_total_key} {claims.bytes_total:,}, which is neither a "
@@ -428,12 +431,13 @@ def check_sizes(report: Report, sub: Submission, claims: Claims, runs: list[LogR
     entries = entry_files(sub)
     if not entries:
         return
-    entry = sum(_size(p) for p in entries)
+    entry = _size(entries[0])
     all_py = sum(_size(p) for p in sub.sources)
-    names = " + ".join(sub.rel(p) for p in entries)
-    logged = sorted({b for r in use for kind, b, _ in r.code_sizes})
-    plain_logged = sorted({b for r in use for kind, b, _ in r.code_sizes if kind != "compressed"})
-    if claims.bytes_code is not None and claims.bytes_code not in (entry, all_py):
+    names = sub.rel(entries[0])
+    one_file = {_size(p) for p in entries} | {entry, all_py, sum(_size(p) for p in entries)}
+    logged = sorted({b for r in use for b in r.code_size().values()})
+    plain_logged = sorted({b for r in use for kind, b in r.code_size().items() if kind != "compressed"})
+    if claims.bytes_code is not None and claims.bytes_code not in one_file:
         if claims.bytes_code in logged:
             report.add(_f("CLM020", "claims-mismatch", "warning",
                           f"bytes_code {claims.bytes_code:,} is the code size the logged run printed, but the "
@@ -444,11 +448,16 @@ def check_sizes(report: Report, sub: Submission, claims: Claims, runs: list[LogR
                           + (f" nor of all its .py files ({all_py:,})" if all_py != entry else "")
                           + (f"; the logs print {', '.join(f'{b:,}' for b in logged)}" if logged else ""),
                           json_rel, bytes_code=claims.bytes_code, entry=entry))
-    if plain_logged and entry not in plain_logged and all_py not in plain_logged:
+    # A logged code size that no committed file (nor all of them) has: the run used other code.
+    committed = {entry, all_py, *(_size(p) for p in sub.sources)}
+    stray = [b for b in plain_logged if b not in committed]
+    if stray:
+        others = sorted({r.path for r in runs if r not in use for b in r.code_size().values() if b in committed})
         report.add(_f("CLM022", "claims-mismatch", "warning",
-                      f"the logged run(s) printed a code size of {', '.join(f'{b:,}' for b in plain_logged)} bytes, "
-                      f"but the committed {names} is {entry:,} bytes: the logs come from different code",
-                      sub.rel(entries[0]), entry=entry, logged=plain_logged))
+                      f"the logs of the claimed run(s) print a code size of {', '.join(f'{b:,}' for b in stray)} bytes, "
+                      f"the size of no committed .py file (the committed {names} is {entry:,} bytes): those runs used "
+                      f"other code" + (f" ({len(others)} other log(s) in the folder match the committed code)" if others else ""),
+                      sub.rel(entries[0]), entry=entry, logged=stray))
 
 
 def _size(p: Path) -> int:

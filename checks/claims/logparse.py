@@ -105,6 +105,10 @@ class LogRun:
         """The artifact size: the last submission-total line (earlier ones count the raw model)."""
         return self.sizes[-1][1] if self.sizes else None
 
+    def code_size(self) -> dict[str, int]:
+        """Kind ("plain", "uncompressed", "compressed") -> the last code size the log prints of that kind."""
+        return {kind: n for kind, n, _ in self.code_sizes}
+
     def eval_times(self) -> dict[str, float]:
         """Stage -> eval seconds, for the results that print their own eval time."""
         return {m.stage: m.eval_s for m in self.finals() if m.eval_s is not None and m.stage != "ttt_sliding:done"}
