@@ -367,3 +367,13 @@ def test_bytes_code_of_a_variant_entry_file(copy):
     (d / "train_gpt_variant.py").write_text("print('variant')\n" * 10)
     edit_json(d, lambda j: j.update(bytes_code=(d / "train_gpt_variant.py").stat().st_size))
     assert "CLM020" not in {f.rule for f in audit(d).findings}
+
+
+def test_claim_that_is_a_training_time_value(copy):
+    d = copy("ttt_score_first")
+    log = d / "train_seed1337.log"
+    text = re.sub(r"^final_.*$", "", log.read_text(), flags=re.M)  # a run that never printed its final score
+    log.write_text(text + "step:200/200 val_loss:4.2000 val_bpb:1.9991 train_time:500000ms step_avg:2500.00ms\n")
+    edit_json(d, lambda j: (j.update(val_bpb=1.9991), j.pop("seeds", None)))
+    msgs = [f.message for f in audit(d).findings if f.rule == "CLM010"]
+    assert msgs and "diagnostic 'step val'" in msgs[0]

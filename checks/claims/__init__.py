@@ -347,7 +347,8 @@ def check_scores(report: Report, claims: Claims, runs: list[LogRun], every: list
         return
     if sel is None or not sel.metrics:
         report.add(_f("CLM010", "claims-mismatch", "error",
-                      f"submission.json claims val_bpb {c} but no log shows a final val_bpb", json_rel))
+                      f"submission.json claims val_bpb {c} but no log shows a final val_bpb{_diagnostic_hint(every, c)}",
+                      json_rel))
         return
     vals = [m.val_bpb for m in sel.metrics]
     mean = stats.mean(vals)
@@ -355,7 +356,8 @@ def check_scores(report: Report, claims: Claims, runs: list[LogRun], every: list
     if not sel.matched:
         report.add(_f("CLM010", "claims-mismatch", "error",
                       f"submission.json claims val_bpb {c}, but the mean of the final values in {sel.how} "
-                      f"({len(vals)} run(s), {sel.stage or 'last result'}) is {fmt(mean)} ({where})",
+                      f"({len(vals)} run(s), {sel.stage or 'last result'}) is {fmt(mean)} ({where})"
+                      + _diagnostic_hint(every, c),
                       json_rel, claimed=float(c), log_mean=mean, values=vals))
     elif sel.how.startswith("one of"):
         same = sel.stage in common_stages(runs)
@@ -395,6 +397,16 @@ def check_scores(report: Report, claims: Claims, runs: list[LogRun], every: list
                           f"submission.json gives val_bpb std {claims.bpb_std}; the {len(vals)} logged values give "
                           f"{s1:.8f} (sample) or {s0:.8f} (population)", json_rel,
                           claimed=float(claims.bpb_std), sample=s1, population=s0))
+
+
+def _diagnostic_hint(runs: list[LogRun], c: Num) -> str:
+    """Where the claimed number does appear, when it is a diagnostic (pre-quantization, training-time) value."""
+    for r in runs:
+        last = {m.stage: m for m in r.metrics if m.diagnostic}  # each diagnostic's final print only
+        for m in sorted(last.values(), key=lambda m: -m.line):
+            if agrees(c, c.decimals, m.val_bpb, 0.5 * 10.0 ** -m.bpb_decimals):
+                return f"; the claim is the diagnostic '{m.stage}' value at {r.path}:{m.line}, not a final score"
+    return ""
 
 
 def check_sizes(report: Report, sub: Submission, claims: Claims, runs: list[LogRun], sel: Selection | None,
