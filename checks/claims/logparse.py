@@ -23,7 +23,7 @@ TIMESTAMP = re.compile(r"^\d{9,11}\.\d+\s+")
 # Lines of Python source printed into the log (f-strings, assignments, calls, keywords).
 CODE_LINE = re.compile(r"""\{|\}|\bf["']|\blog0?\(|\bprint\(|^\s*(?:def|return|if|elif|for|while|with|assert|import|from)\b|\s=\s|^\s*[\w.]+\s*[+\-*/]?=\s""")
 # A line that reads like a metric; any such line no pattern matches is reported as unknown.
-METRIC_LIKE = re.compile(r"\b\w*bpb\w*\s*[:=]\s*" + NUM)
+METRIC_LIKE = re.compile(r"\b\w*bpb\w*[\"']?\s*[:=]\s*" + NUM)
 # Labels whose numbers are diagnostics, never the submission's score.
 DIAGNOSTIC_LABEL = re.compile(r"diagnostic|pre[-_ ]?quant|post[-_ ]ema|pre[-_]ttt|^step\b|training", re.I)
 
