@@ -57,3 +57,192 @@ def forward_check(args: dict) -> dict:
         logits = logits_fn(model, autocast=info["autocast_bf16"])(x)
     info.update(vocab_size=vocab, logits_shape=list(logits.shape), finite=bool(torch.isfinite(logits).all()))
     return info
+
+
+# ------------------------------------------------------------------ reproduction (harness/reproduce.py)
+
+# Names the submission's own dequantizers go by, with how to call them on a decoded artifact.
+OWN_DEQUANTIZERS = (
+    ("dequantize_mixed_int6", lambda f, obj, tpl: f(obj["w"], obj["m"], tpl)),
+    ("dequantize_mixed", lambda f, obj, tpl: f(obj["w"], obj["m"], tpl)),
+    ("dequantize_state_dict_int8", lambda f, obj, tpl: f(obj)),
+)
+# Parameter names of the challenge's eval functions -> what we pass (see _bind_eval).
+LUT_NAMES = ("base_bytes_lut", "has_leading_space_lut", "is_boundary_token_lut")
+
+
+def _state_dict(module, model, artifact: str) -> tuple[dict, dict]:
+    """Dequantized weights for ``model``: the submission's own dequantizer when it has one that
+    fits the artifact's layout, the built-in loader (harness/artifacts) otherwise."""
+    from harness import artifacts
+
+    obj, info = artifacts.read_artifact(artifact)
+    template = model.state_dict()
+    layout = artifacts.layout_of(obj)
+    info["layout"] = layout
+    for fname, call in OWN_DEQUANTIZERS:
+        f = getattr(module, fname, None)
+        fits = (fname == "dequantize_state_dict_int8") == (layout == "int8 per-row (baseline)")
+        if callable(f) and fits and layout is not None:
+            try:
+                sd = call(f, obj, template)
+                info["dequantizer"] = f"submission's {fname}"
+                return sd, info
+            except Exception as e:  # the submission's own code failed: fall back to ours
+                info["own_dequantizer_error"] = f"{fname}: {type(e).__name__}: {str(e)[:120]}"
+    sd = artifacts.dequantize(obj, template, name=artifact)
+    info["dequantizer"] = f"built-in ({layout})"
+    return sd, info
+
+
+def _bind_eval(fn, values: dict):
+    """Call one of the submission's eval functions with its arguments bound by name."""
+    import inspect
+
+    kwargs = {}
+    for p in inspect.signature(fn).parameters.values():
+        if p.name in values:
+            kwargs[p.name] = values[p.name]
+        elif p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise TypeError(f"{fn.__name__} needs {p.name!r}, which the reproduction cannot supply")
+    return fn(**kwargs)
+
+
+def _own_evals(module, model, hparams, sd, tokens_t, luts, device) -> tuple[dict, dict]:
+    """Run the submission's own eval code as main() would: ``eval_val_sliding`` and the final
+    ``run_final_eval`` (whose log lines are captured). Returns ({label: [val_loss, val_bpb]}, errors)."""
+    import re
+
+    import torch
+
+    results, errors = {}, {}
+    stride = int(getattr(hparams, "eval_stride", 64) or 64)
+    lines: list[str] = []
+    values = {"args": hparams, "h": hparams, "hparams": hparams, "base_model": model, "model": model,
+              "rank": 0, "world_size": 1, "device": torch.device(device), "val_tokens": tokens_t,
+              "stride": stride, "luts": luts, "log0": lambda msg, console=True: lines.append(str(msg)),
+              **dict(zip(LUT_NAMES, luts))}
+    for name in ("eval_val_sliding", "run_final_eval"):
+        fn = getattr(module, name, None)
+        if not callable(fn):
+            continue
+        model.load_state_dict(sd, strict=True)  # TTT adapts the model in place: start fresh
+        model.eval()
+        lines.clear()
+        try:
+            out = _bind_eval(fn, values)
+        except Exception as e:
+            errors[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+            continue
+        if name == "eval_val_sliding" and isinstance(out, tuple) and len(out) == 2:
+            results["eval_val_sliding"] = [float(out[0]), float(out[1])]
+        for line in lines:
+            m = re.match(r"(\S+?)(?:_exact)? val_loss:(\S+) val_bpb:(\S+)", line)
+            if m:
+                results[m.group(1)] = [float(m.group(2)), float(m.group(3))]  # the _exact line wins
+    return results, errors
+
+
+def _our_variants(model, hparams, sd, tokens, lut, device, seq_len, stride, autocast) -> dict:
+    """Our reference pipelines, configured from the submission's hyperparameters.
+
+    Always the model alone; plus, where the hyperparameters name them, our n-gram cache
+    (target-in-key and renormalized), hint tilt (gated on the target's word start and plain) and
+    chunked TTT (update-before-score and score-first). Each: val_loss, val_bpb, legal.
+    """
+    from harness.caches import HintTilt, NgramCache
+    from harness.evaluate import evaluate_sliding, score_bpb
+    from harness.model_build import logits_fn as make_logits_fn
+    from harness.scorer import ScoreResult
+    from harness.ttt import ChunkedTTT
+
+    import torch
+
+    def entry(score, legal, what, **cfg):
+        loss, bpb = score_bpb(score, tokens, lut)
+        return {"val_loss": loss, "val_bpb": bpb, "legal": legal, "what": what, "config": cfg}
+
+    def mixed(base, nll):
+        return ScoreResult(nll=nll, count=base.count, total_nll=float(nll.sum()))
+
+    out = {}
+    model.load_state_dict(sd, strict=True)
+    model.eval()
+    fn = make_logits_fn(model, autocast=autocast)
+    hp = lambda k, d=None: getattr(hparams, k, d)  # noqa: E731
+    tilt, hint = None, None
+    if hp("tilt_order") is not None:
+        tilt = HintTilt(int(hp("tilt_order")), int(hp("tilt_buckets", 1 << 18)), float(hp("tilt_beta", 1.5)),
+                        int(hp("tilt_min_count", 2)))
+        from harness.evaluate import sliding_windows, window_segments
+
+        n = tokens.size - 1
+        hint, beta = tilt.hints(tokens, window_segments(sliding_windows(n, seq_len, stride), n))
+    t0 = time.perf_counter()
+    base = evaluate_sliding(fn, tokens, seq_len, stride, device=device, extra_ids=hint)
+    out["model"] = entry(base.score, True, "model alone, sliding windows, every target once", seq_len=seq_len, stride=stride)
+    out["model"]["eval_s"] = time.perf_counter() - t0
+    if hp("ngram_order") is not None:
+        cfg = dict(order=int(hp("ngram_order")), buckets=int(hp("ngram_buckets", 1 << 20)),
+                   alpha=float(hp("ngram_alpha", 0.4)), min_count=int(hp("ngram_min_count", 2)))
+        for variant, legal in (("target-in-key", False), ("renormalized", True)):
+            nll = NgramCache(**cfg, variant=variant).mix(tokens, base.score.nll, base.segment, lut.base_bytes.size)
+            out[f"ngram_{variant}"] = entry(mixed(base.score, nll), legal, f"order-{cfg['order']} n-gram cache, {variant}", **cfg)
+    if tilt is not None:
+        word_start = lut.has_leading_space[tokens[1:]]
+        cfg = dict(order=tilt.order, buckets=tilt.buckets, beta=tilt.beta, min_count=tilt.min_count)
+        for gate, legal in (("word-start", False), (None, True)):
+            tilt.gate = gate
+            nll = tilt.mix(tokens, base.score.nll, base.extra_logp, hint, beta, word_start)
+            key = "tilt_target_gated" if gate else "tilt"
+            out[key] = entry(mixed(base.score, nll), legal, "hint tilt" + (" gated on the target's word start" if gate else ", renormalized"), **cfg)
+    if hp("ttt_chunk_tokens") is not None:
+        cfg = dict(chunk_tokens=int(hp("ttt_chunk_tokens")), lr=float(hp("ttt_lr", 3e-3)),
+                   epochs=int(hp("ttt_epochs", 1)), batch_seqs=int(hp("ttt_batch_seqs", 8)))
+        for first, legal in ((False, False), (True, True)):
+            model.load_state_dict(sd, strict=True)
+            ttt = ChunkedTTT(**cfg, score_first=first)
+            r = ttt.run(model, fn, lambda x, y: model(x, y), tokens, seq_len, stride, device=device)
+            out["ttt_score_first" if first else "ttt_update_before_score"] = entry(
+                r.score, legal, "chunked TTT (SGD), " + ("score-first" if first else "update-before-score"), **cfg)
+    return out
+
+
+def reproduce_eval(args: dict) -> dict:
+    """Load the artifact into the submission's model; run its own evals and our reference pipelines.
+
+    args: entry, artifact, val (glob), tokenizer, max_tokens, device, own (run the submission's
+    own eval functions), ours (run our pipelines).
+    """
+    import torch
+
+    from harness.shards import load_tokens
+    from harness.tokenbytes import ByteLUT
+
+    module, model, hparams, info = _prepare(args)
+    device = args.get("device", "cpu")
+    sd, art = _state_dict(module, model, args["artifact"])
+    model.load_state_dict(sd, strict=True)
+    seq_len = int(getattr(hparams, "train_seq_len", 0) or getattr(hparams, "eval_seq_len", 0) or 1024)
+    stride = int(getattr(hparams, "eval_stride", 64) or 64)
+    tokens = load_tokens(args["val"]).astype(np.int64)
+    usable = ((tokens.size - 1) // seq_len) * seq_len  # the challenge's load_validation_tokens
+    tokens = tokens[: usable + 1]
+    if args.get("max_tokens"):
+        tokens = tokens[: int(args["max_tokens"]) + 1]
+    vocab = int(getattr(hparams, "vocab_size", 0) or 0) or None
+    lut = ByteLUT.from_file(args["tokenizer"], vocab)
+    luts = (torch.as_tensor(lut.base_bytes, device=device), torch.as_tensor(lut.has_leading_space, device=device),
+            torch.as_tensor(lut.is_boundary, device=device))
+    result = {"info": info, "artifact": art, "seq_len": seq_len, "stride": stride, "tokens": int(tokens.size - 1)}
+    if args.get("ours", True):
+        t0 = time.perf_counter()
+        result["ours"] = _our_variants(model, hparams, sd, tokens, lut, device, seq_len, stride,
+                                         bool(info["autocast_bf16"]))
+        result["ours_s"] = time.perf_counter() - t0
+    if args.get("own", True):
+        t0 = time.perf_counter()
+        result["own"], result["own_errors"] = _own_evals(module, model, hparams, sd, torch.as_tensor(tokens),
+                                                         luts, device)
+        result["own_s"] = time.perf_counter() - t0
+    return result

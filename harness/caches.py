@@ -1,0 +1,232 @@
+"""Backward-looking caches that mix with a model's scores: hashed n-gram counts and a hint tilt.
+
+All caches here work on one token stream ``tokens[0..n]`` (target i is ``tokens[i+1]``) and a
+*segment* per target: the order in which a pipeline scores targets and then lets its tables learn
+them. A target's prediction may only use targets of strictly earlier segments (in the sliding-window
+eval a segment is one window's scored targets; harness.evaluate.window_segments gives them).
+Nothing is looped per token: the "counts seen before this segment" of every target are computed
+at once by sorting (key, position) pairs, so the caches run at tens of millions of tokens per
+second in numpy.
+
+- ``NgramCache(variant="target-in-key")``: the PR #779 family. Counts are read from a context
+  table ``ctx[h(context)]`` and a "full" table ``full[h(context) ^ target * P]``; the mixed score
+  ``(1-a) p_model + a min(full, ctx)/ctx`` reads the table at a key built from the target itself,
+  so summed over the vocabulary it is not a distribution. It reproduces such claims.
+- ``NgramCache(variant="renormalized")``: the same cache made legal: the score of every vocabulary
+  entry is read from the context alone and the mixture divided by its sum over the full vocabulary.
+- ``HintTilt``: the most recent token seen after the same hashed context is a "hint"; the model's
+  distribution is tilted by ``exp(beta)`` toward it and renormalized over the vocabulary (legal);
+  ``gate="word-start"`` applies the tilt only when the *target* starts a word (the PR #1420 bug).
+
+Probabilities are in float64; NLLs in nats. The hashes are the examples' (harness/examples):
+``h = 0; for k in 1..order-1: h = h * 1000003 ^ tokens[p-k]`` over uint64, wrapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NGRAM_PRIME = np.uint64(1000003)
+TARGET_PRIME = np.uint64(2654435761)
+
+
+def context_hash(tokens: np.ndarray, pos: np.ndarray, order: int) -> np.ndarray:
+    """Rolling hash of the ``order-1`` tokens before each index in ``pos`` (uint64, wrapping)."""
+    h = np.zeros(pos.shape[0], dtype=np.uint64)
+    toks = tokens.astype(np.uint64, copy=False)
+    for k in range(1, order):
+        h = (h * NGRAM_PRIME) ^ toks[pos - k]
+    return h
+
+
+def counts_before(keys: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """For each entry, how many entries with the same key belong to strictly earlier segments.
+
+    ``keys`` non-negative int64; ``segment`` int64, non-decreasing along the array (the order
+    entries are scored in). Entries of the same segment never see each other.
+    """
+    n = keys.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((np.arange(n), keys))  # by key, then by position
+    k, s = keys[order], segment[order]
+    idx = np.arange(n)
+    new_key = np.ones(n, dtype=bool)
+    new_key[1:] = k[1:] != k[:-1]
+    new_group = new_key.copy()
+    new_group[1:] |= s[1:] != s[:-1]
+    key_start = np.maximum.accumulate(np.where(new_key, idx, 0))
+    group_start = np.maximum.accumulate(np.where(new_group, idx, 0))
+    out = np.empty(n, dtype=np.int64)
+    out[order] = group_start - key_start
+    return out
+
+
+def last_before(keys: np.ndarray, segment: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each entry: the value of the latest same-key entry of an earlier segment (-1 if none)
+    and how many same-key entries in a row, ending there, carry that same value (0 if none)."""
+    n = keys.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.lexsort((np.arange(n), keys))
+    k, s, v = keys[order], segment[order], values[order]
+    idx = np.arange(n)
+    new_key = np.ones(n, dtype=bool)
+    new_key[1:] = k[1:] != k[:-1]
+    new_group = new_key.copy()
+    new_group[1:] |= s[1:] != s[:-1]
+    new_run = new_key.copy()
+    new_run[1:] |= v[1:] != v[:-1]
+    key_start = np.maximum.accumulate(np.where(new_key, idx, 0))
+    group_start = np.maximum.accumulate(np.where(new_group, idx, 0))
+    run_start = np.maximum.accumulate(np.where(new_run, idx, 0))
+    prev = group_start - 1  # the last entry before this segment's group, in sorted order
+    has = group_start > key_start
+    safe = np.maximum(prev, 0)
+    hint = np.where(has, v[safe], -1)
+    run = np.where(has, safe - run_start[safe] + 1, 0)
+    out_hint, out_run = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    out_hint[order], out_run[order] = hint, run
+    return out_hint, out_run
+
+
+@dataclass
+class NgramCache:
+    """Hashed order-``order`` n-gram cache mixed into the model's probability with weight ``alpha``.
+
+    ``variant``: ``"target-in-key"`` (as submitted by the PR #779 family; not a distribution) or
+    ``"renormalized"`` (legal: the mixture over every vocabulary entry, divided by its sum).
+    The cache only applies where the context was seen at least ``min_count`` times before.
+    """
+
+    order: int = 7
+    buckets: int = 1 << 20
+    alpha: float = 0.40
+    min_count: int = 2
+    variant: str = "target-in-key"
+
+    def __post_init__(self) -> None:
+        if self.variant not in ("target-in-key", "renormalized"):
+            raise ValueError(f"unknown n-gram cache variant {self.variant!r}")
+        if self.buckets & (self.buckets - 1) or self.buckets <= 0 or self.order < 2:
+            raise ValueError("n-gram cache needs order >= 2 and a power-of-two bucket count")
+
+    @property
+    def legal(self) -> bool:
+        return self.variant == "renormalized"
+
+    def _keys(self, tokens: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mask = np.uint64(self.buckets - 1)
+        h = context_hash(tokens, pos, self.order)
+        return h, (h & mask).astype(np.int64)
+
+    def mix(self, tokens: np.ndarray, model_nll: np.ndarray, segment: np.ndarray,
+            vocab_size: int | None = None) -> np.ndarray:
+        """NLL (nats, float64, shape (n,)) of every target after mixing.
+
+        ``model_nll[i]``: the model's NLL of target i; ``segment[i]``: when target i is scored.
+        """
+        tokens = np.asarray(tokens, dtype=np.int64)
+        n = tokens.shape[0] - 1
+        p_model = np.exp(-np.asarray(model_nll, dtype=np.float64))
+        pos = np.arange(1, n + 1)  # index of each target in the stream
+        ok = pos >= self.order - 1
+        p_ok, seg_ok = pos[ok], np.asarray(segment)[ok]
+        h, ctx_key = self._keys(tokens, p_ok)
+        ctx_count = counts_before(ctx_key, seg_ok)
+        mask = np.uint64(self.buckets - 1)
+        tgt = tokens[p_ok].astype(np.uint64)
+        full_key = ((h ^ (tgt * TARGET_PRIME)) & mask).astype(np.int64)
+        if self.variant == "target-in-key":
+            full_count = counts_before(full_key, seg_ok)
+            p_ng = np.minimum(full_count, ctx_count) / np.maximum(ctx_count, 1)
+            on = ctx_count >= self.min_count
+            p = p_model.copy()
+            p[ok] = np.where(on, (1.0 - self.alpha) * p_model[ok] + self.alpha * p_ng, p_model[ok])
+            return -np.log(p)
+        return self._renormalized(tokens, p_model, ok, h, ctx_count, full_key, seg_ok, vocab_size)
+
+    def _renormalized(self, tokens, p_model, ok, h, ctx_count, full_key, seg_ok, vocab_size):
+        """Legal variant: mixture over all V entries read from the context, divided by its sum.
+
+        The tables are replayed segment by segment (state as of the segment's start) because the
+        normalizer needs the counts of every candidate token, not only the target's.
+        """
+        if vocab_size is None:
+            vocab_size = int(tokens.max()) + 1
+        mask = np.uint64(self.buckets - 1)
+        cand = np.arange(vocab_size, dtype=np.uint64) * TARGET_PRIME
+        table = np.zeros(self.buckets, dtype=np.int64)
+        on_idx = np.nonzero(ctx_count >= self.min_count)[0]
+        p = p_model.copy()
+        p_ok = p[ok]
+        p_model_ok = p_model[ok]
+        # Segment boundaries among the entries (entries are in scoring order).
+        bounds = np.flatnonzero(np.r_[True, seg_ok[1:] != seg_ok[:-1], True])
+        on_mask = np.zeros(seg_ok.shape[0], dtype=bool)
+        on_mask[on_idx] = True
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            rows = np.nonzero(on_mask[a:b])[0] + a
+            if rows.size:
+                keys = ((h[rows, None] ^ cand[None, :]) & mask).astype(np.int64)
+                c = np.minimum(table[keys], ctx_count[rows, None]) / ctx_count[rows, None]
+                tgt_ng = np.minimum(table[full_key[rows]], ctx_count[rows]) / ctx_count[rows]
+                z = (1.0 - self.alpha) + self.alpha * c.sum(axis=1)
+                p_ok[rows] = ((1.0 - self.alpha) * p_model_ok[rows] + self.alpha * tgt_ng) / z
+            np.add.at(table, full_key[a:b], 1)
+        p[ok] = p_ok
+        return -np.log(p)
+
+
+@dataclass
+class HintTilt:
+    """Tilt the model toward the token last seen after the same hashed context.
+
+    ``p'(v) = p(v) exp(beta [v = hint]) / (1 + p(hint) (e^beta - 1))``, applied where the hint
+    repeated at least ``min_count`` times in a row. ``gate="word-start"`` (not a distribution:
+    whether the tilt applies depends on the target) reproduces the PR #1420 family.
+    """
+
+    order: int = 5
+    buckets: int = 1 << 18
+    beta: float = 1.5
+    min_count: int = 2
+    gate: str | None = None
+
+    @property
+    def legal(self) -> bool:
+        return self.gate is None
+
+    def hints(self, tokens: np.ndarray, segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(hint token or -1, beta) per target; both read from earlier segments only."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        n = tokens.shape[0] - 1
+        pos = np.arange(1, n + 1)
+        ok = pos >= self.order - 1
+        key = (context_hash(tokens, pos[ok], self.order) & np.uint64(self.buckets - 1)).astype(np.int64)
+        hint_ok, run_ok = last_before(key, np.asarray(segment)[ok], tokens[pos[ok]])
+        hint = np.full(n, -1, dtype=np.int64)
+        run = np.zeros(n, dtype=np.int64)
+        hint[ok], run[ok] = hint_ok, run_ok
+        beta = np.where((hint >= 0) & (run >= self.min_count), self.beta, 0.0)
+        return hint, beta
+
+    def mix(self, tokens: np.ndarray, model_nll: np.ndarray, hint_logp: np.ndarray, hint: np.ndarray,
+            beta: np.ndarray, word_start: np.ndarray | None = None) -> np.ndarray:
+        """NLL (nats) per target from the model's NLL of the target and log p(hint).
+
+        ``word_start[i]``: the target token starts a word (needed only for ``gate="word-start"``).
+        """
+        tokens = np.asarray(tokens, dtype=np.int64)
+        tgt = tokens[1:]
+        lp_tgt = -np.asarray(model_nll, dtype=np.float64)
+        log_z = np.log1p(np.exp(hint_logp) * (np.exp(beta) - 1.0))
+        tilted = lp_tgt + beta * (tgt == hint) - log_z
+        apply = beta > 0
+        if self.gate == "word-start":
+            apply = apply & np.asarray(word_start, dtype=bool)
+        elif self.gate is not None:
+            raise ValueError(f"unknown tilt gate {self.gate!r}")
+        return -np.where(apply, tilted, lp_tgt)

@@ -1,0 +1,253 @@
+"""Our reference evaluator, n-gram caches, hint tilt and TTT against plain, loop-per-token
+references written independently here; the evaluator under 2-process gloo equals one process.
+Cost: about 15 s (tiny random models, streams of a few thousand tokens)."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.caches import HintTilt, NgramCache, context_hash, counts_before, last_before
+from harness.evaluate import evaluate_sliding, sliding_windows, window_segments
+from harness.ttt import ChunkedTTT
+
+VOCAB = 48
+
+
+class TinyLM(torch.nn.Module):
+    """Causal toy model: embedding, one causal mixing layer, tied head."""
+
+    def __init__(self, vocab=VOCAB, dim=16, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.emb = torch.nn.Embedding(vocab, dim)
+        self.mix = torch.nn.Linear(dim, dim)
+
+    def forward_logits(self, x):
+        h = self.emb(x)
+        h = torch.cumsum(h, dim=1) / torch.arange(1, x.shape[1] + 1)[None, :, None]  # causal mean
+        return torch.tanh(self.mix(h)) @ self.emb.weight.T
+
+    def forward(self, x, y):
+        logits = self.forward_logits(x)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+
+
+def stream(n, seed=1, vocab=VOCAB):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, vocab, size=40)
+    # Repetitive text so the caches have something to find.
+    return np.concatenate([base[rng.integers(0, 30):][:rng.integers(5, 12)] for _ in range(n)])[:n + 1].astype(np.int64)
+
+
+def naive_sliding(model, tokens, seq_len, stride):
+    """Window by window, as the challenge's eval_val_sliding does it."""
+    n = tokens.size - 1
+    nll, count = np.zeros(n), np.zeros(n, dtype=np.int64)
+    for ws, s, wl in sliding_windows(n, seq_len, stride).tolist():
+        x = torch.as_tensor(tokens[ws: ws + wl])[None]
+        lp = torch.log_softmax(model.forward_logits(x)[0].double(), -1)
+        for j in range(s, wl):
+            nll[ws + j] += -float(lp[j, tokens[ws + j + 1]])
+            count[ws + j] += 1
+    return nll, count
+
+
+@given(st.integers(1, 400), st.integers(1, 64), st.data())
+def test_windows_score_every_target_once(total, seq_len, data):
+    stride = data.draw(st.integers(1, seq_len))
+    w = sliding_windows(total, seq_len, stride)
+    scored = np.concatenate([np.arange(ws + s, ws + wl) for ws, s, wl in w.tolist()])
+    assert np.array_equal(scored, np.arange(total))
+    assert (w[:, 2] <= seq_len).all() and w[0, 1] == 0
+    seg = window_segments(w, total)
+    assert (np.diff(seg) >= 0).all()
+
+
+@torch.inference_mode()
+def test_evaluator_matches_window_by_window():
+    model = TinyLM()
+    tokens = stream(700)
+    for seq_len, stride in ((64, 16), (50, 50), (1000, 64)):
+        r = evaluate_sliding(model.forward_logits, tokens, seq_len, stride, batch_windows=5)
+        nll, count = naive_sliding(model, tokens, seq_len, stride)
+        assert np.array_equal(r.score.count, count)
+        np.testing.assert_allclose(r.score.nll, nll, rtol=0, atol=1e-5)
+        assert math.isclose(r.score.total_nll, nll.sum(), rel_tol=1e-7)
+
+
+def _gloo_worker(rank, world, port, path):
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    r = evaluate_sliding(TinyLM().forward_logits, stream(900), 64, 16, batch_windows=7)
+    np.save(f"{path}.{rank}.npy", np.stack([r.score.nll, r.score.count.astype(float)]))
+    dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_equal_one_process(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_gloo_worker, args=(2, port, str(tmp_path / "r")), nprocs=2, join=True)
+    one = evaluate_sliding(TinyLM().forward_logits, stream(900), 64, 16)
+    for rank in range(2):
+        got = np.load(tmp_path / f"r.{rank}.npy")
+        assert np.array_equal(got[1], one.score.count)
+        np.testing.assert_allclose(got[0], one.score.nll, rtol=0, atol=1e-9)
+
+
+# ---------------------------------------------------------------- caches, against dict-based references
+
+def dict_counts_before(keys, segment):
+    table, out, pending = {}, [], []
+    for i, (k, s) in enumerate(zip(keys.tolist(), segment.tolist())):
+        if i and s != segment[i - 1]:
+            for kk in pending:
+                table[kk] = table.get(kk, 0) + 1
+            pending = []
+        out.append(table.get(k, 0))
+        pending.append(k)
+    return np.array(out)
+
+
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=80), st.data())
+def test_counts_before_matches_a_dict(keys, data):
+    segs = np.cumsum(data.draw(st.lists(st.booleans(), min_size=len(keys), max_size=len(keys))))
+    keys = np.array(keys, dtype=np.int64)
+    assert np.array_equal(counts_before(keys, segs), dict_counts_before(keys, segs))
+
+
+def dict_ngram(tokens, model_nll, segment, order, buckets, alpha, min_count):
+    """The target-in-key cache with Python dicts, token by token (tables learn after each segment)."""
+    mask, P, T = buckets - 1, 1000003, 2654435761
+    ctx_t, full_t, pending, out = {}, {}, [], []
+    for i in range(tokens.size - 1):
+        if i and segment[i] != segment[i - 1]:
+            for c, f in pending:
+                ctx_t[c] = ctx_t.get(c, 0) + 1
+                full_t[f] = full_t.get(f, 0) + 1
+            pending = []
+        p = math.exp(-model_nll[i])
+        pos = i + 1
+        if pos >= order - 1:
+            h = 0
+            for k in range(1, order):
+                h = ((h * P) & 0xFFFFFFFFFFFFFFFF) ^ int(tokens[pos - k])
+            c, f = h & mask, (h ^ ((int(tokens[pos]) * T) & 0xFFFFFFFFFFFFFFFF)) & mask
+            cc, fc = ctx_t.get(c, 0), full_t.get(f, 0)
+            if cc >= min_count:
+                p = (1 - alpha) * p + alpha * min(fc, cc) / cc
+            pending.append((c, f))
+        out.append(-math.log(p))
+    return np.array(out)
+
+
+def test_target_in_key_cache_matches_dict_reference():
+    tokens = stream(3000)
+    rng = np.random.default_rng(0)
+    model_nll = rng.uniform(0.5, 4.0, tokens.size - 1)
+    seg = window_segments(sliding_windows(tokens.size - 1, 128, 32), tokens.size - 1)
+    for order, buckets in ((3, 1 << 6), (7, 1 << 12)):
+        ours = NgramCache(order, buckets, 0.4, 2, "target-in-key").mix(tokens, model_nll, seg)
+        ref = dict_ngram(tokens, model_nll, seg, order, buckets, 0.4, 2)
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
+        assert (ours < model_nll).any()
+
+
+def test_renormalized_cache_is_a_distribution():
+    """Summed over every candidate target, the legal variant's probabilities add up to 1."""
+    vocab, n = 12, 300
+    tokens = stream(n, vocab=vocab)
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(vocab), size=n)  # the model's distribution at each position
+    seg = window_segments(sliding_windows(n, 40, 10), n)
+    cache = NgramCache(3, 1 << 5, 0.5, 1, "renormalized")
+    key_cache = NgramCache(3, 1 << 5, 0.5, 1, "target-in-key")
+    key_totals = []
+    for i in (50, 123, 250):  # every candidate v as the target at position i; the history stays
+        legal_total = key_total = 0.0
+        for v in range(vocab):
+            alt = tokens.copy()
+            alt[i + 1] = v
+            model_nll = -np.log(probs[np.arange(n), alt[1:]])
+            legal_total += np.exp(-cache.mix(alt, model_nll, seg, vocab)[i])
+            key_total += np.exp(-key_cache.mix(alt, model_nll, seg)[i])
+        assert legal_total == pytest.approx(1.0, abs=1e-9)
+        key_totals.append(key_total)
+    assert max(key_totals) > 1.0 + 1e-6  # the target-in-key one is not
+
+
+def sequential_hints(tokens, segment, order, buckets):
+    table, count, pending, hint, run = {}, {}, [], [], []
+    for i in range(tokens.size - 1):
+        if i and segment[i] != segment[i - 1]:
+            for k, t in pending:
+                if table.get(k) == t:
+                    count[k] += 1
+                else:
+                    table[k], count[k] = t, 1
+            pending = []
+        pos = i + 1
+        if pos >= order - 1:
+            k = int(context_hash(tokens, np.array([pos]), order)[0]) & (buckets - 1)
+            hint.append(table.get(k, -1))
+            run.append(count.get(k, 0))
+            pending.append((k, int(tokens[pos])))
+        else:
+            hint.append(-1)
+            run.append(0)
+    return np.array(hint), np.array(run)
+
+
+def test_hint_tilt_hints_match_sequential_updates():
+    tokens = stream(2000)
+    seg = window_segments(sliding_windows(tokens.size - 1, 64, 16), tokens.size - 1)
+    tilt = HintTilt(4, 1 << 8, 1.5, 2)
+    hint, beta = tilt.hints(tokens, seg)
+    ref_hint, ref_run = sequential_hints(tokens, seg, 4, 1 << 8)
+    assert np.array_equal(hint, ref_hint)
+    assert np.array_equal(beta > 0, (ref_hint >= 0) & (ref_run >= 2))
+    keys = np.array([3, 3, 3, 5, 3])
+    h, r = last_before(keys, np.arange(5), np.array([7, 7, 8, 1, 8]))
+    assert h.tolist() == [-1, 7, 7, -1, 8] and r.tolist() == [0, 1, 2, 0, 1]
+
+
+def test_tilt_renormalized_over_the_vocabulary():
+    rng = np.random.default_rng(2)
+    p = rng.dirichlet(np.ones(VOCAB))
+    tilt = HintTilt(beta=1.3)
+    total = 0.0
+    for v in range(VOCAB):
+        toks = np.array([0, v])
+        total += math.exp(-tilt.mix(toks, np.array([-math.log(p[v])]), np.array([math.log(p[7])]),
+                                    np.array([7]), np.array([1.3]))[0])
+    assert total == pytest.approx(1.0, abs=1e-12)
+
+
+def test_score_first_ttt_scores_each_chunk_before_training_on_it():
+    tokens = stream(1200)
+    seq_len, stride, chunk = 64, 16, 256
+    frozen = evaluate_sliding(TinyLM().forward_logits, tokens, seq_len, stride)
+    runs = {}
+    for first in (True, False):
+        model = TinyLM()
+        runs[first] = ChunkedTTT(chunk, lr=0.5, batch_seqs=2, score_first=first).run(
+            model, model.forward_logits, model, tokens, seq_len, stride).score
+    first_chunk = slice(0, chunk - 1)
+    # Score-first: chunk 0 is scored by the untrained model; update-before-score trained on it.
+    np.testing.assert_allclose(runs[True].nll[first_chunk], frozen.score.nll[first_chunk], atol=1e-6)
+    assert np.abs(runs[False].nll[first_chunk] - frozen.score.nll[first_chunk]).max() > 1e-4
+    assert (runs[True].count == 1).all()
