@@ -18,12 +18,48 @@ from reports.render import render_many
 CLI = Path(__file__).resolve().parents[1] / "cli.py"
 
 
+def _rule_doc(rule) -> dict:
+    sec = rule.sections()
+    return {"id": rule.ID, "name": rule.NAME, "family": rule.family, "condition": rule.condition,
+            "severity": rule.severity, "what": sec["what"], "why": sec["why"], "example": sec["example"],
+            "fix": sec["fix"], "valid_examples": len(rule.VALID), "invalid_examples": len(rule.INVALID)}
+
+
 def rules(args) -> int:
-    raise AuditError("the static rule set is not available in this version of golf-audit")
+    """List the static rules (text table, JSON or a Markdown table)."""
+    from checks.static.engine import all_rules
+
+    docs = [_rule_doc(r) for r in all_rules()]
+    if args.format == "json":
+        text = json.dumps(docs, indent=2) + "\n"
+    elif args.format == "markdown":
+        rows = [f"| {d['id']} | {d['name']} | {d['family']} | {d['condition']} | {d['severity']} | {d['what']} |" for d in docs]
+        text = "\n".join(["| rule | name | family | condition | severity | finds |", "|---|---|---|---|---|---|", *rows]) + "\n"
+    elif args.format == "text":
+        w = max(len(d["name"]) for d in docs)
+        text = "".join(f"{d['id']}  {d['name']:<{w}}  {d['condition']:<5}  {d['severity']:<7}  {d['what']}\n" for d in docs)
+        text += f"{len(docs)} rules; `golf-audit explain ID` shows one.\n"
+    else:
+        raise AuditError(f"rules: --format {args.format} is not available here (use text, json or markdown)")
+    from cli import emit
+
+    emit(text, args.output)
+    return 0
 
 
 def explain(args) -> int:
-    raise AuditError("the static rule set is not available in this version of golf-audit")
+    """One rule as a reviewer reads it: what it does, why it is bad, an example, what to do instead."""
+    from checks.static.engine import rule_by_id
+
+    rule = rule_by_id(args.rule.strip())
+    if rule is None:
+        raise AuditError(f"no rule {args.rule!r} (`golf-audit rules` lists them)")
+    d = _rule_doc(rule)
+    example = "\n".join("    " + ln for ln in d["example"].splitlines())
+    sys.stdout.write(f"{d['id']} {d['name']} ({d['family']}, {d['condition']}, {d['severity']})\n\n"
+                     f"What it does\n  {d['what']}\n\nWhy is this bad?\n  {d['why']}\n\n"
+                     f"Example\n{example}\n\nUse instead\n  {d['fix']}\n")
+    return 0
 
 
 # --- scan -------------------------------------------------------------------------------------

@@ -1,0 +1,378 @@
+"""The static rule engine: parse a submission's Python files with libcst, run the label-flow analysis
+(``flow.py``) over all of them together, and let each rule turn the resulting events into findings.
+
+Never executes submission code. Self-extracting wrappers are unpacked (``harness.unwrap``) and the
+code inside is checked. Results are cached by the content hash of the sources (and the rule set), so
+a rescan of unchanged folders reads one small JSON file per folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import json
+import os
+import pkgutil
+import re
+import textwrap
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import libcst as cst
+
+from harness import __version__
+from harness.unwrap import WrapperError, unwrap_source
+from reports.model import FAMILIES, RULE_SET_VERSION
+
+from . import flow
+
+# The official run: 8 ranks under torchrun; every other setting at its default unless the README's
+# run command sets it.
+OFFICIAL_ENV = {"WORLD_SIZE": "8", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "8"}
+PARSER_CONFIG = cst.PartialParserConfig(python_version="3.12")
+MAX_SOURCE_BYTES = 5_000_000
+_SUPPRESS = re.compile(r"#\s*golf-audit:\s*allow\[([A-Za-z0-9_, ]+)\]\s*(.*)$")
+_RUN_ENV = re.compile(r"(?:^|\s)([A-Z][A-Z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s;&|]+)")
+
+
+class Rule:
+    """Base of every static rule. A rule is one class in ``checks/static/rules/``: its docstring holds
+    what it finds, ``Why:``, ``Example:`` and ``Fix:``; ``VALID`` and ``INVALID`` hold code that must
+    stay silent and code that must fire (the test suite runs both)."""
+
+    ID = ""
+    NAME = ""
+    family = ""
+    severity = "error"
+    KINDS: tuple[str, ...] = ()  # flow events this rule reports
+    NEEDS_SINK = False  # report only when the value reaches a score accumulation
+    VALID: list[str] = []
+    INVALID: list[str] = []
+
+    @property
+    def condition(self) -> str:
+        return FAMILIES[self.family]
+
+    @classmethod
+    def sections(cls) -> dict[str, str]:
+        doc = textwrap.dedent("\n".join((cls.__doc__ or "").splitlines()[1:]))
+        first = (cls.__doc__ or "").splitlines()[0].strip() if cls.__doc__ else ""
+        out = {"what": first, "why": "", "example": "", "fix": ""}
+        current = "what"
+        for line in doc.splitlines():
+            head = line.strip().rstrip(":").lower()
+            if line.strip().endswith(":") and head in ("why", "example", "fix"):
+                current = head
+                continue
+            out[current] += line + "\n"
+        return {k: (textwrap.dedent(v).strip() if k == "example" else " ".join(v.split())) for k, v in out.items()}
+
+    def accepts(self, ev: flow.Event, ctx: "Context") -> bool:
+        return True
+
+    def severity_for(self, ev: flow.Event, ctx: "Context") -> str:
+        return self.severity
+
+    def message(self, ev: flow.Event, ctx: "Context") -> str:  # pragma: no cover - every rule overrides it
+        return self.sections()["what"]
+
+    def check_module(self, module: flow.ModuleInfo, ctx: "Context") -> list[tuple[cst.CSTNode, str]]:
+        """Rules that read a module's structure rather than flow events override this."""
+        return []
+
+
+def all_rules() -> list[Rule]:
+    from . import rules as pkg
+
+    found = []
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        mod = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        for obj in vars(mod).values():
+            if isinstance(obj, type) and issubclass(obj, Rule) and obj is not Rule and obj.ID and obj.__module__ == mod.__name__:
+                found.append(obj())
+    return sorted(found, key=lambda r: r.ID)
+
+
+def rule_by_id(rid: str) -> Rule | None:
+    return next((r for r in all_rules() if r.ID.upper() == rid.upper()), None)
+
+
+@dataclass
+class Source:
+    rel: str  # path relative to the submission folder
+    text: str  # the code checked (unpacked when the file is a self-extracting wrapper)
+    wrapped: bool = False
+
+
+class Context:
+    """What rules may ask about an event's location."""
+
+    def __init__(self, prog: flow.Program, entry: str | None = None):
+        self.prog = prog
+        self.reachable = _imported_from(prog, entry)
+
+    def in_submission_code(self, gid: int) -> bool:
+        """Whether the node's file is the entry script or a file it imports (directly or not)."""
+        return self.prog.nodes[gid][0].path in self.reachable
+
+    def code(self, gid: int) -> str:
+        _, node, _ = self.prog.nodes[gid]
+        text = flow.code(node).strip()
+        text = " ".join(text.split())
+        return text if len(text) <= 90 else text[:87] + "..."
+
+    def where(self, gid: int) -> str:
+        return self.prog.nodes[gid][2]
+
+    def fact(self, kind: str, gid: int) -> flow.Event | None:
+        return self.prog.facts.get((kind, gid))
+
+
+def official_env(readme_text: str | None) -> dict[str, str]:
+    """The official environment: 8 ranks, plus the settings the README's run command exports."""
+    env = dict(OFFICIAL_ENV)
+    if readme_text:
+        for line in readme_text.splitlines():
+            if "torchrun" in line or "train_gpt" in line:
+                head = line.split("torchrun")[0].split("python")[0]
+                for k, v in _RUN_ENV.findall(head):
+                    env.setdefault(k, v.strip("\"'"))
+    return env
+
+
+def parse(text: str) -> cst.Module:
+    return cst.parse_module(text, PARSER_CONFIG)
+
+
+def analyse(sources: list[Source], env: dict[str, str]) -> tuple[list[dict], list[str]]:
+    """Findings (as dicts with ``rel`` paths) and one-line notes on files that could not be parsed."""
+    prog = flow.Program(env)
+    notes = []
+    by_rel = {}
+    for src in sources:
+        try:
+            tree = parse(src.text)
+        except (cst.ParserSyntaxError, RecursionError, ValueError) as e:
+            notes.append(f"{src.rel}: not parsed as Python ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__})")
+            continue
+        name = src.rel[:-3].replace("/", ".") if src.rel.endswith(".py") else src.rel
+        prog.add_module(src.rel, name, tree, src.text)
+        by_rel[src.rel] = src
+    prog.analyse()
+    ctx = Context(prog, sources[0].rel if sources else None)
+    rules = all_rules()
+    out: list[dict] = []
+    by_kind: dict[str, list[Rule]] = {}
+    for r in rules:
+        for k in r.KINDS:
+            by_kind.setdefault(k, []).append(r)
+    for (kind, gid), ev in sorted(prog.facts.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        for rule in by_kind.get(kind, []):
+            disabled = ev.disabled
+            if rule.NEEDS_SINK:
+                sink = prog.facts.get(("sink:" + kind, gid))
+                if sink is None:
+                    continue
+                disabled = disabled or sink.disabled
+            if not rule.accepts(ev, ctx):
+                continue
+            module, node, where = prog.nodes[gid]
+            out.append(_finding(rule, module, by_rel[module.path], node, where, rule.message(ev, ctx),
+                                "info" if disabled else rule.severity_for(ev, ctx), disabled))
+    for m in prog.modules:
+        for rule in rules:
+            for node, msg in rule.check_module(m, ctx):
+                out.append(_finding(rule, m, by_rel[m.path], node, "", msg, rule.severity, False))
+    out = _apply_suppressions(out, by_rel)
+    out.sort(key=lambda f: (f["rel"], f["line"] or 0, f["column"] or 0, f["rule"], f["message"]))
+    dedup, seen = [], set()
+    for f in out:
+        key = (f["rel"], f["line"], f["rule"], f["message"])
+        if key not in seen:
+            seen.add(key)
+            dedup.append(f)
+    return dedup, notes
+
+
+def _imported_from(prog: flow.Program, entry: str | None) -> set[str]:
+    """Paths of the entry module and every submission module it imports, transitively."""
+    start = next((m for m in prog.modules if m.path == entry), None)
+    if start is None:
+        return {m.path for m in prog.modules}
+    seen, stack = {start.path}, [start]
+    while stack:
+        m = stack.pop()
+        for full in m.aliases.values():
+            parts = full.lstrip(".").split(".")
+            for k in range(len(parts), 0, -1):
+                target = prog.by_name.get(".".join(parts[:k])) or prog.by_name.get(parts[k - 1])
+                if target is not None and target.path not in seen:
+                    seen.add(target.path)
+                    stack.append(target)
+                    break
+    return seen
+
+
+def locate(module: flow.ModuleInfo, node: cst.CSTNode, where: str) -> tuple[int, int]:
+    """(line, column), 1-based, of a node: its code searched from the start of its function.
+
+    Computing libcst positions for the whole module costs more than parsing it; a finding needs the
+    position of one node, so it is looked up in the source text instead.
+    """
+    text = flow.code(node).strip()
+    first = text.splitlines()[0] if text else ""
+    src = module.source
+    start = 0
+    if where and where != "<module>":
+        name = where.rsplit(".", 1)[-1]
+        m = re.search(rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\(", src, re.M)
+        if m:
+            start = m.start()
+    at = src.find(first, start) if first else -1
+    if at < 0:
+        at = src.find(first) if first else -1
+    if at < 0:
+        return (src.count("\n", 0, start) + 1, 1)
+    line = src.count("\n", 0, at) + 1
+    col = at - (src.rfind("\n", 0, at) + 1) + 1
+    return line, col
+
+
+def code_frame(source: str, line: int, context: int = 2) -> str:
+    lines = source.splitlines()
+    lo, hi = max(1, line - context), min(len(lines), line + context)
+    width = len(str(hi))
+    return "\n".join(f"{'>' if i == line else ' '} {i:>{width}} | {lines[i - 1]}" for i in range(lo, hi + 1))
+
+
+def _finding(rule: Rule, module: flow.ModuleInfo, src: Source, node, where: str, message: str, severity: str,
+             disabled: bool) -> dict:
+    line, col = locate(module, node, where)
+    if src.wrapped:
+        message += " (in the code unpacked from the self-extracting wrapper)"
+    if disabled:
+        message += "; disabled in the submitted configuration (official run: WORLD_SIZE=8, default settings)"
+    sec = rule.sections()
+    return {"rule": rule.ID, "family": rule.family, "severity": severity, "message": message, "rel": src.rel,
+            "line": line, "column": col, "why": sec["why"] or None, "fix": sec["fix"] or None,
+            "code_frame": code_frame(src.text, line), "suppressed": None}
+
+
+def _apply_suppressions(findings: list[dict], sources: dict[str, Source]) -> list[dict]:
+    """``# golf-audit: allow[ID] reason`` on the finding's line or the line above accepts it; an allow
+    without a reason is itself a warning."""
+    out = []
+    lines_of = {rel: s.text.splitlines() for rel, s in sources.items()}
+    for f in findings:
+        lines = lines_of.get(f["rel"], [])
+        for ln in (f["line"], f["line"] - 1):
+            if not (1 <= ln <= len(lines)):
+                continue
+            m = _SUPPRESS.search(lines[ln - 1])
+            if not m or f["rule"].upper() not in {x.strip().upper() for x in m.group(1).split(",")}:
+                continue
+            reason = m.group(2).strip()
+            if reason:
+                f["suppressed"] = reason
+            else:
+                out.append({**f, "rule": "GA100", "family": "structure", "severity": "warning",
+                            "message": f"allow[{f['rule']}] without a reason: say why the finding does not apply",
+                            "line": ln, "column": m.start() + 1, "why": None, "fix": None,
+                            "code_frame": code_frame(sources[f["rel"]].text, ln), "suppressed": None})
+                f["suppressed"] = "allowed inline (no reason given)"
+            break
+        out.append(f)
+    return out
+
+
+# --- sources, cache, parallel runs -------------------------------------------------------------
+
+def read_sources(root: Path, files: list[Path]) -> tuple[list[Source], list[str]]:
+    out, notes = [], []
+    for f in files:
+        rel = f.relative_to(root).as_posix() if f.is_relative_to(root) else f.name
+        try:
+            if f.stat().st_size > MAX_SOURCE_BYTES:
+                notes.append(f"{rel}: larger than {MAX_SOURCE_BYTES} bytes, not checked")
+                continue
+            text = f.read_bytes().decode("utf-8", errors="replace")
+        except OSError as e:
+            notes.append(f"{rel}: cannot read: {e.strerror}")
+            continue
+        wrapped = False
+        try:
+            inner, layers = unwrap_source(text, f)
+            if layers:
+                text, wrapped = inner, True
+        except WrapperError as e:
+            notes.append(f"{rel}: {e}")
+        out.append(Source(rel, text.replace("\r\n", "\n"), wrapped))
+    return out, notes
+
+
+def cache_dir() -> Path | None:
+    d = os.environ.get("GOLF_AUDIT_CACHE")
+    if d == "":
+        return None
+    return Path(d) if d else Path(".golf-audit-cache")
+
+
+@functools.cache
+def _engine_digest() -> str:
+    """Hash of the analyser's own code: a changed rule or engine never reads an old result."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for p in sorted(here.rglob("*.py")):
+        h.update(p.relative_to(here).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(sources: list[Source], env: dict[str, str]) -> str:
+    h = hashlib.sha256(f"{__version__}|{RULE_SET_VERSION}|{_engine_digest()}|{json.dumps(env, sort_keys=True)}".encode())
+    for s in sorted(sources, key=lambda s: s.rel):
+        h.update(b"\0" + s.rel.encode() + b"\0" + hashlib.sha256(s.text.encode("utf-8", "replace")).digest())
+    return h.hexdigest()
+
+
+def check_files(root: Path, files: list[Path], readme_text: str | None, use_cache: bool = True) -> tuple[list[dict], list[str]]:
+    """Findings for one submission's files (cached by content hash)."""
+    sources, notes = read_sources(root, files)
+    env = official_env(readme_text)
+    key = cache_key(sources, env)
+    cdir = cache_dir() if use_cache else None
+    path = cdir / "static" / key[:2] / f"{key}.json" if cdir else None
+    if path is not None:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            return doc["findings"], notes + doc["notes"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    findings, parse_notes = analyse(sources, env)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"findings": findings, "notes": parse_notes}, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    return findings, notes + parse_notes
+
+
+def check_folder(folder: str, use_cache: bool = True) -> tuple[list[dict], list[str]]:
+    from harness.submission import load_submission
+
+    sub = load_submission(folder)
+    readme = sub.readme.read_text(encoding="utf-8", errors="replace")[:200_000] if sub.readme else None
+    return check_files(sub.root, sub.sources, readme, use_cache)
+
+
+def check_many(folders: list[str], jobs: int = 2, use_cache: bool = True) -> dict[str, tuple[list[dict], list[str]]]:
+    """Check many submission folders, ``jobs`` processes at a time; results by folder, in order."""
+    if jobs <= 1 or len(folders) <= 1:
+        return {f: check_folder(f, use_cache) for f in folders}
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        results = pool.map(check_folder, folders, [use_cache] * len(folders), chunksize=1)
+        return dict(zip(folders, results))

@@ -1,0 +1,70 @@
+from checks.static.engine import Rule
+
+
+class TargetGatedMixing(Rule):
+    """A mixing gate, branch or weight is chosen from the scored target, and the result is scored.
+
+    Why:
+    Choosing which distribution scores position t by looking at x_t (its word-start or boundary class,
+    whether it is in a cache, a threshold on it) makes p_t depend on x_t (C1); the mixture over all
+    tokens no longer sums to 1 (#1026, #2041, #1420 before its fix). Comparing the target with a
+    prefix-derived hint (``tgt == hint``) is not a gate: it evaluates an indicator feature of a
+    normalized tilt at the target.
+
+    Example:
+        word_start = has_leading_space_lut[tgt]
+        nll = -torch.where(word_start, tilted_lp, model_lp)
+
+    Fix:
+    Compute the gate from the prefix only (the previous token's class, the context's statistics),
+    apply it to the whole vocabulary, renormalize, then read the target.
+    """
+
+    ID = "GA103"
+    NAME = "target-gated-mixing"
+    family = "target-gated-mixing"
+    severity = "error"
+    KINDS = ("gate",)
+    NEEDS_SINK = True
+    VALID = [
+        """
+import torch, torch.nn.functional as F
+def evaluate(model, lut, hint_of):
+    val = torch.from_numpy(read("fineweb_val_000000.bin"))
+    x, y = val[:-1], val[1:]
+    logp = F.log_softmax(model(x), dim=-1)
+    hint = hint_of(x)
+    gate = lut[x] > 0
+    tilted = F.log_softmax(logp + 2.0 * F.one_hot(hint, 1024) * gate[:, None], dim=-1)
+    lp = tilted.gather(-1, y[:, None]).squeeze(-1)
+    total = 0.0
+    total += -torch.where(y == hint, lp, lp).sum()
+""",
+    ]
+    INVALID = [
+        """
+import torch, torch.nn.functional as F
+def evaluate(model, lut, hint_of):
+    val = torch.from_numpy(read("fineweb_val_000000.bin"))
+    x, y = val[:-1], val[1:]
+    logp = F.log_softmax(model(x), dim=-1)
+    tilted = F.log_softmax(logp + hint_of(x), dim=-1).gather(-1, y[:, None])
+    plain = logp.gather(-1, y[:, None])
+    total = 0.0
+    total += -torch.where(lut[y], tilted, plain).sum()
+""",
+        """
+import math
+def score(p_model, p_cache, t, vocab_class):
+    return p_cache if vocab_class[t] == 1 else p_model
+def evaluate(model, cache, vocab_class):
+    toks = load("val_*.bin")
+    s = 0.0
+    for i in range(len(toks) - 1):
+        s += -math.log(score(model(toks[: i + 1])[toks[i + 1]], cache(toks[: i + 1]), toks[i + 1], vocab_class))
+""",
+    ]
+
+    def message(self, ev, ctx) -> str:
+        return (f"`{ctx.code(ev.node)}` chooses between scorings with a condition computed from the scored target; "
+                f"the distribution used at t depends on x_t (C1)")

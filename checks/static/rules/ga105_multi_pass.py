@@ -1,0 +1,70 @@
+from checks.static.engine import Rule
+
+
+class MultiPass(Rule):
+    """Statistics of the whole validation stream are computed before scoring and used in the score.
+
+    Why:
+    Counting over all validation tokens (a bincount, a histogram, a table filled from the whole stream)
+    before the scoring loop puts every future token into the state that scores position t: p_t depends on
+    x_t and on later tokens (C1), and the stream is effectively passed over twice (C4; #846, #870, #959).
+    Tables filled inside the scoring loop, after each chunk is scored, are the legal backward-looking cache.
+
+    Example:
+        counts = torch.bincount(val[:-1] * V + val[1:], minlength=V * V)
+        for window in windows:
+            p = (1 - a) * p_model + a * counts_row_normalized[x]
+
+    Fix:
+    Build the statistics in the single left-to-right pass, adding each token only after it has been scored.
+    """
+
+    ID = "GA105"
+    NAME = "multi-pass"
+    family = "multi-pass"
+    severity = "error"
+    KINDS = ("fut",)
+    NEEDS_SINK = True
+    VALID = [
+        """
+import torch, torch.nn.functional as F
+def evaluate(model, V):
+    val = load("fineweb_val_000000.bin")
+    counts = torch.zeros(V, V)
+    total = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        p = 0.9 * F.softmax(model(x), -1) + 0.1 * (counts[x] + 1) / (counts[x] + 1).sum(-1, keepdim=True)
+        total += -torch.log(p.gather(-1, y[:, None])).sum()
+        counts.index_put_((x, y), torch.ones(64), accumulate=True)
+""",
+        # totals over the stream that only reach the byte denominator are fine
+        """
+import torch, torch.nn.functional as F
+def evaluate(model, lut):
+    val = load("fineweb_val_000000.bin")
+    total_bytes = torch.bincount(val, minlength=1024) @ lut
+    x, y = val[:-1], val[1:]
+    loss = 0.0
+    loss += F.cross_entropy(model(x), y)
+    return loss / total_bytes
+""",
+    ]
+    INVALID = [
+        """
+import torch, torch.nn.functional as F
+def evaluate(model, V):
+    val = load("fineweb_val_000000.bin")
+    counts = torch.bincount(val[:-1] * V + val[1:], minlength=V * V).reshape(V, V).double()
+    p_big = (counts + 0.01) / (counts + 0.01).sum(1, keepdim=True)
+    total = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        p = 0.9 * F.softmax(model(x), -1) + 0.1 * p_big[x]
+        total += -torch.log(p.gather(-1, y[:, None])).sum()
+""",
+    ]
+
+    def message(self, ev, ctx) -> str:
+        return (f"`{ctx.code(ev.node)}` builds statistics from the whole validation stream before it is scored, "
+                f"and they reach the scored distribution: future tokens inform p_t (C1, C4)")

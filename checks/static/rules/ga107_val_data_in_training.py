@@ -1,0 +1,63 @@
+from checks.static.engine import Rule
+
+from .ga106_update_before_score import in_loop
+
+
+class ValDataInTraining(Rule):
+    """The model is trained on validation tokens before the evaluation that scores them.
+
+    Why:
+    No validation data may be used for training; test-time training may only use tokens already scored
+    (challenge README, C3). A fine-tuning pass over the validation stream before the final evaluation
+    (#1735, #1738, #1972) scores tokens the model has seen.
+
+    Example:
+        for epoch in range(3):
+            for x, y in batches(val_tokens):
+                model(x, y).backward(); opt.step()
+        val_loss = eval_val(model, val_tokens)
+
+    Fix:
+    Train only on training shards; adapt at evaluation time only in a score-first loop.
+    """
+
+    ID = "GA107"
+    NAME = "val-data-in-training"
+    family = "val-data-in-training"
+    severity = "error"
+    KINDS = ("ubs",)
+    VALID = [
+        """
+import torch.nn.functional as F
+def main(model, opt):
+    train = load("fineweb_train_000001.bin")
+    val = load("fineweb_val_000000.bin")
+    loss = F.cross_entropy(model(train[:-1]), train[1:])
+    loss.backward()
+    opt.step()
+    total = 0.0
+    total += F.cross_entropy(model(val[:-1]), val[1:], reduction="sum")
+""",
+    ]
+    INVALID = [
+        """
+import torch.nn.functional as F
+def finetune(model, opt, tokens):
+    for epoch in range(3):
+        loss = F.cross_entropy(model(tokens[:-1]), tokens[1:])
+        loss.backward()
+        opt.step()
+def main(model, opt):
+    val = load("fineweb_val_000000.bin")
+    finetune(model, opt, val)
+    total = 0.0
+    total += F.cross_entropy(model(val[:-1]), val[1:], reduction="sum")
+""",
+    ]
+
+    def accepts(self, ev, ctx) -> bool:
+        return not in_loop(ev)
+
+    def message(self, ev, ctx) -> str:
+        return (f"`{ctx.code(ev.node)}` trains on validation tokens before they are scored by the final evaluation "
+                f"(README: no validation data for training; C3)")

@@ -1,0 +1,70 @@
+from checks.static.engine import Rule
+
+
+class ValCalibration(Rule):
+    """Quantization calibration statistics (Hessians, activation hooks) are collected on validation data.
+
+    Why:
+    GPTQ-style calibration fits the quantized weights to the data it sees; calibrating on validation
+    tokens fits the artifact to the tokens it will be scored on (C1; #728's first commit). Calibration
+    on training data or on self-generated text is fine.
+
+    Example:
+        for x in val_batches:
+            H += x.T @ x
+
+    Fix:
+    Calibrate on training shards (within the training time) or on text the model generates itself.
+    """
+
+    ID = "GA109"
+    NAME = "val-calibration"
+    family = "val-calibration"
+    severity = "error"
+    KINDS = ("vcal",)
+    VALID = [
+        """
+import torch
+def calibrate(model, tokens):
+    H = torch.zeros(512, 512)
+    for i in range(0, len(tokens) - 512, 512):
+        x = model.embed(tokens[i:i + 512])
+        H += x.T @ x
+    return H
+def main(model):
+    train = load("fineweb_train_000001.bin")
+    return calibrate(model, train)
+""",
+    ]
+    INVALID = [
+        """
+import torch
+def calibrate(model, tokens):
+    H = torch.zeros(512, 512)
+    for i in range(0, len(tokens) - 512, 512):
+        x = model.embed(tokens[i:i + 512])
+        H += x.T @ x
+    return H
+def main(model):
+    val = load("fineweb_val_000000.bin")
+    return calibrate(model, val)
+""",
+        """
+def collect(model, batches):
+    stats = {}
+    def hook(mod, inp, out):
+        stats[mod] = inp[0].pow(2).mean(0)
+    for layer in model.layers:
+        layer.register_forward_hook(hook)
+    for xb in batches:
+        model(xb)
+    return stats
+def main(model):
+    val = load("data/fineweb_val_*.bin")
+    collect(model, [val[i:i + 1024] for i in range(0, len(val), 1024)])
+""",
+    ]
+
+    def message(self, ev, ctx) -> str:
+        how = "forward hooks record activations of" if ev.data.get("how") == "hooks" else "a Hessian is accumulated from"
+        return f"`{ctx.code(ev.node)}`: {how} validation data (quantization calibrated on the scored tokens, C1)"

@@ -1,0 +1,65 @@
+from checks.static.engine import Rule
+
+
+class PartialEval(Rule):
+    """Only part of the validation set is scored: a limit from the settings, or a random sample.
+
+    Why:
+    The score is BPB over the whole validation split; scoring a prefix cut by a setting
+    (``VAL_TOKEN_LIMIT``) or a random sample of positions reports a different number (#1785, #2009,
+    #823). Truncating to a whole number of sequences of the validation set's own length is the
+    reference loader and is fine.
+
+    Example:
+        val_tokens = val_tokens[: args.val_token_limit]
+
+    Fix:
+    Score every validation token; keep limits for quick experiments out of the submitted configuration.
+    """
+
+    ID = "GA111"
+    NAME = "partial-eval"
+    family = "partial-eval"
+    severity = "error"
+    KINDS = ("pev",)
+    VALID = [
+        """
+import os
+SEQ = int(os.environ.get("TRAIN_SEQ_LEN", 1024))
+def load_val():
+    tokens = load("fineweb_val_*.bin")
+    usable = ((tokens.numel() - 1) // SEQ) * SEQ
+    return tokens[: usable + 1]
+""",
+        # present but off under the official configuration: reported as info, not an error
+        """
+import os
+LIMIT = int(os.environ.get("VAL_TOKEN_LIMIT", "0"))
+def load_val():
+    tokens = load("fineweb_val_*.bin")
+    if LIMIT > 0:
+        tokens = tokens[:LIMIT]
+    return tokens
+""",
+    ]
+    INVALID = [
+        """
+import os
+LIMIT = int(os.environ.get("VAL_TOKEN_LIMIT", "1000000"))
+def load_val():
+    tokens = load("fineweb_val_*.bin")
+    return tokens[:LIMIT]
+""",
+        """
+import torch
+def load_val():
+    tokens = load("fineweb_val_*.bin")
+    idx = torch.randint(0, len(tokens) - 1, (4096,))
+    return tokens[idx]
+""",
+    ]
+
+    def message(self, ev, ctx) -> str:
+        if ev.data.get("how") == "random":
+            return f"`{ctx.code(ev.node)}` scores a random sample of validation positions, not the whole split"
+        return f"`{ctx.code(ev.node)}` cuts the validation tokens with a limit taken from the settings"
