@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in helps.items():
         p = sub.add_parser(name, parents=[common], help=text, description=text)
         p.add_argument("path", help="submission folder" + (" or .py file" if name == "check" else ""))
+        if name in ("audit", "probe"):
+            p.add_argument("--profile", default="default", choices=["ci", "default", "thorough"],
+                           help="probe search budget: examples and seconds per probe (default: default)")
+        if name == "probe":
+            p.add_argument("--replay", metavar="SPEC",
+                           help="run one probe on one example, as printed with a counterexample (name:key=value,...)")
     p = sub.add_parser("scan", parents=[common], help="every submission folder under TREE, with a summary table")
     p.add_argument("path", metavar="TREE", nargs="+", help="folders to search (a file stands for its submission folder)")
     p.add_argument("--mode", default="check", choices=["check", "claims", "audit"], help="what to run on each folder")
@@ -105,6 +111,8 @@ def options_from(args: argparse.Namespace):
         baseline_record=args.baseline_record,
         baseline=args.baseline,
         progress=sys.stderr.isatty(),
+        profile=getattr(args, "profile", None) or "default",
+        extra={"replay": getattr(args, "replay", None)} if getattr(args, "replay", None) else {},
     )
 
 

@@ -92,12 +92,19 @@ class _Index:
         module = self.wrapper.module
         self.functions = {n.name.value: n for n in module.body if isinstance(n, cst.FunctionDef)}
         classes = {n.name.value: n for n in module.body if isinstance(n, cst.ClassDef)}
+        # ``class GPT(GPT):`` redefines a class on top of its earlier definition: it inherits those bases.
+        earlier: dict[str, list[str]] = {}
+        for n in module.body:
+            if isinstance(n, cst.ClassDef):
+                own = [b for b in _base_names(n) if b != n.name.value]
+                earlier[n.name.value] = earlier.get(n.name.value, []) + own
         self.modules = set()
         changed = True
         while changed:  # classes deriving (transitively) from nn.Module
             changed = False
             for name, c in classes.items():
-                if name not in self.modules and any(b == "Module" or b in self.modules for b in _base_names(c)):
+                bases = [b for b in _base_names(c) if b != name] + (earlier[name] if name in _base_names(c) else [])
+                if name not in self.modules and any(b == "Module" or b in self.modules for b in bases):
                     self.modules.add(name)
                     changed = True
         # A component is a module class another module class instantiates; the model is not.

@@ -131,5 +131,14 @@ EXAMPLES: dict[str, Example] = {
             final_label="final_int6_sliding_window",
             family="double-scoring",
         ),
+        Example(
+            name="boundary_leak",
+            title="Per-document attention with a SmearGate that is not masked at BOS (the PR #1797 blocker).",
+            doc="Attention stops at each document's BOS, so every document is scored from its own tokens;\n"
+            "but the previous-token mix carries the last token of document N into document N+1.",
+            parts=("boundary_leak",),
+            final_label="final_int6_sliding_window",
+            family="boundary-leak",
+        ),
     ]
 }

@@ -1,0 +1,116 @@
+"""Causality probes: the submission's own eval pipeline, run on generated streams (part "probes").
+
+One sandbox call runs every probe (checks/probes/engine.py): the child imports the submission,
+builds its model (small dims, random init) and drives its final eval entry point under the
+official configuration; each probe (one module per condition) is a hypothesis property whose
+first failure is shrunk to a minimal counterexample. Here the results become ProbeResults (with a
+replay command) and, for failures, findings that carry the verdict.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from checks.parts import AuditOptions
+from harness import AuditError
+from harness.submission import Submission
+from reports.model import Finding, ProbeResult, Report
+
+SANDBOX_SECONDS = {"ci": 600.0, "default": 1800.0, "thorough": 7200.0}
+
+
+def claim_facts(sub: Submission) -> dict:
+    """Claimed val_bpb (with its printed precision) from submission.json; val token count from the logs."""
+    from harness.safeio import read_text_bounded
+
+    out: dict = {}
+    if sub.submission_json is not None:
+        try:
+            text = read_text_bounded(sub.submission_json, 1 << 20)
+        except Exception:
+            text = ""
+        m = re.search(r'"val_bpb"\s*:\s*"?([0-9]+\.([0-9]+))', text)
+        if m:
+            out["val_bpb"] = float(m.group(1))
+            out["precision"] = 10.0 ** -len(m.group(2))
+    for log in sub.logs:
+        try:
+            text = read_text_bounded(log, 64 << 20)
+        except Exception:
+            continue
+        m = re.search(r"val_loader:.*?tokens:(\d+)", text)
+        if m:
+            out["val_tokens"] = int(m.group(1))
+            break
+    return out
+
+
+def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
+    from harness.sandbox import Limits, findings_from_blocked, run_sandboxed
+
+    if sub.entry is None:
+        report.skip("probes", "no train_gpt.py: nothing to run")
+        return
+    claim = claim_facts(sub)
+    replay = opts.extra.get("replay")
+    if replay:
+        from checks.probes.engine import parse_spec
+
+        try:
+            parse_spec(replay)
+        except ValueError as e:
+            raise AuditError(f"--replay: {e}") from None
+    args = {"entry": f"$SUBMISSION/{sub.rel(sub.entry)}", "profile": opts.profile, "seed": opts.seed,
+            "claim": {k: claim[k] for k in ("val_bpb", "precision") if k in claim},
+            "val_tokens": claim.get("val_tokens"), "replay": replay, "only": opts.extra.get("probes")}
+    limits = Limits(wall_seconds=SANDBOX_SECONDS.get(opts.profile, 1800.0), cpu_seconds=7200, threads=1)
+    res = run_sandboxed("checks.probes.engine:run_probes", args, copy_dir=sub.root, python=opts.python, limits=limits)
+    for f in findings_from_blocked(res, sub):
+        report.add(f)
+    if not res.ok:
+        report.skip("probes", f"the submission's eval could not be driven: {res.error}")
+        return
+    entry = sub.display(sub.entry)
+    pipeline = res.value.get("pipeline", {})
+    for r in res.value["results"]:
+        add_result(report, sub, r, entry, pipeline, opts)
+
+
+def replay_command(sub: Submission, spec: str) -> str:
+    return f"golf-audit probe {shlex.quote(sub.given)} --replay {shlex.quote(spec)}"
+
+
+def add_result(report: Report, sub: Submission, r: dict, entry: str, pipeline: dict, opts: AuditOptions) -> None:
+    data = dict(r.get("data") or {})
+    data["entry_point"] = pipeline.get("entry")
+    pr = ProbeResult(probe=r["probe"], status=r["status"], detail=r["detail"], condition=r.get("condition"),
+                     family=r.get("family"), counterexample=r.get("counterexample"), data=data)
+    if r.get("spec"):
+        pr.counterexample = {**(pr.counterexample or {}), "spec": r["spec"]}
+        pr.replay = replay_command(sub, r["spec"])
+    report.probes.append(pr)
+    if pr.status != "fail":
+        return
+    cex = pr.counterexample or {}
+    severity, extra = "error", ""
+    effect = data.get("effect") or {}
+    if pr.probe == "exactly-once" and effect.get("below_precision"):
+        severity = "warning"
+    if effect.get("bpb_effect_bound") is not None:
+        extra = (f"; at the real val length ({effect['val_tokens']} tokens, seq_len {effect['seq_len']}, stride "
+                 f"{effect['stride']}) {effect['extra_scorings']} extra scorings shift BPB by at most "
+                 f"{effect['bpb_effect_bound']:.2e} (printed precision {effect.get('printed_precision')})")
+    where = f"stream of {cex.get('stream_length')} tokens, position {cex.get('position')}"
+    if cex.get("tokens"):
+        where += f", tokens {cex['tokens'][0]} -> {cex['tokens'][1]}"
+    if cex.get("nll_diff") is not None:
+        where += f", NLL diff {cex['nll_diff']:+.4g} nats"
+    if cex.get("sum_p") is not None:
+        where += f", sum_v p = {cex['sum_p']:.4g}"
+    report.add(Finding(
+        rule=f"PRB-{pr.probe}", family=pr.family or "structure", severity=severity, condition=pr.condition,
+        path=entry, line=None,
+        message=f"probe {pr.probe} fails on {pipeline.get('entry')}(): {where}{extra}",
+        why=r["detail"], fix=f"replay: {pr.replay}", data={"counterexample": cex},
+    ))

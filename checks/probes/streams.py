@@ -1,0 +1,86 @@
+"""Generated token streams and the hypothesis strategies that draw them.
+
+A stream is built deterministically from a few small integers (so a counterexample is replayable
+from its spec): random tokens with a handful of short *phrases* copied in again and again, so
+that n-gram contexts recur (caches and tilts fire) while every model window stays unique (the
+scorer can locate each window in the stream). Ids 0-3 are left out: they are the control pieces
+(BOS/EOS/PAD/UNK) of a sentencepiece vocabulary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+FIRST_ID = 4
+PHRASES = 2
+PHRASE_LEN = 8
+
+
+def make_stream(seed: int, length: int, vocab: int) -> np.ndarray:
+    """``length`` tokens (int64): random ids with recurring phrases."""
+    rng = np.random.default_rng(seed)
+    s = rng.integers(FIRST_ID, vocab, size=length)
+    phrases = rng.integers(FIRST_ID, vocab, size=(PHRASES, PHRASE_LEN))
+    pos = 8
+    while pos + PHRASE_LEN <= length:
+        if rng.random() < 0.9:
+            s[pos : pos + PHRASE_LEN] = phrases[rng.integers(PHRASES)]
+        pos += PHRASE_LEN + int(rng.integers(1, 6))
+    return s.astype(np.int64)
+
+
+def make_documents(seed: int, docs: int, vocab: int, bos: int) -> tuple[np.ndarray, list[int]]:
+    """BOS-packed documents; returns the stream and the index of each document's BOS."""
+    rng = np.random.default_rng(seed)
+    parts, starts, at = [], [], 0
+    for _ in range(docs):
+        body = make_stream(int(rng.integers(1 << 30)), int(rng.integers(16, 48)), vocab)
+        body[body == bos] = FIRST_ID
+        starts.append(at)
+        parts += [np.array([bos]), body]
+        at += 1 + body.shape[0]
+    return np.concatenate(parts).astype(np.int64), starts
+
+
+def repeated_context_targets(s: np.ndarray, order: int = 4) -> list[int]:
+    """Target indices i (predicting s[i+1]) whose preceding ``order`` tokens occurred at least twice before."""
+    seen: dict[bytes, int] = {}
+    out = []
+    for i in range(order - 1, s.shape[0] - 1):
+        key = s[i - order + 1 : i + 1].tobytes()
+        if seen.get(key, 0) >= 2:
+            out.append(i)
+        seen[key] = seen.get(key, 0) + 1
+    return out
+
+
+# -- strategies (each draws a dict of small ints: the replay spec) -------------------------------
+
+def stream_specs(min_len: int = 24, max_len: int = 160):
+    return st.fixed_dictionaries({"seed": st.integers(0, 999), "n": st.integers(min_len, max_len)})
+
+
+def probed_position(spec: dict, vocab: int, min_t: int = 8, repeated: bool = True) -> int:
+    """A target index in the stream drawn by ``spec['k']``: preferably one whose context recurred."""
+    s = make_stream(spec["seed"], spec["n"], vocab)
+    cands = [i for i in repeated_context_targets(s) if i >= min_t] if repeated else []
+    if not cands:
+        cands = list(range(min(min_t, s.shape[0] - 2), s.shape[0] - 1))
+    return cands[spec["k"] % len(cands)]
+
+
+def position_specs(min_len: int = 24, max_len: int = 160):
+    return st.fixed_dictionaries({"seed": st.integers(0, 999), "n": st.integers(min_len, max_len),
+                                  "k": st.integers(0, 1 << 16)})
+
+
+def change_specs(min_len: int = 24, max_len: int = 160):
+    """A stream, a position (``k``), how far after it the change lands (``d``) and the new token (``b``)."""
+    return st.fixed_dictionaries({"seed": st.integers(0, 999), "n": st.integers(min_len, max_len),
+                                  "k": st.integers(0, 1 << 16), "d": st.integers(0, 63), "b": st.integers(0, 1 << 16)})
+
+
+def document_specs():
+    return st.fixed_dictionaries({"seed": st.integers(0, 999), "docs": st.integers(2, 4), "k": st.integers(0, 7),
+                                  "b": st.integers(0, 1 << 16)})

@@ -1,0 +1,864 @@
+"""A Scorer over the submission's OWN evaluation code: per-position NLL without editing its source.
+
+Runs inside the sandboxed child only (see harness/sandbox.py); ``score_streams`` is the driver.
+
+How the pipeline is found. ``find_entries`` reads the source (``ast``, no code runs): every
+module-level function whose name contains ``eval`` and that takes a token stream
+(``val_tokens``, ``tokens``, ...) is an eval entry point; the *final* one is the last such
+function reached from ``main()`` in call order (``main`` -> ``run_final_eval`` ->
+``eval_val_ttt``), i.e. the one whose number the log prints last.
+
+How it is driven. The submission is imported (harness/loader.py, official env with
+``WORLD_SIZE=8``), its model built from its own GPT class (harness/model_build.py; random init,
+small dims), and the entry point called with arguments bound by parameter name: the
+Hyperparameters instance, the model, ``rank``/``world_size``, the device, the generated stream as
+``val_tokens`` (int64), byte LUTs, ``stride`` from the hyperparameters. The module sees the official
+env (``WORLD_SIZE=8``: flags such as "cache on when world_size > 1" resolve as in the official
+run); the eval function is called as rank 0 of 1 so that one call scores the whole stream and
+per-rank caches warm up on a short probe stream (``world_size=W`` runs ranks 0..W-1 in turn from
+the same initial state instead; collectives are single-rank shims).
+
+How per-position NLL is recovered (the capture). While the eval runs, a ``TorchFunctionMode``
+tags tensors with the stream position they belong to:
+
+- the model's logits (``forward_logits`` or ``forward``, called with gradients off) get the
+  target index of each (row, column): each input row is located in the stream (the windows are
+  slices of it), so column j of a row starting at ``ws`` predicts target ``ws + j``;
+- tags follow the values through torch ops whose output keeps the leading (batch, time) shape
+  (log_softmax, gather, cross_entropy with ``reduction='none'``, arithmetic, reshape, slicing,
+  ``torch.where``) and through ``.numpy()`` into numpy (an ndarray subclass carries them through
+  ufuncs, slicing and ``np.where``);
+- a full sum of a per-position tensor/array is a *scoring record* (positions, values); a record
+  counts as scored when its value is added into an accumulator (``loss_sum += ...``, a tensor
+  in-place add or an add whose operand equals the record's value). If no add is seen (pure-Python
+  accumulation), every record counts.
+
+``nll[i]`` is the first scored value of target i, ``count[i]`` how many times it was scored,
+``total_nll`` the sum of all scored records. Limits: values that leave torch/numpy through
+``.item()``/``.tolist()`` before being summed, a loss reduced inside the model's own
+``forward(x, y)`` (mean over the batch), and evals that do not slice their windows from the
+stream they are given are not captured; the scorer then reports no scored positions, and the
+probes say "not captured" rather than pass.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import inspect
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness import AuditError
+from harness.scorer import ScoreResult
+
+TOKEN_PARAMS = ("val_tokens", "tokens", "val_data", "val_ids", "token_ids", "stream")
+HPARAM_PARAMS = ("args", "h", "hparams", "hp", "hyperparameters", "cfg", "config")
+MODEL_PARAMS = ("base_model", "model", "eval_model", "raw_model", "net", "gpt", "ema_model")
+LOG_PARAMS = ("log0", "log", "log_fn", "logger", "print_fn")
+# Probe configuration: smaller dims and vocabulary than the official run; the pipeline logic is unchanged.
+PROBE_ENV = {"VOCAB_SIZE": "128", "TRAIN_SEQ_LEN": "64", "EVAL_SEQ_LEN": "64", "EVAL_STRIDE": "16",
+             "EVAL_BATCH_SEQS": "8", "TTT_CHUNK_TOKENS": "64", "TTT_BATCH_SEQS": "4"}
+OFFICIAL_WORLD_SIZE = 8
+# Ranks the eval function is called as. The module and its Hyperparameters see the official env
+# (WORLD_SIZE=8); the eval itself runs as one rank over the whole stream, so per-rank caches warm
+# up on the short probe streams as they do on each rank's share of the real one.
+EVAL_WORLD_SIZE = 1
+DEBUG = False
+
+
+class ScorerError(AuditError):
+    """The submission's eval cannot be driven."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the eval entry points (static, no code runs)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Entry:
+    name: str
+    params: list[str]
+    line: int
+    final: bool = False
+
+
+SCORING_NAMES = {"cross_entropy", "log_softmax", "softmax", "nll_loss", "forward_logits", "log_softmax_"}
+
+
+def find_entries(source: str) -> list[Entry]:
+    """Eval entry points that take a token stream, final one (last reached from main) marked.
+
+    An entry point is a module-level function named ``*eval*`` with a token-stream parameter that
+    computes scores itself or through helpers (cross_entropy, log_softmax, forward_logits, ...)
+    and does not hand the stream to another entry point (``run_final_eval`` is not one).
+    """
+    tree = ast.parse(source)
+    funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+    def called(fn: ast.FunctionDef) -> list[ast.Call]:
+        calls = [c for c in ast.walk(fn) if isinstance(c, ast.Call)]
+        return sorted(calls, key=lambda c: (c.lineno, c.col_offset))
+
+    def names(fn: ast.FunctionDef) -> set[str]:
+        out = set()
+        for n in ast.walk(fn):
+            if isinstance(n, ast.Attribute):
+                out.add(n.attr)
+            elif isinstance(n, ast.Name):
+                out.add(n.id)
+        return out
+
+    def scores(name: str, depth: int, seen: set[str]) -> bool:
+        fn = funcs[name]
+        ns = names(fn)
+        params = {a.arg for a in fn.args.args}
+        model_calls = any(isinstance(c.func, ast.Name) and c.func.id in params and c.func.id in MODEL_PARAMS
+                          for c in called(fn))
+        if ns & SCORING_NAMES or model_calls:
+            return True
+        return depth < 3 and any(scores(c, depth + 1, seen | {c}) for c in ns if c in funcs and c not in seen)
+
+    candidates = {}
+    for name, fn in funcs.items():
+        params = [a.arg for a in fn.args.args + fn.args.kwonlyargs]
+        if "eval" in name.lower() and any(p in TOKEN_PARAMS for p in params) and scores(name, 0, {name}):
+            candidates[name] = Entry(name, params, fn.lineno)
+    entries = {n: e for n, e in candidates.items()
+               if not any(isinstance(c.func, ast.Name) and c.func.id in candidates and c.func.id != n for c in called(funcs[n]))}
+    order: list[str] = []
+
+    def walk(fn: ast.FunctionDef, depth: int, seen: set[str]) -> None:
+        for c in called(fn):
+            if not isinstance(c.func, ast.Name):
+                continue
+            callee = c.func.id
+            if callee in entries:
+                order.append(callee)
+            elif callee in funcs and callee not in seen and depth < 4:
+                walk(funcs[callee], depth + 1, seen | {callee})
+
+    if "main" in funcs:
+        walk(funcs["main"], 0, {"main"})
+    result = list(entries.values())
+    final = order[-1] if order else (result[-1].name if result else None)
+    for e in result:
+        e.final = e.name == final
+    return sorted(result, key=lambda e: (not e.final, e.line))
+
+
+# ---------------------------------------------------------------------------------------------
+# The capture: position tags through torch and numpy
+# ---------------------------------------------------------------------------------------------
+
+class TaggedArray(np.ndarray):
+    """A numpy array whose leading dims carry stream positions (``pos``) through ufuncs and slicing."""
+
+    def __array_finalize__(self, obj):
+        self.pos = getattr(obj, "pos", None) if obj is not None and getattr(obj, "shape", None) == self.shape else None
+
+    def __getitem__(self, idx):
+        out = super().__getitem__(idx)
+        if isinstance(out, TaggedArray):
+            out.pos = _index_tags(self.pos, idx, out.shape)
+        return out
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        plain = [i.view(np.ndarray) if isinstance(i, TaggedArray) else i for i in inputs]
+        if "out" in kwargs:
+            kwargs["out"] = tuple(o.view(np.ndarray) if isinstance(o, TaggedArray) else o for o in kwargs["out"])
+        out = getattr(ufunc, method)(*plain, **kwargs)
+        tags = next((i.pos for i in inputs if isinstance(i, TaggedArray) and i.pos is not None), None)
+        if tags is None:
+            return out
+        if method == "reduce" and ufunc is np.add and np.ndim(out) == 0 and inputs[0].pos is not None \
+                and inputs[0].shape == inputs[0].pos.shape and kwargs.get("axis") in (None, 0) and inputs[0].ndim <= 1:
+            CAPTURE.record(inputs[0].pos, np.asarray(plain[0], dtype=np.float64), float(out))
+            return out
+        if method == "__call__" and isinstance(out, np.ndarray) and out.shape[: tags.ndim] == tags.shape:
+            return _tag_np(out, tags)
+        return out
+
+    def __array_function__(self, func, types, args, kwargs):
+        plain_args = [a.view(np.ndarray) if isinstance(a, TaggedArray) else a for a in args]
+        out = func(*plain_args, **kwargs)
+        tags = next((a.pos for a in args if isinstance(a, TaggedArray) and a.pos is not None), None)
+        if func is np.sum and tags is not None and np.ndim(out) == 0:
+            a = args[0]
+            if isinstance(a, TaggedArray) and a.pos is not None and a.shape == a.pos.shape:
+                CAPTURE.record(a.pos, np.asarray(plain_args[0], dtype=np.float64), float(out))
+            return out
+        if tags is not None and isinstance(out, np.ndarray) and out.shape[: tags.ndim] == tags.shape:
+            return _tag_np(out, tags)
+        return out
+
+    def sum(self, *a, **k):
+        return np.add.reduce(self, *a, **k) if not a and not k else super().sum(*a, **k)
+
+
+def _tag_np(arr: np.ndarray, tags: np.ndarray) -> TaggedArray:
+    t = arr.view(TaggedArray)
+    t.pos = tags
+    return t
+
+
+def _index_tags(tags, idx, out_shape):
+    """Apply a tensor/array index to the tags (leading dims only); None when it does not map."""
+    if tags is None:
+        return None
+    try:
+        if not isinstance(idx, tuple):
+            idx = (idx,)
+        if any(i is Ellipsis or i is None for i in idx):
+            return None
+        idx = tuple(np.asarray(i.detach().cpu()) if hasattr(i, "detach") else i for i in idx)
+        t = tags[idx[: tags.ndim]]
+    except (IndexError, TypeError, ValueError):
+        return None
+    t = np.asarray(t)
+    return t if tuple(out_shape[: t.ndim]) == t.shape else None
+
+
+@dataclass
+class Record:
+    pos: np.ndarray
+    values: np.ndarray
+    total: float
+    used: bool = False
+
+
+class Capture:
+    """Collects scoring records while one eval runs (one global instance: the child is single-threaded)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.records: list[Record] = []
+        self.adds: list[float] = []
+        self.n = 0
+
+    def start(self, n: int) -> None:
+        self.active, self.records, self.adds, self.n = True, [], [], n
+
+    def record(self, pos: np.ndarray, values: np.ndarray, total: float) -> None:
+        if not self.active:
+            return
+        pos, values = np.asarray(pos).reshape(-1), np.asarray(values, dtype=np.float64).reshape(-1)
+        keep = pos >= 0
+        if keep.any():
+            self.records.append(Record(pos[keep], values[keep], float(total)))
+
+    def result(self) -> ScoreResult:
+        self.active = False
+        used = [r for r in self.records if r.used] or self._matched()
+        nll = np.full(self.n, np.nan)
+        count = np.zeros(self.n, dtype=np.int64)
+        for r in used:
+            p = r.pos[r.pos < self.n]
+            v = r.values[r.pos < self.n]
+            first = count[p] == 0
+            nll[p[first]] = v[first]
+            np.add.at(count, p, 1)
+        return ScoreResult(nll=nll, count=count, total_nll=float(sum(r.total for r in used)))
+
+    def _matched(self) -> list[Record]:
+        # Records whose value was added to an accumulator by value (float()/python numbers).
+        adds = set(self.adds)
+        hit = []
+        for r in self.records:
+            if r.total in adds or float(np.float32(r.total)) in adds:
+                hit.append(r)
+            elif r.total != 0 and (-r.total in adds or float(np.float32(-r.total)) in adds):
+                # ``loss_sum += float(-np.log(p).sum())``: the sum of log-probabilities, negated after.
+                hit.append(Record(r.pos, -r.values, -r.total, True))
+        return hit or self.records
+
+
+CAPTURE = Capture()
+
+
+def _torch_mode():
+    import torch
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+
+    Tensor = torch.Tensor
+    shape_ops = {Tensor.reshape, Tensor.view, torch.reshape, Tensor.flatten, torch.flatten, Tensor.squeeze,
+                 torch.squeeze, Tensor.unsqueeze, torch.unsqueeze, Tensor.contiguous, Tensor.view_as, Tensor.reshape_as}
+    sums = {Tensor.sum, torch.sum}
+    adds = {Tensor.__iadd__, Tensor.add_, Tensor.__add__, Tensor.__radd__, torch.add, Tensor.add}
+
+    class Mode(TorchFunctionMode):
+        """Propagates position tags (``Mode.tags``: id(tensor) -> (weakref, tags))."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: dict[int, tuple[Any, np.ndarray]] = {}
+            self.loss_tags: np.ndarray | None = None  # set while model(x, y) computes its own loss
+            self.paused = 0  # depth of model calls in progress: their internals are not tracked
+            self.sum_ids: dict[int, Record] = {}
+
+        def tag(self, t, tags: np.ndarray) -> None:
+            import weakref
+
+            try:
+                ref = weakref.ref(t)
+            except TypeError:
+                return
+            self.tags[id(t)] = (ref, tags)
+            if len(self.tags) > 50_000:  # drop entries of dead tensors
+                self.tags = {k: v for k, v in self.tags.items() if v[0]() is not None}
+
+        def get(self, t):
+            e = self.tags.get(id(t))
+            return e[1] if e is not None and e[0]() is t else None
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            if self.loss_tags is not None and func is F.cross_entropy and CAPTURE.active:
+                self._record_loss(func, args, kwargs)
+            if self.paused or not CAPTURE.active:
+                return out
+            try:
+                self._after(func, args, kwargs, out)
+            except _Replace as r:  # ``.numpy()`` of a tagged tensor: hand back the tagged ndarray
+                return r.value
+            except Exception as e:  # never let bookkeeping change what the submission computes
+                if DEBUG:
+                    raise
+                del e
+            return out
+
+        def _record_loss(self, func, args, kwargs) -> None:
+            tags = self.loss_tags.reshape(-1)
+            inp, target = args[0], args[1]
+            if inp.dim() != 2 or inp.shape[0] != tags.size:
+                return
+            kw = {key: v for key, v in kwargs.items() if key != "reduction"}
+            vals = func(inp.float(), target, *args[2:], reduction="none", **kw).detach().double().cpu().numpy()
+            CAPTURE.record(tags, vals, float(vals[tags >= 0].sum()))
+
+        def _after(self, func, args, kwargs, out) -> None:
+            if func in adds:
+                for a in args[1:2]:
+                    rec = self.sum_ids.get(id(a)) if isinstance(a, Tensor) else None
+                    if rec is not None:
+                        rec.used = True
+                    elif isinstance(a, (float, int)) or (isinstance(a, Tensor) and a.dim() == 0):
+                        CAPTURE.adds.append(float(a))
+            tensors = [a for a in _flat(args, kwargs) if isinstance(a, Tensor)]
+            tags = next((g for g in (self.get(a) for a in tensors) if g is not None), None)
+            if tags is None:
+                return
+            src = next(a for a in tensors if self.get(a) is tags)
+            if func in sums and isinstance(out, Tensor) and out.dim() == 0 and src.shape == tags.shape and len(args) == 1 and not kwargs:
+                vals = src.detach().to("cpu", copy=True).double().numpy()
+                rec = Record(tags.reshape(-1), vals.reshape(-1), float(out))
+                keep = rec.pos >= 0
+                if keep.any():
+                    rec = Record(rec.pos[keep], rec.values[keep], rec.total)
+                    CAPTURE.records.append(rec)
+                    self.sum_ids[id(out)] = rec
+                    self.tag_scalar(out, rec)
+                return
+            if func is Tensor.numpy and isinstance(out, np.ndarray):
+                if out.shape[: tags.ndim] == tags.shape:
+                    raise _Replace(_tag_np(out, tags))
+                return
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            for o in outs:
+                if not isinstance(o, Tensor):
+                    continue
+                if func is Tensor.__getitem__:
+                    t = _index_tags(tags, args[1], tuple(o.shape))
+                elif func in shape_ops:
+                    t = _reshape_tags(tags, tuple(o.shape))
+                elif tuple(o.shape[: tags.ndim]) == tags.shape:
+                    t = tags
+                else:
+                    t = None
+                if t is not None:
+                    self.tag(o, t)
+
+        def tag_scalar(self, out, rec) -> None:
+            import weakref
+
+            try:
+                weakref.finalize(out, self.sum_ids.pop, id(out), None)
+            except TypeError:
+                pass
+
+    return Mode()
+
+
+class _Replace(Exception):
+    def __init__(self, value):
+        self.value = value
+
+
+def _flat(args, kwargs):
+    for a in list(args) + list(kwargs.values()):
+        if isinstance(a, (list, tuple)):
+            yield from a
+        else:
+            yield a
+
+
+def _reshape_tags(tags: np.ndarray, shape: tuple) -> np.ndarray | None:
+    """Tags for a reshaped tensor: the leading dims of ``shape`` whose product is the tag count."""
+    prod = 1
+    for k, d in enumerate(shape, start=1):
+        prod *= d
+        if prod == tags.size:
+            return tags.reshape(shape[:k])
+        if prod > tags.size:
+            break
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline in the child
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class PipelineInfo:
+    entry: str
+    entries: list[str]
+    vocab_size: int
+    world_size: int
+    stateful: bool
+    seq_len: int | None
+    stride: int | None
+    bos_id: int | None
+    hashed_tables: dict[str, int] = field(default_factory=dict)
+    build: dict = field(default_factory=dict)
+
+
+class SubmissionPipeline:
+    """The submission's eval entry point on our streams: implements the Scorer protocol in the child."""
+
+    def __init__(self, entry_file: str, *, env: dict | None = None, entry_name: str | None = None,
+                 world_size: int = EVAL_WORLD_SIZE, overrides: dict | None = None, seed: int = 0,
+                 seq_env: bool = True) -> None:
+        import torch
+
+        from harness.drivers import _prepare
+        from harness.loader import read_source
+
+        torch.manual_seed(seed)
+        self.module, self.model, self.hparams, build = _prepare(
+            {"entry": entry_file, "small": True, "env": {**(PROBE_ENV if seq_env else {}), **(env or {})}})
+        source, _ = read_source(entry_file)
+        entries = find_entries(source)
+        if not entries:
+            raise ScorerError("no eval entry point taking a token stream (eval_val*(..., val_tokens, ...)) found")
+        chosen = next((e for e in entries if e.name == entry_name), None) if entry_name else entries[0]
+        if chosen is None:
+            raise ScorerError(f"no eval entry point named {entry_name!r}")
+        self.fn = getattr(self.module, chosen.name)
+        for k, v in (overrides or {}).items():
+            setattr(self.hparams, k, v)
+        self.vocab_size = int(getattr(self.hparams, "vocab_size", 0) or 1024)
+        self.bos_id = _bos_id(self.module)
+        self.world_size = world_size
+        self.randomized = _randomize_zeros(self.model, seed)
+        self.model.eval()
+        self.params = list(self.model.parameters())
+        self.snapshot = copy.deepcopy(self.model.state_dict())
+        self.base_versions = [p._version for p in self.params]
+        self.cache: dict[bytes, Any] = {}
+        self.mode = _torch_mode()
+        self.luts = _luts(self.vocab_size, seed)
+        self.watch: set[int] = set()
+        self.watched: list[tuple[int, np.ndarray]] = []
+        self.forwards = 0
+        self.rank_plan: dict[int, list[int]] = {}
+        self.stream: np.ndarray | None = None
+        self._wrap_model()
+        self.info = PipelineInfo(
+            entry=chosen.name, entries=[e.name for e in entries], vocab_size=self.vocab_size, world_size=world_size,
+            stateful=False, seq_len=_int_attr(self.hparams, ("eval_seq_len", "train_seq_len")),
+            stride=_int_attr(self.hparams, ("eval_stride", "stride")), bos_id=self.bos_id,
+            hashed_tables=hashed_tables(self.hparams), build=build)
+
+    # -- model wrapper: locate rows, tag logits, cache pristine forwards, watch positions -------
+    def _wrap_model(self) -> None:
+        import torch
+
+        model = self.model
+        for name in ("forward_logits", "forward"):
+            orig = getattr(model, name, None)
+            if orig is None or not callable(orig):
+                continue
+            setattr(model, name, self._wrapped(orig, torch, arg=0))
+        # Module-level ``forward_logits(model, input_ids)`` helpers some evals call instead.
+        for name, fn in list(vars(self.module).items()):
+            if inspect.isfunction(fn) and "logits" in name.lower() and fn.__module__ == self.module.__name__:
+                params = list(inspect.signature(fn).parameters)
+                if len(params) >= 2 and params[0].lower() in MODEL_PARAMS:
+                    setattr(self.module, name, self._wrapped(fn, torch, arg=1))
+
+    def _wrapped(self, orig, torch, arg: int):
+        """The model call, with pristine-weight forwards cached and outputs tagged by stream position."""
+
+        def call(*args, **k):
+            input_ids = args[arg] if len(args) > arg else None
+            extra = args[arg + 1:]
+            grad = torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+            self.mode.paused += 1
+            try:
+                pristine = not grad and not self.model.training and self._pristine()
+                if pristine and not extra and not k and isinstance(input_ids, torch.Tensor):
+                    key = orig.__name__.encode() + str(tuple(input_ids.shape)).encode() + input_ids.detach().cpu().numpy().tobytes()
+                    hit = self.cache.get(key)
+                    if hit is not None:
+                        out = hit.clone()
+                    else:
+                        out = orig(*args)
+                        self.forwards += 1
+                        if len(self.cache) < 4096 and isinstance(out, torch.Tensor):
+                            self.cache[key] = out.detach().clone()
+                elif not grad and extra and isinstance(input_ids, torch.Tensor) and isinstance(extra[0], torch.Tensor):
+                    out = self._loss_forward(orig, args, k, input_ids, torch)
+                else:
+                    out = orig(*args, **k)
+                    self.forwards += 1
+                if grad:
+                    self.info.stateful = True
+            finally:
+                self.mode.paused -= 1
+            if not grad and isinstance(out, torch.Tensor) and out.dim() == 3 and isinstance(input_ids, torch.Tensor):
+                tags = self._row_tags(input_ids)
+                if tags is not None:
+                    self.mode.tag(out, tags)
+                    if self.watch:
+                        hit = np.isin(tags, list(self.watch))
+                        for r, c in zip(*np.nonzero(hit)):
+                            self.watched.append((int(tags[r, c]), out[r, c].detach().float().cpu().numpy().copy()))
+            return out
+
+        call.__name__ = getattr(orig, "__name__", "forward")
+        return call
+
+    def _loss_forward(self, orig, args, k, input_ids, torch):
+        """``model(x, y)`` returning a reduced loss: the mode records the per-position NLL of its cross_entropy."""
+        self.mode.loss_tags = self._row_tags(input_ids)
+        try:
+            out = orig(*args, **k)
+        finally:
+            self.mode.loss_tags = None
+        self.forwards += 1
+        return out
+
+    def _pristine(self) -> bool:
+        return all(p._version == v for p, v in zip(self.params, self.base_versions))
+
+    def _row_tags(self, x) -> np.ndarray | None:
+        """Target index predicted at each (row, column) of a model input, -1 where not a stream slice."""
+        s = self.stream
+        if s is None:
+            return None
+        xs = x.detach().cpu().numpy()
+        if xs.ndim != 2:
+            return None
+        n = s.shape[0] - 1
+        tags = np.full(xs.shape, -1, dtype=np.int64)
+        k = min(4, xs.shape[1])
+        for r in range(xs.shape[0]):
+            ws = self._locate(xs[r], k)
+            if ws is None:
+                continue
+            m = min(xs.shape[1], n - ws)
+            eq = xs[r, :m] == s[ws : ws + m]
+            bad = np.nonzero(~eq)[0]
+            m = int(bad[0]) if bad.size else m
+            tags[r, :m] = ws + np.arange(m)
+        return tags
+
+    def _locate(self, row: np.ndarray, k: int) -> int | None:
+        key = row[:k].tobytes()
+        cands = self._index.get(key, [])
+        if len(cands) <= 1:
+            return cands[0] if cands else None
+        # Several starts share the first k tokens: take the one matching the longest prefix.
+        best, best_len, tie = None, -1, False
+        for ws in cands:
+            seg = self.stream[ws : ws + row.shape[0]]
+            eq = seg == row[: seg.shape[0]]
+            ln = int(np.argmin(eq)) if not eq.all() else seg.shape[0]
+            if ln > best_len:
+                best, best_len, tie = ws, ln, False
+            elif ln == best_len:
+                tie = True
+        return None if tie else best
+
+    # -- Scorer protocol ------------------------------------------------------------------------
+    def score(self, tokens: np.ndarray, watch: tuple[int, ...] = ()) -> ScoreResult:
+        import torch
+
+        tokens = np.asarray(tokens, dtype=np.int64)
+        if tokens.ndim != 1 or tokens.shape[0] < 2:
+            raise ScorerError("a stream needs at least 2 tokens")
+        if tokens.min() < 0 or tokens.max() >= self.vocab_size:
+            raise ScorerError(f"stream tokens must lie in [0, {self.vocab_size})")
+        self.stream = tokens
+        k = 4
+        self._index: dict[bytes, list[int]] = {}
+        for ws in range(tokens.shape[0] - 1):
+            self._index.setdefault(tokens[ws : ws + k].tobytes(), []).append(ws)
+        self.watch, self.watched = set(watch), []
+        val = torch.from_numpy(tokens.copy())
+        CAPTURE.start(tokens.shape[0] - 1)
+        returned = []
+        try:
+            errors = []
+            with self.mode:
+                plan = self.rank_plan.get(tokens.shape[0], range(self.world_size))
+                scored_ranks = []
+                for rank in plan:
+                    self._restore()
+                    before = len(CAPTURE.records)
+                    try:
+                        returned.append(self._call(val, rank))
+                    except ScorerError:
+                        raise
+                    except Exception as e:
+                        # A rank with no windows of a short stream may divide by its zero count
+                        # (the real run all-reduces first); a rank that scored and then failed is fine too.
+                        returned.append(None)
+                        errors.append((rank, len(CAPTURE.records) > before, e))
+                    if len(CAPTURE.records) > before:
+                        scored_ranks.append(rank)
+                # Which ranks score anything depends on the stream length only (the windows are
+                # split by index): later streams of this length skip the idle ranks.
+                if tokens.shape[0] not in self.rank_plan and scored_ranks:
+                    self.rank_plan[tokens.shape[0]] = scored_ranks
+            if errors and len(errors) == len(plan) and not CAPTURE.records:
+                rank, _, e = errors[0]
+                raise ScorerError(f"{self.fn.__name__} raised on every rank: {type(e).__name__}: {str(e)[:160]}")
+        finally:
+            res = CAPTURE.result()
+            self.stream = None
+        res.returned = returned  # type: ignore[attr-defined]
+        res.watched = list(self.watched)  # type: ignore[attr-defined]
+        return res
+
+    def score_many(self, streams: list[np.ndarray], watch: tuple[int, ...] = ()) -> list[ScoreResult]:
+        return [self.score(s, watch) for s in streams]
+
+    def _restore(self) -> None:
+        if not self._pristine():
+            self.model.load_state_dict(self.snapshot)
+            self.base_versions = [p._version for p in self.params]
+        self.model.eval()
+
+    def _call(self, val, rank: int):
+        import torch
+
+        sig = inspect.signature(self.fn)
+        bound = {}
+        for name, p in sig.parameters.items():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            value = self._bind(name, p, val, rank, torch)
+            if value is _MISSING:
+                if p.default is inspect.Parameter.empty:
+                    raise ScorerError(f"cannot bind parameter {name!r} of {self.fn.__name__}")
+                continue
+            bound[name] = value
+        out = self.fn(**bound)
+        return _plain(out)
+
+    def _bind(self, name: str, p, val, rank: int, torch):
+        lname = name.lower()
+        if lname in TOKEN_PARAMS:
+            return val
+        if lname in HPARAM_PARAMS:
+            return self.hparams
+        if lname in MODEL_PARAMS:
+            return self.model
+        if lname in ("rank", "local_rank", "global_rank"):
+            return rank
+        if lname in ("world_size", "num_ranks"):
+            return self.world_size
+        if lname == "device":
+            return torch.device("cpu")
+        if lname in LOG_PARAMS:
+            return lambda *a, **k: None
+        if lname == "grad_accum_steps":
+            return 1  # 8 // WORLD_SIZE on the official launch
+        if lname == "master_process":
+            return rank == 0
+        if "lut" in lname:
+            for key, lut in self.luts.items():
+                if key in lname:
+                    return lut
+            if lname == "luts":
+                return tuple(self.luts.values())
+        if lname in ("stride", "eval_stride"):
+            return self.info_stride_default(p)
+        if lname in ("seq_len", "eval_seq_len", "train_seq_len"):
+            v = _int_attr(self.hparams, (lname, "eval_seq_len", "train_seq_len"))
+            return v if v is not None else _MISSING
+        if lname == "vocab_size":
+            return self.vocab_size
+        if p.default is not inspect.Parameter.empty:
+            return _MISSING
+        v = getattr(self.hparams, lname, _MISSING)
+        return v
+
+    def info_stride_default(self, p):
+        v = _int_attr(self.hparams, ("eval_stride", "stride"))
+        if v is not None:
+            return v
+        return _MISSING
+
+
+_MISSING = object()
+
+
+def _randomize_zeros(model, seed: int) -> list[str]:
+    """Give zero-initialized parameters (output projections, gates) small random values.
+
+    Many GPTs start their residual projections and gates at zero, which makes a freshly built
+    model predict each position from its own token alone: no information would flow along the
+    sequence, and a probe of causality would have nothing to see. Returns the names changed.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed + 1)
+    changed = []
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.is_floating_point() and p.numel() and not p.any():
+                fan_in = p.shape[-1] if p.dim() >= 2 else 1
+                std = (0.5 / math.sqrt(fan_in)) if p.dim() >= 2 else 0.5
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float32).to(p.dtype) * std)
+                changed.append(name)
+    return changed
+
+
+def _plain(out):
+    if isinstance(out, (tuple, list)):
+        return [_plain(o) for o in out]
+    if hasattr(out, "item") and getattr(out, "ndim", 1) == 0:
+        return float(out.item())
+    if isinstance(out, (int, float)):
+        return float(out)
+    if isinstance(out, dict):
+        return {str(k): _plain(v) for k, v in out.items() if isinstance(v, (int, float)) or hasattr(v, "item")}
+    return None
+
+
+def _int_attr(obj, names) -> int | None:
+    for n in names:
+        v = getattr(obj, n, None)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            return int(v)
+    return None
+
+
+def _bos_id(module) -> int | None:
+    for name in ("BOS_ID", "bos_id", "BOS_TOKEN_ID", "BOS"):
+        v = getattr(module, name, None)
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+    hp = getattr(module, "Hyperparameters", None)
+    v = getattr(hp, "bos_id", None)
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+HASHED_TABLE_ATTR = re.compile(r"(bucket|hash_size|table_size|hash_bits|num_buckets)", re.I)
+
+
+def hashed_tables(hparams) -> dict[str, int]:
+    """Hyperparameters that size a hashed table (n-gram buckets, hint tables): name -> value."""
+    out = {}
+    for name in dir(hparams):
+        if name.startswith("_") or not HASHED_TABLE_ATTR.search(name):
+            continue
+        v = getattr(hparams, name, None)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 1:
+            out[name] = v
+    return out
+
+
+def collapsed(tables: dict[str, int]) -> dict[str, int]:
+    """The what-if configuration: every hashed table down to a single bucket (``*_bits`` to 0)."""
+    return {k: (0 if "bits" in k.lower() else 1) for k in tables}
+
+
+def _luts(vocab: int, seed: int) -> dict[str, Any]:
+    """Byte LUTs for the probe vocabulary: ids 0-3 are control pieces, about half the rest start a word."""
+    import torch
+
+    rng = np.random.default_rng(seed + 17)
+    base = rng.integers(1, 6, size=vocab).astype(np.int16)
+    lead = rng.random(vocab) < 0.5
+    boundary = np.zeros(vocab, dtype=np.bool_)
+    boundary[: min(4, vocab)] = True
+    base[boundary] = 0
+    lead[boundary] = False
+    return {
+        "base_bytes": torch.tensor(base, dtype=torch.int16),
+        "has_leading_space": torch.tensor(lead, dtype=torch.bool),
+        "is_boundary": torch.tensor(boundary, dtype=torch.bool),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Sandbox driver and the parent-side Scorer
+# ---------------------------------------------------------------------------------------------
+
+def score_streams(args: dict) -> dict:
+    """Driver: score a batch of streams (each from a fresh pipeline state) in one child."""
+    t0 = time.perf_counter()
+    pipe = SubmissionPipeline(args["entry"], env=args.get("env"), entry_name=args.get("entry_name"),
+                              world_size=int(args.get("world_size", EVAL_WORLD_SIZE)),
+                              overrides=args.get("overrides"), seed=int(args.get("seed", 0)))
+    t1 = time.perf_counter()
+    out = []
+    for s in args["streams"]:
+        r = pipe.score(np.asarray(s, dtype=np.int64))
+        out.append({"nll": r.nll, "count": r.count, "total_nll": r.total_nll})
+    return {"results": out, "entry": pipe.info.entry, "vocab_size": pipe.vocab_size, "forwards": pipe.forwards,
+            "setup_s": t1 - t0, "score_s": time.perf_counter() - t1}
+
+
+class SandboxedSubmissionScorer:
+    """Parent-side Scorer: each ``score_many`` batch is one sandbox call (one import, one model build)."""
+
+    def __init__(self, sub, *, python: str | None = None, env: dict | None = None, world_size: int = EVAL_WORLD_SIZE,
+                 entry_name: str | None = None, seed: int = 0, limits=None) -> None:
+        if sub.entry is None:
+            raise ScorerError("the submission has no train_gpt.py to evaluate")
+        self.sub, self.python, self.env, self.world_size = sub, python, env, world_size
+        self.entry_name, self.seed, self.limits = entry_name, seed, limits
+        self.vocab_size = int((env or {}).get("VOCAB_SIZE", PROBE_ENV["VOCAB_SIZE"]))
+        self.bos_id = None
+        self.last: dict = {}
+
+    def score(self, tokens: np.ndarray) -> ScoreResult:
+        return self.score_many([tokens])[0]
+
+    def score_many(self, streams: list[np.ndarray]) -> list[ScoreResult]:
+        from harness.sandbox import Limits, run_sandboxed
+
+        rel = self.sub.rel(self.sub.entry)
+        r = run_sandboxed("harness.submission_scorer:score_streams",
+                          {"entry": f"$SUBMISSION/{rel}", "streams": [np.asarray(s, dtype=np.int64).tolist() for s in streams],
+                           "env": self.env, "world_size": self.world_size, "entry_name": self.entry_name, "seed": self.seed},
+                          copy_dir=self.sub.root, python=self.python, limits=self.limits or Limits())
+        if not r.ok:
+            raise ScorerError(f"scoring in the sandbox failed: {r.error}")
+        self.last = {k: v for k, v in r.value.items() if k != "results"}
+        return [ScoreResult(nll=d["nll"], count=d["count"], total_nll=float(d["total_nll"])) for d in r.value["results"]]
+
+
+def bits(nats: float) -> float:
+    return nats / math.log(2.0)

@@ -1,0 +1,122 @@
+"""Causality probes on every bundled example (the acceptance test of the probes).
+
+Cost: one sandboxed probe run per example under the ``ci`` profile (about 10-40 s each on one
+core; about 3 minutes for all with -n 2), plus two short sandbox calls for the scorer and a
+replay. Violating examples must fail the probe of their family with a shrunk counterexample;
+legal examples must pass every probe.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from checks.probes.streams import make_documents, make_stream
+from tests.cli_run import run_cli
+from tests.conftest import SUBMISSIONS
+from harness.examples import EXAMPLES
+from harness.submission_scorer import find_entries
+
+_CACHE: dict[str, tuple[int, dict]] = {}
+
+
+def probe_json(name: str) -> tuple[int, dict]:
+    if name not in _CACHE:
+        r = run_cli("probe", f"submissions/{name}", "--profile", "ci", "--format", "json", timeout=900)
+        assert r.returncode in (0, 1), r.stderr
+        _CACHE[name] = (r.returncode, json.loads(r.stdout))
+    return _CACHE[name]
+
+
+# The probe that must catch each violating example (its family's probe).
+EXPECTED = {"ngram_target_in_key": "bucket-collapse", "tilt_target_gated": "normalization",
+            "ttt_update_before_score": "score-before-update", "two_pass": "future-invariance",
+            "double_score_tail": "exactly-once", "boundary_leak": "document-isolation"}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_probes_on_example(name):
+    rc, doc = probe_json(name)
+    family = EXAMPLES[name].family
+    probes = {p["probe"]: p for p in doc["probes"]}
+    assert {"future-invariance", "normalization", "exactly-once", "determinism"} <= set(probes)
+    failed = [p for p in doc["probes"] if p["status"] == "fail"]
+    if family is None:
+        assert rc == 0 and not failed, [(p["probe"], p.get("counterexample")) for p in failed]
+        assert probes["normalization"]["status"] == "pass"
+        return
+    assert rc == 1
+    ours = probes[EXPECTED[name]]
+    assert ours["status"] == "fail" and ours["family"] == family, (ours, [(p["probe"], p["family"]) for p in failed])
+    cex = ours["counterexample"]
+    assert cex["stream_length"] >= 2 and 0 <= cex["position"] < cex["stream_length"]
+    assert "spec" in cex and ours["replay"].startswith(f"golf-audit probe submissions/{name} --replay ")
+    assert any(f["family"] == family and f["rule"] == f"PRB-{ours['probe']}" for f in doc["findings"])
+
+
+def test_counterexamples_are_shrunk():
+    _, doc = probe_json("double_score_tail")
+    p = next(p for p in doc["probes"] if p["probe"] == "exactly-once")
+    # The tail re-scoring needs only a stream a little longer than one stride of the probe config.
+    assert p["counterexample"]["stream_length"] <= 40 and p["counterexample"]["count"] >= 2
+    assert "effect" in p["data"] and p["data"]["effect"]["extra_scorings"] > 0
+
+
+def test_replay_reproduces_the_counterexample():
+    _, doc = probe_json("double_score_tail")
+    p = next(p for p in doc["probes"] if p["probe"] == "exactly-once")
+    r = run_cli("probe", "submissions/double_score_tail", "--replay", p["counterexample"]["spec"], "--format", "json",
+                timeout=600)
+    assert r.returncode == 1, r.stderr
+    again = json.loads(r.stdout)["probes"]
+    assert len(again) == 1 and again[0]["status"] == "fail"
+    assert {k: v for k, v in again[0]["counterexample"].items()} == p["counterexample"]
+
+
+def test_bad_replay_spec_is_a_usage_error():
+    r = run_cli("probe", "submissions/legal_sliding", "--replay", "no-such-probe:seed=1")
+    assert r.returncode == 2 and "unknown probe" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("probe", "submissions/legal_sliding", "--replay", "exactly-once:seed=x")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+
+
+def test_final_entry_points_are_found_statically():
+    want = {"legal_sliding": "eval_val_sliding", "ngram_target_in_key": "eval_val_sliding_ngram",
+            "ttt_score_first": "eval_val_ttt", "two_pass": "eval_val_two_pass", "tilt_target_gated": "eval_val_sliding_tilt"}
+    for name, entry in want.items():
+        entries = find_entries((SUBMISSIONS / name / "train_gpt.py").read_text())
+        assert entries[0].final and entries[0].name == entry, (name, entries)
+        assert "run_final_eval" not in [e.name for e in entries]
+
+
+@given(st.integers(0, 999), st.integers(64, 300))
+def test_generated_streams_locate_every_window(seed, n):
+    s = make_stream(seed, n, 128)
+    assert s.shape == (n,) and s.min() >= 4 and s.max() < 128
+    assert np.array_equal(s, make_stream(seed, n, 128))
+    # every 16-token window is unique, so the scorer can map model inputs back to positions
+    windows = {s[i : i + 16].tobytes() for i in range(n - 15)}
+    assert len(windows) == n - 15
+
+
+def test_documents_start_with_bos():
+    s, starts = make_documents(3, 3, 128, bos=1)
+    assert [int(s[i]) for i in starts] == [1, 1, 1] and int((s == 1).sum()) == 3
+
+
+def test_sandboxed_scorer_recovers_per_position_nll():
+    from harness.submission import load_submission
+    from harness.submission_scorer import SandboxedSubmissionScorer
+
+    streams = [make_stream(s, 90, 128) for s in (1, 2)]
+    legal = SandboxedSubmissionScorer(load_submission(SUBMISSIONS / "legal_sliding")).score_many(streams)
+    for r in legal:
+        assert (r.count == 1).all() and np.isfinite(r.nll).all()
+        assert r.total_nll == pytest.approx(r.nll.sum(), rel=1e-9)
+    tail = SandboxedSubmissionScorer(load_submission(SUBMISSIONS / "double_score_tail")).score_many(streams[:1])[0]
+    assert tail.count.max() > 1 and tail.total_nll > np.nansum(tail.nll)
+    # the first scorings are the legal ones: same model, same windows up to the tail
+    assert np.allclose(tail.nll, legal[0].nll, atol=1e-5)
