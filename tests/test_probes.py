@@ -97,9 +97,9 @@ def test_generated_streams_locate_every_window(seed, n):
     s = make_stream(seed, n, 128)
     assert s.shape == (n,) and s.min() >= 4 and s.max() < 128
     assert np.array_equal(s, make_stream(seed, n, 128))
-    # every 16-token window is unique, so the scorer can map model inputs back to positions
-    windows = {s[i : i + 16].tobytes() for i in range(n - 15)}
-    assert len(windows) == n - 15
+    # every 24-token window is unique, so the scorer can map model inputs back to positions
+    windows = {s[i : i + 24].tobytes() for i in range(n - 23)}
+    assert len(windows) == n - 23
 
 
 def test_documents_start_with_bos():

@@ -26,7 +26,7 @@ def make_stream(seed: int, length: int, vocab: int) -> np.ndarray:
     while pos + PHRASE_LEN <= length:
         if rng.random() < 0.9:
             s[pos : pos + PHRASE_LEN] = phrases[rng.integers(PHRASES)]
-        pos += PHRASE_LEN + int(rng.integers(1, 6))
+        pos += PHRASE_LEN + int(rng.integers(2, 7))
     return s.astype(np.int64)
 
 
