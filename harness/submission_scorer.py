@@ -853,7 +853,7 @@ class SandboxedSubmissionScorer:
         r = run_sandboxed("harness.submission_scorer:score_streams",
                           {"entry": f"$SUBMISSION/{rel}", "streams": [np.asarray(s, dtype=np.int64).tolist() for s in streams],
                            "env": self.env, "world_size": self.world_size, "entry_name": self.entry_name, "seed": self.seed},
-                          copy_dir=self.sub.root, python=self.python, limits=self.limits or Limits())
+                          copy_dir=self.sub.root, python=self.python, limits=self.limits or Limits(threads=1))
         if not r.ok:
             raise ScorerError(f"scoring in the sandbox failed: {r.error}")
         self.last = {k: v for k, v in r.value.items() if k != "results"}

@@ -122,6 +122,18 @@ def run_probes(args: dict) -> dict:
                               world_size=int(args.get("world_size", 1)), seed=int(args.get("seed", 0)))
     ctx = Context(pipe=pipe, tol=1e-5, norm_tol=2e-2 if pipe.info.build.get("autocast_bf16") else 1e-3,
                   val_tokens=args.get("val_tokens"), claim=args.get("claim") or {})
+    out = run_context(ctx, args, official=lambda: _official_pipeline(args))
+    info = pipe.info
+    return {"results": out, "pipeline": {"entry": info.entry, "entries": info.entries, "vocab_size": info.vocab_size,
+                                         "world_size": info.world_size, "stateful": info.stateful,
+                                         "seq_len": info.seq_len, "stride": info.stride,
+                                         "hashed_tables": info.hashed_tables, "model": info.build.get("construction"),
+                                         "forwards": pipe.forwards},
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def run_context(ctx: Context, args: dict, official=None) -> list[dict]:
+    """Every probe (or the replayed one) on the pipeline of ``ctx``; a list of result dicts."""
     only = args.get("only")
     out = []
     replay = args.get("replay")
@@ -149,18 +161,12 @@ def run_probes(args: dict) -> dict:
                                examples=tried))
             continue
         res = _result(probe, ctx, "fail", f"{probe.title}: fails", ex, cex, examples=tried)
-        if probe.name == "exactly-once" and ctx.val_tokens:
+        if probe.name == "exactly-once" and ctx.val_tokens and official is not None:
             from checks.probes.exactly_once import effect_at_val_length
 
             try:
-                res["data"]["effect"] = effect_at_val_length(ctx, _official_pipeline(args))
+                res["data"]["effect"] = effect_at_val_length(ctx, official())
             except Exception as e:  # the official-length run is extra information, not the verdict
                 res["data"]["effect_error"] = f"{type(e).__name__}: {str(e)[:160]}"
         out.append(res)
-    info = pipe.info
-    return {"results": out, "pipeline": {"entry": info.entry, "entries": info.entries, "vocab_size": info.vocab_size,
-                                         "world_size": info.world_size, "stateful": info.stateful,
-                                         "seq_len": info.seq_len, "stride": info.stride,
-                                         "hashed_tables": info.hashed_tables, "model": info.build.get("construction"),
-                                         "forwards": pipe.forwards},
-            "seconds": round(time.perf_counter() - t0, 1)}
+    return out
