@@ -55,7 +55,8 @@ def forward_check(args: dict) -> dict:
     model.eval()
     with torch.inference_mode():
         logits = logits_fn(model, autocast=info["autocast_bf16"])(x)
-    info.update(vocab_size=vocab, logits_shape=list(logits.shape), finite=bool(torch.isfinite(logits).all()))
+    info.update(vocab_size=vocab, logits_shape=list(logits.shape), finite=bool(torch.isfinite(logits).all()),
+                eval_functions=sorted(k for k, v in vars(module).items() if k.startswith("eval_val") and callable(v)))
     return info
 
 
@@ -246,3 +247,36 @@ def reproduce_eval(args: dict) -> dict:
                                                          luts, device)
         result["own_s"] = time.perf_counter() - t0
     return result
+
+
+def bench_eval(args: dict) -> dict:
+    """Time the submission's own ``eval_val_sliding`` and our evaluator on the same model, tokens
+    and threads, in this one process (benchmarks/bench_eval.py). Seconds and both BPBs."""
+    import torch
+
+    from harness.evaluate import evaluate_sliding, score_bpb
+    from harness.model_build import logits_fn
+    from harness.shards import load_tokens
+    from harness.tokenbytes import ByteLUT
+
+    module, model, hparams, info = _prepare(args)
+    sd, _ = _state_dict(module, model, args["artifact"])
+    model.load_state_dict(sd, strict=True)
+    model.eval()
+    seq_len, stride = int(hparams.train_seq_len), int(getattr(hparams, "eval_stride", 64))
+    tokens = load_tokens(args["val"]).astype(np.int64)
+    tokens = tokens[: ((tokens.size - 1) // seq_len) * seq_len + 1][: int(args.get("max_tokens") or 1 << 62) + 1]
+    lut = ByteLUT.from_file(args["tokenizer"], int(hparams.vocab_size))
+    luts = tuple(torch.as_tensor(t) for t in (lut.base_bytes, lut.has_leading_space, lut.is_boundary))
+    out = {"tokens": int(tokens.size - 1), "threads": torch.get_num_threads()}
+    for rep in range(int(args.get("repeats", 1))):
+        t0 = time.perf_counter()
+        theirs = module.eval_val_sliding(hparams, model, 0, 1, torch.device("cpu"), torch.as_tensor(tokens), *luts,
+                                         stride=stride)
+        t1 = time.perf_counter()
+        r = evaluate_sliding(logits_fn(model, autocast=info["autocast_bf16"]), tokens, seq_len, stride)
+        t2 = time.perf_counter()
+        out.setdefault("own_s", []).append(t1 - t0)
+        out.setdefault("ours_s", []).append(t2 - t1)
+    out["own_bpb"], out["ours_bpb"] = float(theirs[1]), score_bpb(r.score, tokens, lut)[1]
+    return out

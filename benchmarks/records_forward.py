@@ -1,0 +1,66 @@
+"""Records table: for each submission folder of a Parameter Golf checkout, does its code import
+through our loader (CPU shims, unwrapped self-extracting wrappers), does main()'s model construct
+with small dims, and does a forward give finite logits? Prints a Markdown table.
+
+    python benchmarks/records_forward.py PATH/TO/parameter-golf/records [--timeout 300] [--python EXE]
+
+Nothing is copied from the checkout; each folder runs in the sandbox (harness.drivers:forward_check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.sandbox import Limits, run_sandboxed  # noqa: E402
+
+
+def entry_of(folder: Path) -> Path | None:
+    for name in ("train_gpt.py", *sorted(p.name for p in folder.glob("train_gpt*.py"))):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("records")
+    ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--python")
+    a = ap.parse_args()
+    folders = sorted(p for p in Path(a.records).glob("*/*") if p.is_dir())
+    print("| record | import + build + forward | model | eval functions | shims | note |")
+    print("|---|---|---|---|---|---|")
+    ok = 0
+    for folder in folders:
+        entry = entry_of(folder)
+        name = f"{folder.parent.name}/{folder.name}"
+        if entry is None:
+            print(f"| {name} | no train_gpt.py | | | | |")
+            continue
+        t0 = time.perf_counter()
+        r = run_sandboxed("harness.drivers:forward_check",
+                          {"entry": f"$SUBMISSION/{entry.name}", "small": True, "seq_len": 32},
+                          copy_dir=folder, python=a.python, limits=Limits(wall_seconds=a.timeout))
+        dt = time.perf_counter() - t0
+        if r.ok and r.value.get("finite"):
+            ok += 1
+            v = r.value
+            note = f"{v['params']} params, logits {v['logits_shape']} via {v['logits_from']}, {dt:.0f} s" + (
+                f", {v['wrapper_layers']} wrapper layer(s)" if v.get("wrapper_layers") else "")
+            print(f"| {name} | yes | {v['model_class']} | {', '.join(v.get('eval_functions', [])) or '-'} | "
+                  f"{', '.join(sorted({s.split('.')[0] for s in v['shims']})) or '-'} | {note} |")
+        else:
+            err = (r.error or "non-finite logits").replace("|", "/")[:160]
+            print(f"| {name} | no | | | | {err} |")
+        sys.stdout.flush()
+    print(f"\n{ok} of {len(folders)} folders import, build and run a forward on CPU")
+
+
+if __name__ == "__main__":
+    main()
