@@ -244,3 +244,36 @@ class HintTilt:
         elif self.gate is not None:
             raise ValueError(f"unknown tilt gate {self.gate!r}")
         return -np.where(apply, tilted, lp_tgt)
+
+
+class CachedScorer:
+    """The Scorer interface (harness/scorer.py) for a model plus one cache, as a pipeline scores.
+
+    ``base``: a harness.evaluate.SlidingScorer; ``cache``: an NgramCache or a HintTilt; targets are
+    scored in the sliding windows' order and the cache learns each window after scoring it.
+    ``word_start``: per vocabulary id, whether the piece starts a word (HintTilt's gate only).
+    """
+
+    def __init__(self, base, cache: "NgramCache | HintTilt", word_start: np.ndarray | None = None):
+        self.base, self.cache, self.word_start = base, cache, word_start
+        self.vocab_size, self.bos_id = base.vocab_size, base.bos_id
+
+    def score(self, tokens: np.ndarray):
+        from harness.evaluate import sliding_windows, window_segments
+        from harness.scorer import ScoreResult
+
+        tokens = np.asarray(tokens, dtype=np.int64)
+        n = tokens.shape[0] - 1
+        seg = window_segments(sliding_windows(n, self.base.seq_len, min(self.base.stride, self.base.seq_len)), n)
+        if isinstance(self.cache, HintTilt):
+            hint, beta = self.cache.hints(tokens, seg)
+            r = self.base.evaluate(tokens, extra_ids=hint)
+            ws = None if self.word_start is None else np.asarray(self.word_start)[tokens[1:]]
+            nll = self.cache.mix(tokens, r.score.nll, r.extra_logp, hint, beta, ws)
+        else:
+            r = self.base.evaluate(tokens)
+            nll = self.cache.mix(tokens, r.score.nll, r.segment, self.vocab_size)
+        return ScoreResult(nll=nll, count=r.score.count, total_nll=float(nll.sum()))
+
+    def score_many(self, streams: list[np.ndarray]) -> list:
+        return [self.score(s) for s in streams]

@@ -251,3 +251,25 @@ def test_score_first_ttt_scores_each_chunk_before_training_on_it():
     np.testing.assert_allclose(runs[True].nll[first_chunk], frozen.score.nll[first_chunk], atol=1e-6)
     assert np.abs(runs[False].nll[first_chunk] - frozen.score.nll[first_chunk]).max() > 1e-4
     assert (runs[True].count == 1).all()
+
+
+def test_cached_scorer_is_a_scorer_of_the_whole_pipeline():
+    from harness.caches import CachedScorer
+    from harness.evaluate import SlidingScorer
+
+    model = TinyLM()
+    base = SlidingScorer(model.forward_logits, VOCAB, seq_len=64, stride=16)
+    tokens = stream(600)
+    r = base.evaluate(tokens)
+    cache = NgramCache(4, 1 << 10, 0.4, 1, "target-in-key")
+    got = CachedScorer(base, cache).score(tokens)
+    np.testing.assert_allclose(got.nll, cache.mix(tokens, r.score.nll, r.segment), atol=1e-12)
+    assert (got.count == 1).all() and got.total_nll == pytest.approx(got.nll.sum())
+    tilt = HintTilt(3, 1 << 8, 1.0, 1, gate="word-start")
+    word_start = np.arange(VOCAB) % 2 == 0
+    gated = CachedScorer(base, tilt, word_start).score(tokens)
+    tilt.gate = None
+    plain = CachedScorer(base, tilt).score(tokens)
+    odd = ~word_start[tokens[1:]]
+    np.testing.assert_allclose(gated.nll[odd], r.score.nll[odd], atol=1e-6)  # gate off: the model alone
+    assert np.abs(plain.nll[odd] - r.score.nll[odd]).max() > 1e-3
