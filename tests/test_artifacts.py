@@ -61,3 +61,8 @@ def test_decompression_bomb_stops_at_the_cap():
     bomb = zstandard.ZstdCompressor(level=19).compress(bytes(50 << 20))
     with pytest.raises(AuditError, match="bomb|over|limit|cap|exceed"):
         decode_artifact(bomb, name="bomb.ptz", max_output_bytes=1 << 20)
+
+
+def test_one_byte_payload_is_one_line():
+    with pytest.raises(AuditError, match="weights-only"):
+        decode_artifact(zlib.compress(b"G"), name="g.ptz")

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
-import zipfile
 
 from harness import AuditError
 from harness.artifacts import int8_zlib, mixed_int
@@ -47,8 +45,7 @@ def decode_artifact(data: bytes, *, name: str = "artifact", max_output_bytes: in
     raw, shuffled = unshuffle(raw)
     try:
         obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, zipfile.BadZipFile,
-            AttributeError, TypeError, IndexError, OverflowError, UnicodeDecodeError, MemoryError) as e:
+    except Exception as e:  # torch.load on a hostile payload raises many types (struct.error, zipfile, ...)
         msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         raise ArtifactError(f"{name}: not a weights-only torch.save payload after {codec} decompression ({msg})") from None
     return obj, {"codec": codec, "byte_shuffle": shuffled, "unpacked_bytes": len(raw)}
