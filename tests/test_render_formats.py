@@ -279,3 +279,13 @@ def test_baseline_does_not_depend_on_how_the_folder_was_typed(tmp_path, monkeypa
     absolute = full_report(str(tmp_path / "records" / "x"))
     absolute.findings[0].path = str(tmp_path / "records" / "x" / "train_gpt.py")
     assert baseline.apply(absolute, accepted) == 2 and absolute.verdict == "pass"
+
+
+def test_numbers_are_formatted_for_their_kind():
+    from reports.render.common import fmt_value
+
+    assert fmt_value([1337, 42], "seeds") == "1337, 42"  # seeds are names, not amounts
+    assert fmt_value([308743], "seed_bytes_total") == "308,743"
+    assert fmt_value(49.26, "seed_train_s") == "49.260"
+    assert fmt_value(1.1, "claimed_bpb") == "1.10000000"
+    assert fmt_value(None) == "–" and fmt_value(True) == "true"

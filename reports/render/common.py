@@ -173,14 +173,17 @@ def rule_catalog(reports: Iterable[Report]) -> dict[str, RuleInfo]:
     return dict(sorted(out.items()))
 
 
-def fmt_value(v: object) -> str:
-    """Numbers as a reviewer reads them: BPB-like floats to 8 places, integers with separators."""
+def fmt_value(v: object, key: str = "") -> str:
+    """Numbers as a reviewer reads them: BPB-like floats to 8 places, seconds to 3,
+    counts with thousands separators; seeds, which are names rather than amounts, as written."""
     if isinstance(v, bool) or v is None:
         return "–" if v is None else str(v).lower()
     if isinstance(v, float):
+        if key.endswith("_s"):  # durations in seconds
+            return f"{v:.3f}"
         return f"{v:.8f}"
     if isinstance(v, int):
-        return f"{v:,}"
+        return str(v) if "seed" in key and "bytes" not in key else f"{v:,}"
     if isinstance(v, (list, tuple)):
-        return ", ".join(fmt_value(x) for x in v)
+        return ", ".join(fmt_value(x, key) for x in v)
     return str(v)

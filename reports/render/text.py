@@ -130,10 +130,10 @@ def _numbers(console: Console, report: Report) -> None:
     # Whatever else the parts recorded (per-seed numbers, prefix notes), in its own column.
     for k, v in claims.items():
         if ("c", k) not in shown and v is not None:
-            t.add_row(k, fmt_value(v), "")
+            t.add_row(k, fmt_value(v, k), "")
     for k, v in repro.items():
         if ("r", k) not in shown and v is not None:
-            t.add_row(k, "", fmt_value(v))
+            t.add_row(k, "", fmt_value(v, k))
     console.print()
     console.print(t)
 
