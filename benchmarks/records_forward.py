@@ -24,7 +24,8 @@ def entry_of(folder: Path) -> Path | None:
     for name in ("train_gpt.py", *sorted(p.name for p in folder.glob("train_gpt*.py"))):
         if (folder / name).is_file():
             return folder / name
-    return None
+    others = sorted(p for p in folder.glob("train*.py") if p.is_file())  # train_mdlm.py, ...
+    return others[0] if len(others) == 1 else None
 
 
 def main() -> None:
@@ -32,8 +33,11 @@ def main() -> None:
     ap.add_argument("records")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--python")
+    ap.add_argument("--only", nargs="*", help="folder names (or parts of them) to run")
     a = ap.parse_args()
     folders = sorted(p for p in Path(a.records).glob("*/*") if p.is_dir())
+    if a.only:
+        folders = [p for p in folders if any(o in p.name for o in a.only)]
     print("| record | import + build + forward | model | eval functions | shims | note |")
     print("|---|---|---|---|---|---|")
     ok = 0
