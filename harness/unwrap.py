@@ -13,6 +13,7 @@ import base64
 import bz2
 import lzma
 import os
+import re
 import zlib
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from harness import AuditError
 
 MAX_SOURCE_BYTES = 20_000_000  # unpacked source; far above any real train_gpt.py
 MAX_DEPTH = 4  # wrappers around wrappers
+_EXEC_CALL = re.compile(r"\bexec\s*\(")
 
 _DECODERS = {
     ("base64", "b85decode"): base64.b85decode,
@@ -161,6 +163,8 @@ def unwrap_source(source: str, path: str | os.PathLike | None = None) -> tuple[s
     """
     layers = 0
     while layers < MAX_DEPTH:
+        if not _EXEC_CALL.search(source):  # no exec call, no wrapper: skip parsing the (often large) source
+            return source, layers
         try:
             tree = ast.parse(source)
         except SyntaxError:

@@ -23,7 +23,7 @@ def run(sub: Submission, opts, report: Report) -> None:
             readme = sub.readme.read_text(encoding="utf-8", errors="replace")[:200_000]
         except OSError:
             readme = None
-    findings, notes = check_files(sub.root, sub.sources, readme, use_cache=not opts.extra.get("no_cache", False))
+    findings, notes = check_files(sub.root, sub.sources, readme)
     for f in findings:
         path = sub.display(sub.root / f["rel"])
         report.add(Finding(rule=f["rule"], family=f["family"], severity=f["severity"], message=f["message"], path=path,

@@ -329,50 +329,99 @@ def _engine_digest() -> str:
     return h.hexdigest()
 
 
-def cache_key(sources: list[Source], env: dict[str, str]) -> str:
+def cache_key(raw: list[tuple[str, bytes]], env: dict[str, str]) -> str:
+    """Key of one check: the files' bytes as found (before unpacking), the settings, the analyser's code."""
     h = hashlib.sha256(f"{__version__}|{RULE_SET_VERSION}|{_engine_digest()}|{json.dumps(env, sort_keys=True)}".encode())
-    for s in sorted(sources, key=lambda s: s.rel):
-        h.update(b"\0" + s.rel.encode() + b"\0" + hashlib.sha256(s.text.encode("utf-8", "replace")).digest())
+    for rel, data in sorted(raw):
+        h.update(b"\0" + rel.encode() + b"\0" + hashlib.sha256(data).digest())
     return h.hexdigest()
 
 
-def check_files(root: Path, files: list[Path], readme_text: str | None, use_cache: bool = True) -> tuple[list[dict], list[str]]:
-    """Findings for one submission's files (cached by content hash)."""
-    sources, notes = read_sources(root, files)
-    env = official_env(readme_text)
-    key = cache_key(sources, env)
-    cdir = cache_dir() if use_cache else None
-    path = cdir / "static" / key[:2] / f"{key}.json" if cdir else None
-    if path is not None:
+def _raw_files(root: Path, files: list[Path]) -> list[tuple[str, bytes]]:
+    out = []
+    for f in files:
+        rel = f.relative_to(root).as_posix() if f.is_relative_to(root) else f.name
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            return doc["findings"], notes + doc["notes"]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    findings, parse_notes = analyse(sources, env)
+            if f.stat().st_size > MAX_SOURCE_BYTES:
+                out.append((rel, b"<too large>"))
+                continue
+            out.append((rel, f.read_bytes()))
+        except OSError as e:
+            out.append((rel, f"<unreadable: {e.strerror}>".encode()))
+    return out
+
+
+def _cache_path(root: Path, files: list[Path], readme_text: str | None) -> Path | None:
+    cdir = cache_dir()
+    if cdir is None:
+        return None
+    key = cache_key(_raw_files(root, files), official_env(readme_text))
+    return cdir / "static" / key[:2] / f"{key}.json"
+
+
+def cached(path: Path | None):
+    if path is None:
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return doc["findings"], doc["notes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_files(root: Path, files: list[Path], readme_text: str | None, use_cache: bool = True) -> tuple[list[dict], list[str]]:
+    """Findings for one submission's files, and notes on files not checked (cached by content hash)."""
+    path = _cache_path(root, files, readme_text) if use_cache else None
+    hit = cached(path)
+    if hit is not None:
+        return hit
+    sources, notes = read_sources(root, files)
+    findings, parse_notes = analyse(sources, official_env(readme_text))
+    result = (findings, notes + parse_notes)
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"findings": findings, "notes": parse_notes}, sort_keys=True), encoding="utf-8")
+            tmp.write_text(json.dumps({"findings": result[0], "notes": result[1]}, sort_keys=True), encoding="utf-8")
             os.replace(tmp, path)
         except OSError:
             pass
-    return findings, notes + parse_notes
+    return result
 
 
-def check_folder(folder: str, use_cache: bool = True) -> tuple[list[dict], list[str]]:
+def _folder_inputs(folder: str):
     from harness.submission import load_submission
 
     sub = load_submission(folder)
-    readme = sub.readme.read_text(encoding="utf-8", errors="replace")[:200_000] if sub.readme else None
-    return check_files(sub.root, sub.sources, readme, use_cache)
+    readme = None
+    if sub.readme is not None:
+        try:
+            readme = sub.readme.read_text(encoding="utf-8", errors="replace")[:200_000]
+        except OSError:
+            readme = None
+    return sub.root, sub.sources, readme
+
+
+def check_folder(folder: str, use_cache: bool = True) -> tuple[list[dict], list[str]]:
+    root, files, readme = _folder_inputs(folder)
+    return check_files(root, files, readme, use_cache)
 
 
 def check_many(folders: list[str], jobs: int = 2, use_cache: bool = True) -> dict[str, tuple[list[dict], list[str]]]:
-    """Check many submission folders, ``jobs`` processes at a time; results by folder, in order."""
-    if jobs <= 1 or len(folders) <= 1:
-        return {f: check_folder(f, use_cache) for f in folders}
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        results = pool.map(check_folder, folders, [use_cache] * len(folders), chunksize=1)
-        return dict(zip(folders, results))
+    """Check many submission folders; cached ones are read here, the rest run ``jobs`` processes at a time."""
+    results: dict[str, tuple[list[dict], list[str]]] = {}
+    todo = []
+    for f in folders:
+        hit = cached(_cache_path(*_folder_inputs(f))) if use_cache else None
+        if hit is not None:
+            results[f] = hit
+        else:
+            todo.append(f)
+    if jobs <= 1 or len(todo) <= 1:
+        results.update({f: check_folder(f, use_cache) for f in todo})
+    else:
+        # the largest folders first, so that two processes finish together
+        todo.sort(key=lambda f: -sum(p.stat().st_size for p in _folder_inputs(f)[1]))
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            results.update(zip(todo, pool.map(check_folder, todo, [use_cache] * len(todo), chunksize=1)))
+    return {f: results[f] for f in folders}

@@ -1,28 +1,8 @@
+import re
+
 import libcst as cst
 
-from checks.static import flow
 from checks.static.engine import Rule
-
-
-class _LutScan(cst.CSTVisitor):
-    def __init__(self):
-        self.pieces = self.encoded_len = self.is_byte = self.space = False
-
-    def visit_Call(self, node: cst.Call) -> None:
-        name = node.func.attr.value if isinstance(node.func, cst.Attribute) else getattr(node.func, "value", "")
-        if name in ("id_to_piece", "IdToPiece"):
-            self.pieces = True
-        elif name in ("is_byte", "IsByte"):
-            self.is_byte = True
-        elif name == "len" and node.args and "encode" in flow.code(node.args[0].value):
-            self.encoded_len = True
-
-    def visit_SimpleString(self, node: cst.SimpleString) -> None:
-        try:
-            if "\u2581" in node.evaluated_value:
-                self.space = True
-        except Exception:  # noqa: BLE001
-            pass
 
 
 class ByteAccounting(Rule):
@@ -79,30 +59,53 @@ def build_luts(sp, n):
     ]
 
     def check_module(self, module, ctx):
-        if "id_to_piece" not in module.source and "IdToPiece" not in module.source:
-            return []
-        out = []
-        for node in _functions(module.tree):
-            scan = _LutScan()
-            node.visit(scan)
-            if not (scan.pieces and scan.encoded_len):
+        src = module.source
+        out, seen = [], set()
+        for m in re.finditer(r"\b(id_to_piece|IdToPiece)\b", src):
+            defs = list(_DEF.finditer(src, 0, m.start()))
+            if not defs:
+                continue
+            d = defs[-1]
+            indent = len(d.group(1))
+            end = _end_of_block(src, d.end(), indent)
+            if d.start() in seen:
+                continue
+            seen.add(d.start())
+            body = src[d.start():end]
+            if not (re.search(r"\blen\(", body) and ".encode(" in body):
                 continue
             missing = []
-            if not scan.is_byte:
+            if not re.search(r"\b(is_byte|IsByte)\b", body):
                 missing.append("byte-fallback pieces are counted by the length of their text, not as 1 byte")
-            if not scan.space:
+            if "\u2581" not in body and "\\u2581" not in body:
                 missing.append('the leading "▁" is not removed before counting, so the space is counted in the piece')
-            if missing:
-                out.append((node, f"`{node.name.value}` builds the bytes-per-token table from piece text: " + "; ".join(missing)))
+            node = _function_named(module.tree, d.group(2))
+            if missing and node is not None:
+                out.append((node, f"`{d.group(2)}` builds the bytes-per-token table from piece text: " + "; ".join(missing)))
         return out
 
 
-def _functions(tree):
+_DEF = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
+
+
+def _end_of_block(src: str, start: int, indent: int) -> int:
+    """End of a def block: the next non-blank line indented at most as far as the def."""
+    for m in re.finditer(r"\n([ \t]*)(\S)", src[start:]):
+        if len(m.group(1)) <= indent and m.group(2) not in ")]}#":
+            return start + m.start()
+    return len(src)
+
+
+def _function_named(tree, name: str):
     stack = list(tree.body)
     while stack:
         n = stack.pop()
         if isinstance(n, cst.FunctionDef):
-            yield n
+            if n.name.value == name:
+                return n
             stack.extend(s for s in n.body.body if isinstance(s, (cst.FunctionDef, cst.ClassDef)))
         elif isinstance(n, cst.ClassDef):
             stack.extend(n.body.body)
+        elif isinstance(n, (cst.If, cst.Try)):
+            stack.extend(n.body.body)
+    return None
