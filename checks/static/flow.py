@@ -195,6 +195,7 @@ class FunctionDef:
         self.in_progress = False
         self.called_in_loop = False
         self.called = False
+        self.param_classes: dict[int, frozenset] = {}
 
 
 @dataclass
@@ -276,14 +277,15 @@ class Program:
     def analyse(self) -> None:
         for m in self.modules:
             Walker(self, m, None).module_prelude()
+        # top-down from the module code (main()), so that a function first meets its callers' classes
+        for m in self.modules:
+            Walker(self, m, None).module_body()
         for m in self.modules:
             for f in list(m.functions.values()):
                 self.summary(f)
             for methods in m.classes.values():
                 for f in methods.values():
                     self.summary(f)
-        for m in self.modules:
-            Walker(self, m, None).module_body()
         # entry points nobody calls: their parameters hold no data we know of
         for m in self.modules:
             funcs = list(m.functions.values()) + [f for ms in m.classes.values() for f in ms.values()]
@@ -401,7 +403,7 @@ class Walker:
     def run_function(self) -> Summary:
         f = self.f
         for i, name in enumerate(f.params):
-            self.env[name] = frozenset({f"p:{i}"})
+            self.env[name] = frozenset({f"p:{i}"}) | f.param_classes.get(i, EMPTY)
         for name in f.kwonly:
             self.env[name] = EMPTY
         if f.star:
@@ -418,7 +420,7 @@ class Walker:
                     self.consts[p.name.value] = c
         self.block(f.node.body)
         for i, name in enumerate(f.params):
-            v = flat(self.env.get(name, EMPTY)) - {f"p:{i}"}
+            v = flat(self.env.get(name, EMPTY)) - {f"p:{i}"} - f.param_classes.get(i, EMPTY)
             if v:
                 self.summary.param_writes[i] = v
         self.finish()
@@ -468,7 +470,9 @@ class Walker:
             self.stmt(stmts)
 
     def stmt(self, s) -> None:
-        if isinstance(s, cst.SimpleStatementLine):
+        if isinstance(s, cst.BaseSmallStatement):  # the body of a one-line suite: "if x: y = 1; z = 2"
+            self.small(s)
+        elif isinstance(s, cst.SimpleStatementLine):
             for x in s.body:
                 self.small(x)
         elif isinstance(s, cst.If):
@@ -797,9 +801,10 @@ class Walker:
                       if (c, node.attr.value) in self.p.attrs]
             # a field of a known class (field-sensitive); of an unknown object, every field of that name
             out = flat(base) | (EMPTY.union(*fields) if fields else self.p.attrs.get(node.attr.value, EMPTY))
+            fieldcls = {x for x in (EMPTY.union(*fields) if fields else EMPTY) if x.startswith("cls:")}
             if key and key in self.env:
                 out = out | flat(self.env[key])
-            return frozenset(x for x in out if not x.startswith("cls:")) | {x for x in flat(base) if x.startswith("cls:")}
+            return frozenset(x for x in out if not x.startswith("cls:") or x in fieldcls)
         if t is cst.Call:
             return self.call(node)
         if t is cst.Subscript:
@@ -919,7 +924,7 @@ class Walker:
     def binop(self, node: cst.BinaryOperation) -> frozenset:
         left, right = flat(self.ev(node.left)), flat(self.ev(node.right))
         op = node.operator
-        out = left | right
+        out = frozenset(x for x in left | right if not x.startswith("cls:"))
         if isinstance(op, cst.Add) and (isinstance(node.right, cst.Integer) and node.right.evaluated_value >= 1
                                         or isinstance(node.left, cst.Integer) and node.left.evaluated_value >= 1):
             out = out | {"shift"}
@@ -1076,7 +1081,8 @@ class Walker:
             return It(recv_l)
         # a model (an nn.Module) called on data: its outputs are logits, a distribution over the vocabulary
         out = recv_l | allargs
-        if isinstance(func, (cst.Name, cst.Attribute)) and not q and (allargs & {"val", "train"} or has_placeholder(allargs)):
+        callable_value = isinstance(func, cst.Attribute) or (isinstance(func, cst.Name) and func.value in self.env)
+        if callable_value and not q and (allargs & {"val", "train"} or has_placeholder(allargs)):
             forwards = self.forwards(func, len(vals), recv_l)
             if self.hooks and ("val" in allargs or has_placeholder(allargs)):
                 self.event(Event("vcal", self.gid(node), (Need(allargs, "val"),), data={"how": "hooks"}))
@@ -1087,23 +1093,18 @@ class Walker:
                 return res | (frozenset({"dist"}) if "loss" not in res else EMPTY)
             if isinstance(func, cst.Name) or name in ("forward", "forward_logits"):
                 out = out | {"dist"}
-        return out
+        return frozenset(x for x in out if not x.startswith("cls:"))  # a call's result is not the receiver
 
     def forwards(self, func, nargs: int, recv_l) -> list[FunctionDef]:
-        """Class-hierarchy resolution of ``model(...)``: every submission ``forward`` that takes these arguments."""
+        """Class-hierarchy resolution of ``model(...)`` and ``obj.method(...)`` on values of unknown class:
+        every submission method of that name that takes these arguments (of the known classes, if any)."""
         name = func.attr.value if isinstance(func, cst.Attribute) else func.value
         classes = [x[4:] for x in recv_l if x.startswith("cls:")]
-        if isinstance(func, cst.Attribute) and name not in ("forward", "forward_logits", "__call__"):
-            if name in self.p.methods and not classes:
-                return [f for f in self.p.methods[name] if self._arity_ok(f, nargs)]
-            if not classes:
-                return []
-        if not classes and isinstance(func, cst.Name) and func.value in self.env and not has_placeholder(flat(self.env[func.value])) \
-                and not flat(self.env[func.value]):
-            pass
-        cands = self.p.methods.get("forward" if name not in self.p.methods or isinstance(func, cst.Name) else name, [])
+        if isinstance(func, cst.Name) or name == "__call__":
+            name = "forward"
+        cands = self.p.methods.get(name, [])
         if classes:
-            cands = [f for f in cands if f.cls in classes] or cands
+            cands = [f for f in cands if f.cls in classes]
         return [f for f in cands if self._arity_ok(f, nargs)][:8]
 
     @staticmethod
@@ -1148,6 +1149,12 @@ class Walker:
         return None
 
     def apply(self, node, f: FunctionDef, vals: list, kwvals: dict):
+        if f.summary is None and not f.in_progress:
+            # the classes of the first caller's arguments resolve method calls on the parameters
+            for i, v in enumerate(vals[:len(f.params)]):
+                classes = frozenset(x for x in flat(v) if x.startswith("cls:"))
+                if classes:
+                    f.param_classes[i] = classes
         s = self.p.summary(f)
         args = list(vals)
         for i, pname in enumerate(f.params):
