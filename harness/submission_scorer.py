@@ -131,22 +131,48 @@ def find_entries(source: str) -> list[Entry]:
             candidates[name] = Entry(name, params, fn.lineno)
     entries = {n: e for n, e in candidates.items()
                if not any(isinstance(c.func, ast.Name) and c.func.id in candidates and c.func.id != n for c in called(funcs[n]))}
-    order: list[str] = []
+    # (entry, side) in execution order; side: "" on the main path, "loop" for periodic validation
+    # inside the training loop, "else" for the alternative of an if whose body already evaluates.
+    order: list[tuple[str, str]] = []
 
-    def walk(fn: ast.FunctionDef, depth: int, seen: set[str]) -> None:
-        for c in called(fn):
-            if not isinstance(c.func, ast.Name):
-                continue
-            callee = c.func.id
+    def reaches(node: ast.AST, depth: int = 0) -> bool:
+        for c in ast.walk(node):
+            if isinstance(c, ast.Call) and isinstance(c.func, ast.Name):
+                if c.func.id in entries or (c.func.id in funcs and depth < 3 and reaches(funcs[c.func.id], depth + 1)):
+                    return True
+        return False
+
+    def visit(node: ast.AST, side: str, depth: int, seen: set[str]) -> None:
+        if isinstance(node, (ast.For, ast.While, ast.AsyncFor)):
+            for child in ast.iter_child_nodes(node):
+                visit(child, side or "loop", depth, seen)
+            return
+        if isinstance(node, ast.If) and any(reaches(b) for b in node.body) and node.orelse:
+            visit(node.test, side, depth, seen)
+            for b in node.body:
+                visit(b, side, depth, seen)
+            for b in node.orelse:
+                visit(b, side or "else", depth, seen)
+            return
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            for child in ast.iter_child_nodes(node):
+                visit(child, side, depth, seen)
+            callee = node.func.id
             if callee in entries:
-                order.append(callee)
+                order.append((callee, side))
             elif callee in funcs and callee not in seen and depth < 4:
-                walk(funcs[callee], depth + 1, seen | {callee})
+                for b in funcs[callee].body:
+                    visit(b, side, depth + 1, seen | {callee})
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, side, depth, seen)
 
     if "main" in funcs:
-        walk(funcs["main"], 0, {"main"})
+        for b in funcs["main"].body:
+            visit(b, "", 0, {"main"})
     result = list(entries.values())
-    final = order[-1] if order else (result[-1].name if result else None)
+    main_path = [name for name, side in order if not side]
+    final = (main_path or [name for name, _ in order] or [e.name for e in result[-1:]] or [None])[-1]
     for e in result:
         e.final = e.name == final
     return sorted(result, key=lambda e: (not e.final, e.line))
@@ -356,6 +382,19 @@ def _torch_mode():
             if tags is None:
                 return
             src = next(a for a in tensors if self.get(a) is tags)
+            if func in (F.cross_entropy, F.nll_loss) and isinstance(out, Tensor) and out.dim() == 0 \
+                    and args and src is args[0] and src.dim() == 2 and tags.shape == (src.shape[0],):
+                # A reduced loss over tagged rows (``reduction="sum"``): its per-position terms.
+                kw = {key: v for key, v in kwargs.items() if key != "reduction"}
+                vals = func(src.float(), args[1], *args[2:], reduction="none", **kw).detach().double().cpu().numpy()
+                keep = tags >= 0
+                if keep.any():
+                    rec = Record(tags[keep], vals[keep], float(vals.sum()))
+                    CAPTURE.records.append(rec)
+                    if kwargs.get("reduction", "mean") == "sum":
+                        self.sum_ids[id(out)] = rec
+                        self.tag_scalar(out, rec)
+                return
             if func in sums and isinstance(out, Tensor) and out.dim() == 0 and src.shape == tags.shape and len(args) == 1 and not kwargs:
                 vals = src.detach().to("cpu", copy=True).double().numpy()
                 rec = Record(tags.reshape(-1), vals.reshape(-1), float(out))

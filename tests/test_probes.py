@@ -120,3 +120,23 @@ def test_sandboxed_scorer_recovers_per_position_nll():
     assert tail.count.max() > 1 and tail.total_nll > np.nansum(tail.nll)
     # the first scorings are the legal ones: same model, same windows up to the tail
     assert np.allclose(tail.nll, legal[0].nll, atol=1e-5)
+
+
+def test_final_entry_is_the_one_the_official_run_takes():
+    src = '''
+def eval_val(args, model, val_tokens):
+    return model(val_tokens[:-1], val_tokens[1:])
+
+def eval_val_sliding(args, base_model, val_tokens, stride):
+    return F.cross_entropy(base_model.forward_logits(val_tokens), val_tokens)
+
+def main():
+    for step in range(10):
+        eval_val(args, model, val_tokens)          # periodic validation while training
+    if args.eval_stride > 0:
+        eval_val_sliding(args, base_model, val_tokens, stride=64)
+    else:
+        eval_val(args, model, val_tokens)
+'''
+    entries = find_entries(src)
+    assert [(e.name, e.final) for e in entries] == [("eval_val_sliding", True), ("eval_val", False)]
