@@ -21,6 +21,7 @@ EXPECTED = {
     "ttt_update_before_score": "update-before-score",
     "two_pass": "multi-pass",
     "double_score_tail": "double-scoring",
+    "boundary_leak": "boundary-leak",
 }
 LEGAL = ["legal_sliding", "ngram_context_only", "ttt_score_first"]
 
@@ -125,6 +126,8 @@ def evaluate(model, table):
 @pytest.mark.parametrize("cond,readme,severity", [
     ("CACHE_ORDER > 0", None, "info"),  # off under the defaults (#1458, #1232)
     ("CACHE_ORDER > 0", "```\nCACHE_ORDER=7 torchrun --nproc_per_node=8 train_gpt.py\n```\n", "error"),
+    # a run command continued over several lines
+    ("CACHE_ORDER > 0", "```\nCACHE_ORDER=7 SEED=1 \\\n  torchrun --nproc_per_node=8 train_gpt.py\n```\n", "error"),
     ("WORLD_SIZE > 1", None, "error"),  # on in the official 8-rank run (#715)
     ("WORLD_SIZE == 1", None, "info"),
 ])

@@ -48,4 +48,4 @@ def test_rule_ids_are_unique_and_cover_the_code_families():
     covered = {r.family for r in RULES}
     assert {"target-in-key", "target-gated-mixing", "update-before-score", "multi-pass", "double-scoring",
             "unnormalized", "oracle-selection", "val-data-in-training", "val-calibration", "eval-time-optimization",
-            "byte-accounting", "partial-eval", "external-access"} <= covered
+            "byte-accounting", "partial-eval", "external-access", "boundary-leak", "train-data-at-eval"} <= covered

@@ -78,8 +78,9 @@ class Rule:
     def message(self, ev: flow.Event, ctx: "Context") -> str:  # pragma: no cover - every rule overrides it
         return self.sections()["what"]
 
-    def check_module(self, module: flow.ModuleInfo, ctx: "Context") -> list[tuple[cst.CSTNode, str]]:
-        """Rules that read a module's structure rather than flow events override this."""
+    def check_module(self, module: flow.ModuleInfo, ctx: "Context") -> list[tuple]:
+        """Rules that read a module's structure rather than flow events override this: (node, message) or
+        (node, message, {"disabled": bool, "where": qualified function name})."""
         return []
 
 
@@ -134,7 +135,8 @@ def official_env(readme_text: str | None) -> dict[str, str]:
     """The official environment: 8 ranks, plus the settings the README's run command exports."""
     env = dict(OFFICIAL_ENV)
     if readme_text:
-        for line in readme_text.splitlines():
+        # a command continued over several lines with trailing backslashes is one line
+        for line in re.sub(r"\\[ \t]*\n", " ", readme_text).splitlines():
             if "torchrun" in line or "train_gpt" in line:
                 head = line.split("torchrun")[0].split("python")[0]
                 for k, v in _RUN_ENV.findall(head):
@@ -183,8 +185,11 @@ def analyse(sources: list[Source], env: dict[str, str]) -> tuple[list[dict], lis
                                 "info" if disabled else rule.severity_for(ev, ctx), disabled))
     for m in prog.modules:
         for rule in rules:
-            for node, msg in rule.check_module(m, ctx):
-                out.append(_finding(rule, m, by_rel[m.path], node, "", msg, rule.severity, False))
+            for node, msg, *more in rule.check_module(m, ctx):
+                extra = more[0] if more else {}
+                disabled = bool(extra.get("disabled"))
+                out.append(_finding(rule, m, by_rel[m.path], node, extra.get("where", ""), msg,
+                                    "info" if disabled else rule.severity, disabled))
     out = _apply_suppressions(out, by_rel)
     out.sort(key=lambda f: (f["rel"], f["line"] or 0, f["column"] or 0, f["rule"], f["message"]))
     dedup, seen = [], set()

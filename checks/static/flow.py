@@ -608,6 +608,8 @@ class Walker:
         if "val" in labels or has_placeholder(labels):
             self.effects.append((Effect("score", g, labels), g))
             self.loop_site[g] = self.loop_depth
+            # training-split data inside the score of validation data: the eval reads training shards
+            self.event(Event("tde", g, (Need(labels, "train"), Need(labels, "val"))))
         for lab in labels:
             if "@" in lab:
                 kind, _, origin = lab.partition("@")

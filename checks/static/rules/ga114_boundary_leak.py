@@ -1,0 +1,273 @@
+import libcst as cst
+
+from checks.static import flow
+from checks.static.engine import Rule
+
+_CAT = {"cat", "concat", "concatenate", "hstack"}
+_DOC_KEYWORDS = ("cu_seqlens",)  # varlen attention kernels: document boundaries of a packed row
+_MASK_KEYWORDS = {"attn_mask", "block_mask", "mask", "attention_mask"}
+
+
+def _neg_int(node) -> bool:
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        return isinstance(node.expression, cst.Integer) and node.expression.evaluated_value >= 1
+    return False
+
+
+def _prev(node) -> bool:
+    """``X[:, :-k]``: every position but the last k of the sequence axis (the previous tokens)."""
+    if not isinstance(node, cst.Subscript) or len(node.slice) < 2:
+        return False
+    first, seq = node.slice[0].slice, node.slice[1].slice
+    return isinstance(first, cst.Slice) and first.lower is None and first.upper is None \
+        and isinstance(seq, cst.Slice) and seq.lower is None and seq.upper is not None and _neg_int(seq.upper)
+
+
+def _name(func) -> str:
+    return func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+
+
+def _walk(node):
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(n.children)
+
+
+def _names(node) -> set[str]:
+    out = set()
+    for n in _walk(node):
+        if isinstance(n, cst.Name):
+            out.add(n.value)
+        elif isinstance(n, cst.Attribute) and isinstance(n.value, cst.Name) and n.value.value == "self":
+            out.add(flow.dotted(n))
+    return out
+
+
+def _mixing(value) -> cst.CSTNode | None:
+    """A sequence-axis shift combined with the current positions: ``cat([x[:, :1], x[:, :-1]])``,
+    ``x[:, 1:] + g * x[:, :-1]`` inside a cat, ``F.pad(x[:, :-1], ...)``, ``roll(x, 1, dims=1)``."""
+    for n in _walk(value):
+        if not isinstance(n, cst.Call):
+            continue
+        name = _name(n.func)
+        pos = [a.value for a in n.args if a.keyword is None]
+        if name in _CAT and pos and any(_prev(x) for x in _walk(pos[0])):
+            return n
+        if name == "pad" and pos and _prev(pos[0]):
+            return n
+        if name == "roll":
+            kw = {a.keyword.value: a.value for a in n.args if a.keyword is not None}
+            dims = kw.get("dims", pos[2] if len(pos) > 2 else None)
+            if isinstance(dims, cst.Integer) and dims.evaluated_value == 1:
+                return n
+    return None
+
+
+class _Function:
+    """Def-use facts of one function: which names derive from its parameters, from a comparison of
+    token data (a document boundary), and where document structure reaches attention."""
+
+    def __init__(self, f: flow.FunctionDef):
+        self.f = f
+        self.assigns: list[tuple[set[str], cst.CSTNode]] = []
+        self.calls: list[cst.Call] = []
+        self.attr_writes: list[cst.CSTNode] = []
+        for n in _walk(f.node.body):
+            if isinstance(n, (cst.Assign, cst.AugAssign, cst.AnnAssign)) and n.value is not None:
+                targets = [t.target for t in n.targets] if isinstance(n, cst.Assign) else [n.target]
+                names = set()
+                for t in targets:
+                    names |= _names(t) if not isinstance(t, cst.Attribute) or flow.dotted(t).startswith("self.") \
+                        else set()
+                    if isinstance(t, cst.Attribute):
+                        self.attr_writes.append(n.value)
+                self.assigns.append((names, n.value))
+            elif isinstance(n, cst.Call):
+                self.calls.append(n)
+                # in-place updates: g.masked_fill_(m, 0) makes g depend on m
+                if isinstance(n.func, cst.Attribute) and n.func.attr.value.endswith("_") \
+                        and isinstance(n.func.value, cst.Name):
+                    self.assigns.append(({n.func.value.value}, n))
+        params = {p for p in f.params + f.kwonly if p != "self"}
+        self.from_params = self._closure(params, lambda v: False)
+        self.boundary = self._closure(set(), self._compares_tokens)
+        self.doc_params = {p for p in params if any(
+            a.keyword is not None and a.keyword.value.startswith(_DOC_KEYWORDS) and p in _names(a.value)
+            for c in self.calls for a in c.args)}
+
+    def _closure(self, seed: set[str], direct) -> set[str]:
+        out = set(seed)
+        changed = True
+        while changed:
+            changed = False
+            for names, value in self.assigns:
+                if names - out and (direct(value) or _names(value) & out):
+                    out |= names
+                    changed = True
+        return out
+
+    def _compares_tokens(self, value) -> bool:
+        """``ids == BOS``, ``ids[:, 1:] != bos``, ``doc[:, :, None] == doc[:, None, :]``: equality tests on
+        data derived from the function's inputs mark document boundaries."""
+        for n in _walk(value):
+            if isinstance(n, cst.Comparison) and any(isinstance(c.operator, (cst.Equal, cst.NotEqual))
+                                                     for c in n.comparisons):
+                if _names(n) & self.from_params:
+                    return True
+        return False
+
+    def uses_boundary(self, node) -> bool:
+        return bool(_names(node) & (self.boundary | self.doc_params)) or self._compares_tokens(node)
+
+    def per_document(self) -> str | None:
+        """How this forward attends within documents only, or None."""
+        for c in self.calls:
+            for a in c.args:
+                if a.keyword is None:
+                    continue
+                k = a.keyword.value
+                if k.startswith(_DOC_KEYWORDS) and not (isinstance(a.value, cst.Name) and a.value.value == "None"):
+                    return f"`{k}=` of a varlen attention call"
+                if k in _MASK_KEYWORDS and self.uses_boundary(a.value):
+                    return f"an attention mask built from document boundaries (`{k}=`)"
+        for v in self.attr_writes:
+            if self.uses_boundary(v):
+                return "an attention mask built from document boundaries"
+        return None
+
+
+class BoundaryLeak(Rule):
+    """A previous-token mixing (SmearGate, shift) crosses document starts while attention is per document.
+
+    Why:
+    A forward that packs several documents into one row and attends within each document only
+    (``cu_seqlens`` of a varlen kernel, a mask built from BOS positions) claims that a document is scored
+    from its own tokens. A token-mixing step over the whole row (``x[:, 1:] + g * x[:, :-1]``) not masked
+    at BOS carries the last token of the neighbouring document into the next one's first position, and
+    attention spreads it through that document; the neighbour in a packed batch need not even precede it
+    in the stream (C1; the SmearGate leak found in the audit of #1797, fixed in #1851).
+
+    Example:
+        g = torch.sigmoid(self.smear_gate(x[:, 1:]))
+        x = torch.cat([x[:, :1], x[:, 1:] + g * x[:, :-1]], dim=1)
+        ...
+        y = flash_attn_varlen_func(q, k, v, cu_seqlens_q=cu_seqlens, ...)
+
+    Fix:
+    Zero the mixing where the current token starts a document:
+    ``g = g.masked_fill((input_ids[:, 1:] == BOS_ID).unsqueeze(-1), 0.0)``.
+    """
+
+    ID = "GA114"
+    NAME = "boundary-leak"
+    family = "boundary-leak"
+    severity = "error"
+    VALID = [
+        # masked at BOS
+        """
+import torch
+class GPT:
+    def forward(self, input_ids, cu_seqlens):
+        x = self.tok_emb(input_ids)
+        g = torch.sigmoid(self.smear_gate(x[:, 1:]))
+        keep = (input_ids[:, 1:] != 1).unsqueeze(-1).to(x.dtype)
+        x = torch.cat([x[:, :1], x[:, 1:] + g * keep * x[:, :-1]], dim=1)
+        for block in self.blocks:
+            x = block(x, cu_seqlens=cu_seqlens)
+        return self.head(x)
+""",
+        # the gate is masked in place before the mixing
+        """
+import torch
+class GPT:
+    def forward(self, input_ids, cu_seqlens=None):
+        x = self.tok_emb(input_ids)
+        g = self.lam * torch.sigmoid(self.smear_gate(x[:, 1:]))
+        starts = (input_ids[:, 1:] == 1).unsqueeze(-1)
+        g = g.masked_fill(starts, 0.0)
+        x = torch.cat([x[:, :1], x[:, 1:] + g * x[:, :-1]], dim=1)
+        return self.blocks(x, cu_seqlens=cu_seqlens)
+""",
+        # a plain causal stream: the previous token is part of the prefix
+        """
+import torch
+class SmearGate:
+    def forward(self, x):
+        g = torch.sigmoid(self.gate)
+        x_prev = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
+        return (1 - g) * x + g * x_prev
+""",
+    ]
+    INVALID = [
+        """
+import torch
+class GPT:
+    def forward(self, input_ids, cu_seqlens=None, max_seqlen=0):
+        x = self.tok_emb(input_ids)
+        g = torch.sigmoid(self.smear_gate(x[:, 1:]))
+        x = torch.cat([x[:, :1], x[:, 1:] + g * x[:, :-1]], dim=1)
+        for block in self.blocks:
+            x = block(x, cu_seqlens=cu_seqlens, max_seqlen=max_seqlen)
+        return self.head(x)
+""",
+        """
+import torch
+import torch.nn.functional as F
+class GPT:
+    def forward(self, ids):
+        h = self.tok_emb(ids)
+        h = h + self.w * F.pad(h[:, :-1], (0, 0, 1, 0))
+        seg = torch.cumsum((ids == 1).long(), dim=1)
+        same = seg[:, :, None] == seg[:, None, :]
+        for block in self.blocks:
+            block.attn.doc_mask = same
+            h = block(h)
+        return h
+""",
+    ]
+
+    def check_module(self, module, ctx):
+        out = []
+        funcs = list(module.functions.values()) + [f for ms in module.classes.values() for f in ms.values()]
+        for f in funcs:
+            sites = []
+            self._sites(f, f.node.body, flow.Walker(ctx.prog, module, f), False, sites)
+            if not sites:
+                continue
+            info = _Function(f)
+            how = info.per_document()
+            if how is None:
+                continue
+            for stmt, mix, disabled in sites:
+                if info.uses_boundary(stmt):
+                    continue
+                text = " ".join(flow.code(mix).split())
+                text = text if len(text) <= 90 else text[:87] + "..."
+                out.append((mix, f"`{text}` mixes the previous position into each position across the whole packed "
+                                 f"row, while this forward attends within documents ({how}); it is not masked at "
+                                 f"document starts, so one document's last token reaches the next document (C1)",
+                            {"disabled": disabled, "where": f.qualname}))
+        return out
+
+    def _sites(self, f, body, walker, disabled, out):
+        stmts = body.body if hasattr(body, "body") else body
+        if not isinstance(stmts, (list, tuple)):
+            stmts = [stmts]
+        for s in stmts:
+            if isinstance(s, cst.SimpleStatementLine):
+                for x in s.body:
+                    value = getattr(x, "value", None)
+                    if isinstance(x, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.Return, cst.Expr)) and value is not None:
+                        mix = _mixing(value)
+                        if mix is not None:
+                            out.append((value, mix, disabled))
+            elif isinstance(s, cst.If):
+                c = walker.const(s.test)
+                self._sites(f, s.body, walker, disabled or (c is not flow.UNKNOWN and not c), out)
+                if s.orelse is not None:
+                    off = disabled or (c is not flow.UNKNOWN and bool(c))
+                    self._sites(f, [s.orelse] if isinstance(s.orelse, cst.If) else s.orelse.body, walker, off, out)
+            elif isinstance(s, (cst.For, cst.While, cst.With, cst.Try)):
+                self._sites(f, s.body, walker, disabled, out)
