@@ -289,3 +289,4 @@ def test_numbers_are_formatted_for_their_kind():
     assert fmt_value(49.26, "seed_train_s") == "49.260"
     assert fmt_value(1.1, "claimed_bpb") == "1.10000000"
     assert fmt_value(None) == "–" and fmt_value(True) == "true"
+    assert fmt_value({"eval_val_sliding": 1.9731994604504324}) == "eval_val_sliding: 1.97319946"

@@ -186,4 +186,6 @@ def fmt_value(v: object, key: str = "") -> str:
         return str(v) if "seed" in key and "bytes" not in key else f"{v:,}"
     if isinstance(v, (list, tuple)):
         return ", ".join(fmt_value(x, key) for x in v)
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {fmt_value(x, str(k))}" for k, x in v.items())
     return str(v)
