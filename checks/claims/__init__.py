@@ -373,7 +373,8 @@ def check_scores(report: Report, claims: Claims, runs: list[LogRun], every: list
         err = max(0.5 * 10.0 ** -decimals(f"{x}") for x in losses) if losses else 0.0
         err = max(err, max(0.5 * 10.0 ** -m.bpb_decimals for m in sel.metrics))
         if not agrees(claims.val_loss, claims.val_loss.decimals, lm, err):
-            report.add(_f("CLM013", "claims-mismatch", "error",
+            # The score is val_bpb (CLM010); a val_loss that disagrees is bookkeeping, not a false score.
+            report.add(_f("CLM013", "claims-mismatch", "warning",
                           f"submission.json claims val_loss {claims.val_loss}, but the logs' mean at the "
                           f"stage that gives its val_bpb ({sel.stage}) is {fmt(lm)}", json_rel,
                           claimed=float(claims.val_loss), log_mean=lm))
@@ -429,7 +430,8 @@ def check_sizes(report: Report, sub: Submission, claims: Claims, runs: list[LogR
                           json_rel, seed=sc.seed, bytes_total=sc.bytes_total))
         logs = [r for r in use if sc.seed in r.seeds() and r.bytes_total() is not None]
         if sc.bytes_total is not None and logs and all(r.bytes_total() != sc.bytes_total for r in logs):
-            report.add(_f("CLM021", "claims-mismatch", "error",
+            # Over the cap, CLM030 already fails the logged total; under it, the mismatch is bookkeeping.
+            report.add(_f("CLM021", "claims-mismatch", "warning",
                           f"submission.json gives seed {sc.seed} {sc.bytes_total:,} bytes; its log prints "
                           f"{', '.join(f'{r.bytes_total():,}' for r in logs)}", json_rel, seed=sc.seed))
     totals = [r.bytes_total() for r in use if r.bytes_total() is not None]
@@ -455,10 +457,16 @@ def check_sizes(report: Report, sub: Submission, claims: Claims, runs: list[LogR
                           f"bytes_code {claims.bytes_code:,} is the code size the logged run printed, but the "
                           f"committed {names} is {entry:,} bytes", json_rel, bytes_code=claims.bytes_code, entry=entry))
         else:
-            report.add(_f("CLM020", "claims-mismatch", "error",
+            # An error when the committed code would take the claimed total over the cap (the #1959 case);
+            # otherwise a wrong number that changes nothing the rules measure.
+            real_total = None if claims.bytes_total is None else claims.bytes_total - claims.bytes_code + entry
+            over = real_total is not None and real_total > SIZE_CAP
+            report.add(_f("CLM020", "size-cap" if over else "claims-mismatch", "error" if over else "warning",
                           f"bytes_code {claims.bytes_code:,} is not the size of the committed {names} ({entry:,} bytes)"
                           + (f" nor of all its .py files ({all_py:,})" if all_py != entry else "")
-                          + (f"; the logs print {', '.join(f'{b:,}' for b in logged)}" if logged else ""),
+                          + (f"; the logs print {', '.join(f'{b:,}' for b in logged)}" if logged else "")
+                          + (f"; with the committed code the total is {real_total:,} bytes, over the {SIZE_CAP:,}-byte cap"
+                             if over else ""),
                           json_rel, bytes_code=claims.bytes_code, entry=entry))
     # A logged code size that no committed file (nor all of them) has: the run used other code.
     committed = {entry, all_py, *(_size(p) for p in sub.sources)}
