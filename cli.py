@@ -98,6 +98,7 @@ def options_from(args: argparse.Namespace):
         raise AuditError("--baseline-bpb must be a positive val_bpb")
     if args.baseline_record is not None and not Path(args.baseline_record).is_dir():
         raise AuditError(f"--baseline-record {args.baseline_record}: not a folder")
+    check_destinations(args)
     return AuditOptions(
         artifact=args.artifact,
         val=args.val,
@@ -114,6 +115,19 @@ def options_from(args: argparse.Namespace):
         profile=getattr(args, "profile", None) or "default",
         extra={"replay": getattr(args, "replay", None)} if getattr(args, "replay", None) else {},
     )
+
+
+def check_destinations(args: argparse.Namespace) -> None:
+    """Refuse a bad --baseline or --output before any work, not after a long audit."""
+    if getattr(args, "baseline", None):
+        from reports import baseline
+
+        baseline.load(args.baseline)
+    for opt in ("output", "write_baseline"):
+        dest = getattr(args, opt, None)
+        if dest and not Path(dest).resolve().parent.is_dir():
+            raise AuditError(f"{dest}: cannot write {'report' if opt == 'output' else 'baseline'}: "
+                             f"no such folder {str(Path(dest).parent)!r}")
 
 
 def run_command(args: argparse.Namespace):

@@ -153,6 +153,9 @@ def scan(args) -> int:
         raise AuditError("--jobs must be at least 1")
     if args.artifact:
         raise AuditError("--artifact names one submission's artifact; scan finds each folder's own")
+    from cli import check_destinations
+
+    check_destinations(args)
     folders = find_submissions(args.path)
     if args.list:
         sys.stdout.write("".join(f + "\n" for f in folders))
