@@ -138,6 +138,32 @@ class _Function:
         return None
 
 
+def _submodules(module) -> dict[tuple[str, str], str]:
+    """(class, attribute) -> class of the submodule built in ``__init__`` (``self.smear = SmearGate(d)``)."""
+    out = {}
+    for cls, methods in module.classes.items():
+        init = methods.get("__init__")
+        if init is None:
+            continue
+        for n in _walk(init.node.body):
+            if isinstance(n, cst.Assign) and isinstance(n.value, cst.Call) and isinstance(n.value.func, cst.Name) \
+                    and n.value.func.value in module.classes:
+                for t in n.targets:
+                    if isinstance(t.target, cst.Attribute) and isinstance(t.target.value, cst.Name) \
+                            and t.target.value.value == "self":
+                        out[(cls, t.target.attr.value)] = n.value.func.value
+    return out
+
+
+def _callee(call: cst.Call, f: flow.FunctionDef, module, submodules) -> flow.FunctionDef | None:
+    func = call.func
+    if f.cls is None or not (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
+                             and func.value.value == "self"):
+        return None
+    k = submodules.get((f.cls, func.attr.value))
+    return module.classes.get(k, {}).get("forward") if k else None
+
+
 class BoundaryLeak(Rule):
     """A previous-token mixing (SmearGate, shift) crosses document starts while attention is per document.
 
@@ -199,6 +225,22 @@ class SmearGate:
         x_prev = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
         return (1 - g) * x + g * x_prev
 """,
+        # the mixing submodule receives the document starts and masks with them
+        """
+import torch
+class SmearGate:
+    def forward(self, x, starts):
+        g = torch.sigmoid(self.gate) * (~starts[:, 1:, None])
+        return torch.cat([x[:, :1], x[:, 1:] + g * x[:, :-1]], dim=1)
+class GPT:
+    def __init__(self, dim):
+        self.mix = SmearGate(dim)
+    def forward(self, tokens, cu):
+        h = self.mix(self.embed(tokens), tokens == 1)
+        for layer in self.layers:
+            h = layer(h, cu_seqlens=cu)
+        return h
+""",
     ]
     INVALID = [
         """
@@ -226,29 +268,58 @@ class GPT:
             h = block(h)
         return h
 """,
+        # the mixing lives in a submodule that the per-document forward calls without the boundaries
+        """
+import torch
+class SmearGate:
+    def forward(self, x):
+        g = torch.sigmoid(self.gate)
+        return torch.cat([x[:, :1], x[:, 1:] + g * x[:, :-1]], dim=1)
+class GPT:
+    def __init__(self, dim):
+        self.mix = SmearGate(dim)
+    def forward(self, tokens, cu):
+        h = self.mix(self.embed(tokens))
+        for layer in self.layers:
+            h = layer(h, cu_seqlens=cu)
+        return h
+""",
     ]
 
     def check_module(self, module, ctx):
         out = []
         funcs = list(module.functions.values()) + [f for ms in module.classes.values() for f in ms.values()]
-        for f in funcs:
+        infos = {}
+
+        def info_of(f):
+            if f.qualname not in infos:
+                infos[f.qualname] = _Function(f)
+            return infos[f.qualname]
+
+        def unmasked(f):
             sites = []
             self._sites(f, f.node.body, flow.Walker(ctx.prog, module, f), False, sites)
-            if not sites:
-                continue
-            info = _Function(f)
+            return [(mix, disabled) for stmt, mix, disabled in sites if not info_of(f).uses_boundary(stmt)]
+
+        submodules = _submodules(module)
+        for f in funcs:
+            info = info_of(f)
             how = info.per_document()
             if how is None:
                 continue
-            for stmt, mix, disabled in sites:
-                if info.uses_boundary(stmt):
-                    continue
+            found = [(f, mix, disabled, "this forward") for mix, disabled in unmasked(f)]
+            # a mixing module called by this forward without any document boundary (``self.smear(x)``)
+            for call in info.calls:
+                callee = _callee(call, f, module, submodules)
+                if callee is not None and not info.uses_boundary(call):
+                    found += [(callee, mix, disabled, f"its caller `{f.qualname}`") for mix, disabled in unmasked(callee)]
+            for where, mix, disabled, who in found:
                 text = " ".join(flow.code(mix).split())
                 text = text if len(text) <= 90 else text[:87] + "..."
                 out.append((mix, f"`{text}` mixes the previous position into each position across the whole packed "
-                                 f"row, while this forward attends within documents ({how}); it is not masked at "
+                                 f"row, while {who} attends within documents ({how}); it is not masked at "
                                  f"document starts, so one document's last token reaches the next document (C1)",
-                            {"disabled": disabled, "where": f.qualname}))
+                            {"disabled": disabled, "where": where.qualname}))
         return out
 
     def _sites(self, f, body, walker, disabled, out):
