@@ -5,8 +5,8 @@ All caches here work on one token stream ``tokens[0..n]`` (target i is ``tokens[
 them. A target's prediction may only use targets of strictly earlier segments (in the sliding-window
 eval a segment is one window's scored targets; harness.evaluate.window_segments gives them).
 Nothing is looped per token: the "counts seen before this segment" of every target are computed
-at once by sorting (key, position) pairs, so the caches run at tens of millions of tokens per
-second in numpy.
+at once by one in-place sort of (key, segment, position) packed into int64 values, so the cost
+is that sort plus a few linear numpy passes (benchmarks/bench_ngram.py measures it).
 
 - ``NgramCache(variant="target-in-key")``: the PR #779 family. Counts are read from a context
   table ``ctx[h(context)]`` and a "full" table ``full[h(context) ^ target * P]``; the mixed score
@@ -53,13 +53,8 @@ def counts_before(keys: np.ndarray, segment: np.ndarray) -> np.ndarray:
     n = keys.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    order, k = _sort_by_key(keys)
-    s = segment[order]
-    idx = np.arange(n)
-    new_key = np.ones(n, dtype=bool)
-    new_key[1:] = k[1:] != k[:-1]
-    new_group = new_key.copy()
-    new_group[1:] |= s[1:] != s[:-1]
+    order, new_key, new_group, _ = _sorted_groups(keys, segment)
+    idx = np.arange(n, dtype=np.int64)
     key_start = np.maximum.accumulate(np.where(new_key, idx, 0))
     group_start = np.maximum.accumulate(np.where(new_group, idx, 0))
     out = np.empty(n, dtype=np.int64)
@@ -67,9 +62,54 @@ def counts_before(keys: np.ndarray, segment: np.ndarray) -> np.ndarray:
     return out
 
 
+def _sorted_groups(keys: np.ndarray, segment: np.ndarray):
+    """Entries sorted by (key, position): (order, new_key, new_group, sorted segments or None).
+
+    ``new_key[j]``: sorted entry j starts a run of equal keys; ``new_group[j]``: it starts a run
+    of equal (key, segment). Key, segment and position are packed into one int64 when they fit
+    (one in-place sort, no gathers; segments are non-decreasing, so (key, segment, position)
+    order is (key, position) order); otherwise a stable sort of the keys.
+    """
+    n = keys.shape[0]
+    keys = np.asarray(keys, dtype=np.int64)
+    segment = np.asarray(segment, dtype=np.int64)
+    s0 = int(segment[0])
+    pos_bits = max(int(n - 1).bit_length(), 1)
+    seg_bits = max(int(segment[-1]) - s0, 0).bit_length()
+    key_bits = int(keys.max()).bit_length()
+    monotone = n < 2 or bool((segment[1:] >= segment[:-1]).all())
+    if monotone and int(keys.min()) >= 0 and key_bits + seg_bits + pos_bits <= 63:
+        packed = keys << (seg_bits + pos_bits)
+        if seg_bits:
+            packed |= (segment - s0) << pos_bits
+        packed |= np.arange(n, dtype=np.int64)
+        packed.sort()
+        order = packed & ((1 << pos_bits) - 1)
+        packed >>= pos_bits  # (key, segment)
+        new_group = np.empty(n, dtype=bool)
+        new_group[0] = True
+        np.not_equal(packed[1:], packed[:-1], out=new_group[1:])
+        if seg_bits:
+            packed >>= seg_bits  # key
+            new_key = np.empty(n, dtype=bool)
+            new_key[0] = True
+            np.not_equal(packed[1:], packed[:-1], out=new_key[1:])
+        else:
+            new_key = new_group
+        return order, new_key, new_group, None
+    order, k = _sort_by_key(keys)
+    s = segment[order]
+    new_key = np.ones(n, dtype=bool)
+    new_key[1:] = k[1:] != k[:-1]
+    new_group = new_key.copy()
+    new_group[1:] |= s[1:] != s[:-1]
+    return order, new_key, new_group, s
+
+
 def _sort_by_key(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(order, sorted keys): entries by key, then by position (a stable sort; torch's radix sort
-    of int64 is several times faster than numpy's)."""
+    of int64 is several times faster than numpy's stable argsort). Used when the packed values
+    of _sorted_groups would not fit in 63 bits."""
     import torch
 
     vals, order = torch.sort(torch.from_numpy(np.ascontiguousarray(keys, dtype=np.int64)), stable=True)
@@ -82,13 +122,9 @@ def last_before(keys: np.ndarray, segment: np.ndarray, values: np.ndarray) -> tu
     n = keys.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    order, k = _sort_by_key(keys)
-    s, v = segment[order], values[order]
+    order, new_key, new_group, _ = _sorted_groups(keys, segment)
+    v = np.asarray(values)[order]
     idx = np.arange(n)
-    new_key = np.ones(n, dtype=bool)
-    new_key[1:] = k[1:] != k[:-1]
-    new_group = new_key.copy()
-    new_group[1:] |= s[1:] != s[:-1]
     new_run = new_key.copy()
     new_run[1:] |= v[1:] != v[:-1]
     key_start = np.maximum.accumulate(np.where(new_key, idx, 0))
@@ -143,9 +179,9 @@ class NgramCache:
         tokens = np.asarray(tokens, dtype=np.int64)
         n = tokens.shape[0] - 1
         p_model = np.exp(-np.asarray(model_nll, dtype=np.float64))
-        pos = np.arange(1, n + 1)  # index of each target in the stream
-        ok = pos >= self.order - 1
-        p_ok, seg_ok = pos[ok], np.asarray(segment)[ok]
+        # Targets with a full context: target i sits at stream index i + 1 >= order - 1.
+        ok = slice(min(self.order - 2, n), n)
+        p_ok, seg_ok = np.arange(ok.start + 1, n + 1), np.asarray(segment, dtype=np.int64)[ok]
         h, ctx_key = self._keys(tokens, p_ok)
         ctx_count = counts_before(ctx_key, seg_ok)
         mask = np.uint64(self.buckets - 1)
