@@ -28,16 +28,17 @@ def dict_cache(tokens, model_nll, segment, order, buckets, alpha, min_count):
     """The same target-in-key cache with Python dicts."""
     mask, P, T = buckets - 1, 1000003, 2654435761
     ctx_t, full_t, pending = {}, {}, []
-    out = np.empty(tokens.size - 1)
+    out = [0.0] * (tokens.size - 1)
     toks = tokens.tolist()
     seg = segment.tolist()
+    nll = np.asarray(model_nll, dtype=np.float64).tolist()
     for i in range(len(toks) - 1):
         if i and seg[i] != seg[i - 1]:
             for c, f in pending:
                 ctx_t[c] = ctx_t.get(c, 0) + 1
                 full_t[f] = full_t.get(f, 0) + 1
             pending = []
-        p = math.exp(-model_nll[i])
+        p = math.exp(-nll[i])
         pos = i + 1
         if pos >= order - 1:
             h = 0
@@ -49,7 +50,7 @@ def dict_cache(tokens, model_nll, segment, order, buckets, alpha, min_count):
                 p = (1 - alpha) * p + alpha * min(full_t.get(f, 0), cc) / cc
             pending.append((c, f))
         out[i] = -math.log(p)
-    return out
+    return np.array(out)
 
 
 def main() -> None:
