@@ -7,6 +7,7 @@ Exit codes: 0 no error-level finding, 1 at least one, 2 the audit could not be d
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shutil
 import sys
@@ -126,8 +127,8 @@ def check_destinations(args: argparse.Namespace) -> None:
     for opt in ("output", "write_baseline"):
         dest = getattr(args, opt, None)
         if dest and not Path(dest).resolve().parent.is_dir():
-            raise AuditError(f"{dest}: cannot write {'report' if opt == 'output' else 'baseline'}: "
-                             f"no such folder {str(Path(dest).parent)!r}")
+            what = "report" if opt == "output" else "baseline"
+            raise AuditError(f"{dest}: cannot write {what}: {os.strerror(errno.ENOENT)}")
 
 
 def run_command(args: argparse.Namespace):
