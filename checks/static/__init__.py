@@ -10,20 +10,14 @@ from __future__ import annotations
 from harness.submission import Submission
 from reports.model import Finding, Report
 
-from .engine import all_rules, check_files  # noqa: F401 - re-exported for commands and renderers
+from .engine import all_rules, check_files, read_readme  # noqa: F401 - all_rules re-exported for commands and renderers
 
 
 def run(sub: Submission, opts, report: Report) -> None:
     if not sub.sources:
         report.skip("static", "no Python files in the submission")
         return
-    readme = None
-    if sub.readme is not None:
-        try:
-            readme = sub.readme.read_text(encoding="utf-8", errors="replace")[:200_000]
-        except OSError:
-            readme = None
-    findings, notes = check_files(sub.root, sub.sources, readme)
+    findings, notes = check_files(sub.root, sub.sources, read_readme(sub))
     for f in findings:
         path = sub.display(sub.root / f["rel"])
         report.add(Finding(rule=f["rule"], family=f["family"], severity=f["severity"], message=f["message"], path=path,

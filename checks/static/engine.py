@@ -394,17 +394,21 @@ def check_files(root: Path, files: list[Path], readme_text: str | None, use_cach
     return result
 
 
+def read_readme(sub) -> str | None:
+    """The README's text (its run command sets env vars of the official run), or None."""
+    if sub.readme is None:
+        return None
+    try:
+        return sub.readme.read_text(encoding="utf-8", errors="replace")[:200_000]
+    except OSError:
+        return None
+
+
 def _folder_inputs(folder: str):
     from harness.submission import load_submission
 
     sub = load_submission(folder)
-    readme = None
-    if sub.readme is not None:
-        try:
-            readme = sub.readme.read_text(encoding="utf-8", errors="replace")[:200_000]
-        except OSError:
-            readme = None
-    return sub.root, sub.sources, readme
+    return sub.root, sub.sources, read_readme(sub)
 
 
 def check_folder(folder: str, use_cache: bool = True) -> tuple[list[dict], list[str]]:
