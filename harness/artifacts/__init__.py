@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 
 from harness import AuditError
 from harness.artifacts import int8_zlib, mixed_int
@@ -44,7 +45,10 @@ def decode_artifact(data: bytes, *, name: str = "artifact", max_output_bytes: in
     codec, raw = decompress_auto(data, max_output_bytes, name=name)
     raw, shuffled = unshuffle(raw)
     try:
-        obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        # torch warns on stderr about odd pickle protocols in crafted payloads; the error says enough.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load on a hostile payload raises many types (struct.error, zipfile, ...)
         msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         raise ArtifactError(f"{name}: not a weights-only torch.save payload after {codec} decompression ({msg})") from None
