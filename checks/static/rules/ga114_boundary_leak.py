@@ -1,3 +1,5 @@
+import dataclasses
+
 import libcst as cst
 
 from checks.static import flow
@@ -35,9 +37,30 @@ def _walk(node):
         stack.extend(n.children)
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _walk_unordered(node):
+    """Every node below ``node``, in no particular order: children read from the dataclass fields,
+    about ten times cheaper than libcst's ``children``. For set-like questions only."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        names = _FIELDS.get(type(n))
+        if names is None:
+            names = _FIELDS[type(n)] = tuple(f.name for f in dataclasses.fields(n))
+        for a in names:
+            v = getattr(n, a)
+            if isinstance(v, cst.CSTNode):
+                stack.append(v)
+            elif isinstance(v, (list, tuple)):
+                stack.extend(x for x in v if isinstance(x, cst.CSTNode))
+
+
 def _names(node) -> set[str]:
     out = set()
-    for n in _walk(node):
+    for n in _walk_unordered(node):
         if isinstance(n, cst.Name):
             out.add(n.value)
         elif isinstance(n, cst.Attribute) and isinstance(n.value, cst.Name) and n.value.value == "self":
@@ -74,6 +97,7 @@ class _Function:
         self.assigns: list[tuple[set[str], cst.CSTNode]] = []
         self.calls: list[cst.Call] = []
         self.attr_writes: list[cst.CSTNode] = []
+        self._names_of: dict[int, set[str]] = {}
         for n in _walk(f.node.body):
             if isinstance(n, (cst.Assign, cst.AugAssign, cst.AnnAssign)) and n.value is not None:
                 targets = [t.target for t in n.targets] if isinstance(n, cst.Assign) else [n.target]
@@ -103,15 +127,21 @@ class _Function:
         while changed:
             changed = False
             for names, value in self.assigns:
-                if names - out and (direct(value) or _names(value) & out):
+                if names - out and (direct(value) or self._value_names(value) & out):
                     out |= names
                     changed = True
         return out
 
+    def _value_names(self, value) -> set[str]:
+        key = id(value)  # the assigned values live as long as this object
+        if key not in self._names_of:
+            self._names_of[key] = _names(value)
+        return self._names_of[key]
+
     def _compares_tokens(self, value) -> bool:
         """``ids == BOS``, ``ids[:, 1:] != bos``, ``doc[:, :, None] == doc[:, None, :]``: equality tests on
         data derived from the function's inputs mark document boundaries."""
-        for n in _walk(value):
+        for n in _walk_unordered(value):
             if isinstance(n, cst.Comparison) and any(isinstance(c.operator, (cst.Equal, cst.NotEqual))
                                                      for c in n.comparisons):
                 if _names(n) & self.from_params:
