@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from harness.caches import HintTilt, NgramCache, context_hash, counts_before, last_before
 from harness.evaluate import evaluate_sliding, sliding_windows, window_segments
 from harness.ttt import ChunkedTTT
+from benchmarks.bench_ngram import dict_cache  # the same dict-based reference the benchmark times
 
 VOCAB = 48
 
@@ -130,31 +131,6 @@ def test_counts_before_matches_a_dict(keys, data):
     assert np.array_equal(counts_before(keys, segs), dict_counts_before(keys, segs))
 
 
-def dict_ngram(tokens, model_nll, segment, order, buckets, alpha, min_count):
-    """The target-in-key cache with Python dicts, token by token (tables learn after each segment)."""
-    mask, P, T = buckets - 1, 1000003, 2654435761
-    ctx_t, full_t, pending, out = {}, {}, [], []
-    for i in range(tokens.size - 1):
-        if i and segment[i] != segment[i - 1]:
-            for c, f in pending:
-                ctx_t[c] = ctx_t.get(c, 0) + 1
-                full_t[f] = full_t.get(f, 0) + 1
-            pending = []
-        p = math.exp(-model_nll[i])
-        pos = i + 1
-        if pos >= order - 1:
-            h = 0
-            for k in range(1, order):
-                h = ((h * P) & 0xFFFFFFFFFFFFFFFF) ^ int(tokens[pos - k])
-            c, f = h & mask, (h ^ ((int(tokens[pos]) * T) & 0xFFFFFFFFFFFFFFFF)) & mask
-            cc, fc = ctx_t.get(c, 0), full_t.get(f, 0)
-            if cc >= min_count:
-                p = (1 - alpha) * p + alpha * min(fc, cc) / cc
-            pending.append((c, f))
-        out.append(-math.log(p))
-    return np.array(out)
-
-
 def test_target_in_key_cache_matches_dict_reference():
     tokens = stream(3000)
     rng = np.random.default_rng(0)
@@ -162,7 +138,7 @@ def test_target_in_key_cache_matches_dict_reference():
     seg = window_segments(sliding_windows(tokens.size - 1, 128, 32), tokens.size - 1)
     for order, buckets in ((3, 1 << 6), (7, 1 << 12)):
         ours = NgramCache(order, buckets, 0.4, 2, "target-in-key").mix(tokens, model_nll, seg)
-        ref = dict_ngram(tokens, model_nll, seg, order, buckets, 0.4, 2)
+        ref = dict_cache(tokens, model_nll, seg, order, buckets, 0.4, 2)
         np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
         assert (ours < model_nll).any()
 
