@@ -13,10 +13,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from benchmarks.bench_ngram import dict_cache  # the same dict-based reference the benchmark times
 from harness.caches import HintTilt, NgramCache, context_hash, counts_before, last_before
 from harness.evaluate import evaluate_sliding, sliding_windows, window_segments
 from harness.ttt import ChunkedTTT
-from benchmarks.bench_ngram import dict_cache  # the same dict-based reference the benchmark times
 
 VOCAB = 48
 
