@@ -244,9 +244,12 @@ def test_wrong_types_are_named(copy, value):
 def test_numbers_written_as_strings_are_accepted(copy):
     d = copy()
     text = (d / "submission.json").read_text()
-    (d / "submission.json").write_text(text.replace('"val_bpb": 1.97367501', '"val_bpb": "1.97367501"', 1))
+    claimed = json.loads(text)["val_bpb"]  # whatever the example's build printed
+    quoted = text.replace(f'"val_bpb": {claimed}', f'"val_bpb": "{claimed}"', 1)
+    assert quoted != text
+    (d / "submission.json").write_text(quoted)
     r = audit(d)
-    assert r.verdict == "pass" and r.claims["claimed_bpb"] == pytest.approx(1.97367501)
+    assert r.verdict == "pass" and r.claims["claimed_bpb"] == pytest.approx(claimed)
 
 
 # ---- significance ------------------------------------------------------------------------------------
