@@ -40,12 +40,14 @@ def main() -> None:
         folders = [p for p in folders if any(o in p.name for o in a.only)]
     print("| record | import + build + forward | model | eval functions | shims | note |")
     print("|---|---|---|---|---|---|")
-    ok = 0
+    ok = no_code = gpu_only = 0
     for folder in folders:
         entry = entry_of(folder)
         name = f"{folder.parent.name}/{folder.name}"
         if entry is None:
-            print(f"| {name} | no train_gpt.py | | | | |")
+            files = ", ".join(sorted(p.name for p in folder.iterdir()))[:120]
+            print(f"| {name} | no | | | | no training script (folder has: {files}) |")
+            no_code += 1
             continue
         t0 = time.perf_counter()
         r = run_sandboxed("harness.drivers:forward_check",
@@ -56,14 +58,23 @@ def main() -> None:
             ok += 1
             v = r.value
             note = f"{v['params']} params, logits {v['logits_shape']} via {v['logits_from']}, {dt:.0f} s" + (
-                f", {v['wrapper_layers']} wrapper layer(s)" if v.get("wrapper_layers") else "")
+                f", {v['wrapper_layers']} wrapper layer(s)" if v.get("wrapper_layers") else "") + (
+                f", {v['fstrings_downlevelled']} Python 3.12 f-string(s) down-levelled"
+                if v.get("fstrings_downlevelled") else "") + (
+                f", own depth (2 layers rejected: {v['own_depth']})" if v.get("own_depth") else "") + (
+                f"; non-autoregressive: {v['non_autoregressive']}" if v.get("non_autoregressive") else "")
             print(f"| {name} | yes | {v['model_class']} | {', '.join(v.get('eval_functions', [])) or '-'} | "
                   f"{', '.join(sorted({s.split('.')[0] for s in v['shims']})) or '-'} | {note} |")
         else:
-            err = (r.error or "non-finite logits").replace("|", "/")[:160]
+            err = (r.error or "non-finite logits").replace("|", "/")[:200]
+            if "the script is empty" in err:
+                no_code += 1
+            gpu_only += "needs GPU" in err
             print(f"| {name} | no | | | | {err} |")
         sys.stdout.flush()
-    print(f"\n{ok} of {len(folders)} folders import, build and run a forward on CPU")
+    print(f"\n{ok} of {len(folders)} folders import, build and run a forward on CPU; "
+          f"{no_code} have no code, {gpu_only} need GPU-only kernels (no PyTorch path); "
+          f"{len(folders) - no_code - gpu_only - ok} other failures")
 
 
 if __name__ == "__main__":

@@ -11,27 +11,55 @@ import time
 import numpy as np
 
 
+# Small-dims keys that fix the depth: a record whose hyperparameters name layer indices (recurrence
+# of layers 4,5, a parallel start layer) rejects a 2-layer model; it is rebuilt at its own depth.
+DEPTH_KEYS = ("NUM_LAYERS",)
+
+
 def _prepare(args: dict):
     """Import the submission and construct its model as main() does; returns (module, model, hparams, info)."""
+    import os
+
     from harness import model_build
     from harness.loader import import_submission, read_source
 
     env = dict(args.get("env") or {})
-    if args.get("small"):
+    small = bool(args.get("small"))
+    if small:
         env = {**model_build.SMALL_ENV, **env}
     source, layers = read_source(args["entry"])
     construction = model_build.find_construction(source)
     t0 = time.perf_counter()
-    module = import_submission(args["entry"], env=env, autocast_on_cpu=args.get("autocast_on_cpu", True))
+    load_notes: dict = {}
+    device = args.get("device", "cpu")
+    own_depth = None
+    try:
+        module = import_submission(args["entry"], env=env, autocast_on_cpu=args.get("autocast_on_cpu", True),
+                                   notes=load_notes)
+        model, hparams = model_build.construct(module, construction, device=device)
+    except Exception as e:
+        reason = model_build.gpu_only_reason(e)
+        if reason:
+            raise model_build.BuildError(reason) from None
+        retry = [k for k in DEPTH_KEYS if k in model_build.SMALL_ENV and k not in (args.get("env") or {})]
+        if not small or not retry or isinstance(e, (SyntaxError, ImportError)):
+            raise
+        own_depth = f"{type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''}"
+        for k in retry:
+            env.pop(k)
+            os.environ.pop(k, None)
+        module = import_submission(args["entry"], env=env, autocast_on_cpu=args.get("autocast_on_cpu", True),
+                                   notes=load_notes)
+        model, hparams = model_build.construct(module, construction, device=device)
     from harness import shims
 
-    device = args.get("device", "cpu")
-    model, hparams = model_build.construct(module, construction, device=device)
     info = {
         "autocast_bf16": model_build.uses_bf16_autocast(source),
         "construction": construction.describe(),
         "model_class": construction.callee,
         "wrapper_layers": layers,
+        "fstrings_downlevelled": load_notes.get("fstrings_downlevelled", 0),
+        "own_depth": own_depth,  # why the small depth was rejected (the model was built at its own depth)
         "import_s": time.perf_counter() - t0,
         "logits_from": "forward_logits" if callable(getattr(model, "forward_logits", None)) else "forward (loss input)",
         "shims": sorted(k for k, m in __import__("sys").modules.items() if vars(m).get("__golf_audit_shim__")),
@@ -53,8 +81,13 @@ def forward_check(args: dict) -> dict:
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, vocab, (2, seq), generator=gen)
     model.eval()
+    fn = logits_fn(model, autocast=info["autocast_bf16"], conditioned=True)
+    if getattr(fn, "conditioned_on", None):
+        info["logits_from"] = f"forward_logits(x, {', '.join(fn.conditioned_on)}=0.5)"
+        info["non_autoregressive"] = (f"forward_logits also takes {', '.join(fn.conditioned_on)} (a diffusion "
+                                      "model): no sliding-window eval")
     with torch.inference_mode():
-        logits = logits_fn(model, autocast=info["autocast_bf16"])(x)
+        logits = fn(x)
     info.update(vocab_size=vocab, logits_shape=list(logits.shape), finite=bool(torch.isfinite(logits).all()),
                 eval_functions=sorted(k for k, v in vars(module).items() if k.startswith("eval_val") and callable(v)))
     return info

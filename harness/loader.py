@@ -8,6 +8,8 @@ sees through ``OFFICIAL_ENV``. RANK is deliberately not set so that no process g
 On a machine without CUDA, flash-attention, triton, ``torch.compile``, torch.distributed and CUDA
 autocast are replaced by CPU stand-ins first (harness/shims.py). A self-extracting wrapper
 (``exec(lzma.decompress(b85decode(...)))``) is unpacked and the real source is imported instead.
+Source that this interpreter cannot compile but that is valid Python 3.12 (PEP 701 f-strings) is
+down-levelled first (harness/downlevel.py); ``notes`` says so.
 """
 
 from __future__ import annotations
@@ -29,11 +31,34 @@ def read_source(entry: str | os.PathLike) -> tuple[str, int]:
     return unwrap_source(text, entry)
 
 
+def compile_source(source: str, filename: str, notes: dict | None = None):
+    """``compile(source)``; on a SyntaxError, the source with its 3.12-only f-strings rewritten for
+    this interpreter (``notes["fstrings_downlevelled"]`` = how many), or the original SyntaxError
+    when that does not help."""
+    try:
+        return compile(source, filename, "exec", dont_inherit=True)
+    except SyntaxError as original:
+        if sys.version_info >= (3, 12):
+            raise
+        from harness.downlevel import DownLevelError, down_level
+
+        try:
+            text, count = down_level(source, filename)
+        except DownLevelError:
+            raise original from None
+        if count == 0:
+            raise original from None
+        if notes is not None:
+            notes["fstrings_downlevelled"] = count
+        return compile(text, filename, "exec", dont_inherit=True)
+
+
 def import_submission(entry: str | os.PathLike, env: dict[str, str] | None = None, *,
-                      shims: bool = True, autocast_on_cpu: bool = True) -> ModuleType:
+                      shims: bool = True, autocast_on_cpu: bool = True, notes: dict | None = None) -> ModuleType:
     """Execute ``entry`` as module ``golf_audit_submission`` (``__name__`` is not ``__main__``).
 
-    ``env`` is applied after OFFICIAL_ENV (e.g. smaller model dims for a CPU forward).
+    ``env`` is applied after OFFICIAL_ENV (e.g. smaller model dims for a CPU forward). ``notes``
+    (if given) receives what was changed to load it (``fstrings_downlevelled``).
     """
     entry = Path(entry)
     os.environ.update(OFFICIAL_ENV)
@@ -49,6 +74,6 @@ def import_submission(entry: str | os.PathLike, env: dict[str, str] | None = Non
     module = ModuleType(MODULE_NAME)
     module.__file__ = str(entry)
     sys.modules[MODULE_NAME] = module
-    code = compile(source, str(entry), "exec")
+    code = compile_source(source, str(entry), notes)
     exec(code, module.__dict__)
     return module

@@ -39,6 +39,24 @@ class BuildError(AuditError):
     """The model cannot be constructed the way main() does."""
 
 
+# Packages that only ship GPU kernels (CUDA / Triton) for the layers they provide: a model built
+# from them has no PyTorch path to run on CPU.
+GPU_ONLY_PACKAGES = {
+    "mamba_ssm": "Mamba SSM: CUDA/Triton kernels only",
+    "causal_conv1d": "CUDA kernels only",
+    "selective_scan_cuda": "CUDA extension",
+}
+
+
+def gpu_only_reason(e: BaseException) -> str | None:
+    """A one-line reason when ``e`` is the import of a GPU-only kernel package, else None."""
+    if isinstance(e, ModuleNotFoundError) and e.name:
+        root = e.name.split(".")[0]
+        if root in GPU_ONLY_PACKAGES:
+            return f"needs GPU: model layers from {root} ({GPU_ONLY_PACKAGES[root]}; no PyTorch path, not installed)"
+    return None
+
+
 @dataclass
 class Scope:
     """One function on the path main() -> ... -> constructor call."""
@@ -241,6 +259,8 @@ def find_construction(source: str) -> Construction:
     Several classes may be built (the model, a TTT adapter wrapping it, an EMA copy): the one
     assigned to ``base_model``/``model`` wins, then the first that takes no other model.
     """
+    if not source.strip():
+        raise BuildError("the script is empty: no code to import")
     index = _Index(source)
     main = _entry_function(index)
     if main is None:
@@ -334,10 +354,18 @@ def uses_bf16_autocast(source: str) -> bool:
     return re.search(r"autocast\([^)]*bfloat16", source) is not None
 
 
-def logits_fn(model, autocast: bool = False) -> Callable:
+# Second arguments of a diffusion model's ``forward_logits(x_t, sigma)``: the noise level / timestep.
+TIMESTEP_NAMES = ("sigma", "t", "timestep", "timesteps", "time", "noise_level")
+
+
+def logits_fn(model, autocast: bool = False, conditioned: bool = False) -> Callable:
     """``input_ids (B, T) int64 -> logits (B, T, V)`` of the model (float32).
 
     ``autocast``: run under bf16 autocast, as main() does (see ``uses_bf16_autocast``).
+    ``conditioned``: a model whose ``forward_logits`` also needs a timestep (a diffusion model, not
+    an autoregressive one) gets a function that runs it at t = 0.5 for every row; that function has
+    ``conditioned_on`` (the extra parameter names). Such logits are not next-token predictions:
+    only the forward check asks for them, scoring never does.
     """
     import torch
     import torch.nn.functional as F
@@ -353,8 +381,19 @@ def logits_fn(model, autocast: bool = False) -> Callable:
     if callable(fl):
         required = [p for p in inspect.signature(fl).parameters.values()
                     if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        extra = [p.name for p in required[1:]]
+        if len(required) > 1 and conditioned and all(n in TIMESTEP_NAMES for n in extra):
+            # A diffusion model: forward_logits(x_t, sigma). One forward at a mid noise level.
+            def at_timestep(x):
+                t = torch.full((x.shape[0],), 0.5, device=x.device)
+                with ctx():
+                    return fl(x, *(t for _ in extra)).float()
+
+            at_timestep.conditioned_on = extra
+            return at_timestep
         if len(required) != 1:
-            raise BuildError(f"forward_logits takes {len(required)} required arguments, not input_ids alone: "
+            raise BuildError(f"forward_logits takes {len(required)} required arguments "
+                             f"({', '.join(p.name for p in required)}), not input_ids alone: "
                              "not an autoregressive next-token model")
 
         def direct(x):
