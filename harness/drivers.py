@@ -110,16 +110,24 @@ def _state_dict(module, model, artifact: str) -> tuple[dict, dict]:
     fits the artifact's layout, the built-in loader (harness/artifacts) otherwise."""
     from harness import artifacts
 
+    from harness.artifacts import banks
+
     obj, info = artifacts.read_artifact(artifact)
     template = model.state_dict()
     layout = artifacts.layout_of(obj)
     info["layout"] = layout
+    banked = banks.is_banked(template)
+    if banked:
+        info["banked"] = sorted(k for k in template if k in banks.BANKS)
     for fname, call in OWN_DEQUANTIZERS:
         f = getattr(module, fname, None)
         fits = (fname == "dequantize_state_dict_int8") == (layout == "int8 per-row (baseline)")
         if callable(f) and fits and layout is not None:
             try:
-                sd = call(f, obj, template)
+                if banked:  # the artifact holds per-layer weights: dequantize those, then stack them
+                    sd = banks.rebank(call(f, obj, banks.unbank(template)), template)
+                else:
+                    sd = call(f, obj, template)
                 info["dequantizer"] = f"submission's {fname}"
                 return sd, info
             except Exception as e:  # the submission's own code failed: fall back to ours

@@ -13,7 +13,8 @@ the layout it recognises (one module per format family):
   int5/int6/int8 (``name.q`` + ``name.scale``), GPTQ ``"gptq (intN)"`` entries and fp16/fp32
   passthrough tensors.
 
-Anything else ends in one line: ``AuditError("<file>: unknown artifact layout ...")``. The
+A banked model (per-layer weights stacked in ``qo_bank``/``kv_bank``/``mlp_*_bank``, stored per
+layer in the artifact) is mapped by ``banks.py`` around either loader. Anything else ends in one line: ``AuditError("<file>: unknown artifact layout ...")``. The
 reproduction prefers the submission's own dequantize function (run in the sandbox) and falls back
 to these loaders when it has none.
 """
@@ -25,7 +26,7 @@ import os
 import warnings
 
 from harness import AuditError
-from harness.artifacts import int8_zlib, mixed_int
+from harness.artifacts import banks, int8_zlib, mixed_int
 from harness.artifacts.shuffle import unshuffle
 from harness.safeio import decompress_auto, read_bytes_bounded
 
@@ -75,8 +76,12 @@ def dequantize(obj, template: dict | None = None, *, name: str = "artifact") -> 
     """Float state dict from a decoded artifact object (built-in loaders).
 
     ``template`` (the model's own state dict) gives target dtypes and, for layouts that need it,
-    which entries to produce. Returns {name: torch.Tensor}.
+    which entries to produce. A banked model's template (``banks.py``) is read per layer and the
+    result stacked back into its banks. Returns {name: torch.Tensor}.
     """
+    if template is not None and banks.is_banked(template):
+        flat = dequantize(obj, banks.unbank(template), name=name)
+        return banks.rebank(flat, template)
     for fmt in FORMATS:
         if fmt.matches(obj):
             try:
