@@ -36,6 +36,7 @@ def main() -> None:
     print(f"example {a.example}: {v['tokens']} tokens, {v['threads']} threads, best of {a.repeats}")
     print(f"  own eval_val_sliding: {own:8.2f} s  val_bpb {v['own_bpb']:.8f}")
     print(f"  our evaluator:        {ours:8.2f} s  val_bpb {v['ours_bpb']:.8f}")
+    print(f"  our logits: {v['head']}")
     print(f"  |difference| {abs(v['own_bpb'] - v['ours_bpb']):.2e} BPB; speed ratio own/ours = {own / ours:.2f}x")
 
 

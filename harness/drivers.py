@@ -224,6 +224,7 @@ def _our_variants(model, hparams, sd, tokens, lut, device, seq_len, stride, auto
     base = evaluate_sliding(fn, tokens, seq_len, stride, device=device, extra_ids=hint)
     out["model"] = entry(base.score, True, "model alone, sliding windows, every target once", seq_len=seq_len, stride=stride)
     out["model"]["eval_s"] = time.perf_counter() - t0
+    out["model"]["logits"] = base.head
     if hp("ngram_order") is not None:
         cfg = dict(order=int(hp("ngram_order")), buckets=int(hp("ngram_buckets", 1 << 20)),
                    alpha=float(hp("ngram_alpha", 0.4)), min_count=int(hp("ngram_min_count", 2)))
@@ -320,4 +321,5 @@ def bench_eval(args: dict) -> dict:
         out.setdefault("own_s", []).append(t1 - t0)
         out.setdefault("ours_s", []).append(t2 - t1)
     out["own_bpb"], out["ours_bpb"] = float(theirs[1]), score_bpb(r.score, tokens, lut)[1]
+    out["head"] = r.head
     return out

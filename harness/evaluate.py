@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.headtrim import HeadTrim
 from harness.scorer import ScoreResult
 from harness.tokenbytes import ByteLUT, bits_per_byte
 
@@ -68,6 +69,7 @@ class SlidingResult:
     extra_logp: np.ndarray | None = None  # float64 (n,): log p(extra_ids[i]) at target i, nats
     windows: np.ndarray | None = None  # (W, 3) rows of sliding_windows
     segment: np.ndarray | None = None  # int64 (n,): window index that scored target i
+    head: str | None = None  # how the scored rows' logits were computed (harness/headtrim.py)
 
 
 def window_segments(windows: np.ndarray, n: int) -> np.ndarray:
@@ -82,9 +84,11 @@ def window_segments(windows: np.ndarray, n: int) -> np.ndarray:
 class Accumulator:
     """Per-position float64 sums that batches of windows are scored into (see evaluate_sliding)."""
 
-    def __init__(self, stream: torch.Tensor, seq_len: int, extra_ids: np.ndarray | None = None):
+    def __init__(self, stream: torch.Tensor, seq_len: int, extra_ids: np.ndarray | None = None, *,
+                 head_trim: bool = True):
         n = int(stream.numel()) - 1
         self.seq_len = seq_len
+        self.head_trim, self.head = head_trim, None
         self.nll = torch.zeros(n, dtype=torch.float64)
         self.count = torch.zeros(n, dtype=torch.float64)
         self.extra = torch.zeros(n, dtype=torch.float64) if extra_ids is not None else None
@@ -94,21 +98,32 @@ class Accumulator:
 
     def score(self, logits_fn: LogitsFn, windows: np.ndarray, *, batch_windows: int = 32,
               device: str | torch.device = "cpu", progress: Callable[[int, int], None] | None = None) -> None:
-        """Score the targets ``windows`` (rows of sliding_windows) score, in batches."""
+        """Score the targets ``windows`` (rows of sliding_windows) score, in batches.
+
+        With ``head_trim``, a batch whose windows all start scoring at column c > 0 gets logits
+        for columns c.. only: the model's vocabulary projection runs on those rows alone once
+        verified (harness/headtrim.py). The stream's first window, which scores all its columns,
+        then gets a batch of its own so that every other batch can be trimmed.
+        """
         cols, padded = self.cols, self.padded
         device = torch.device(device)
+        if self.head_trim and (self.head is None or logits_fn not in (self.head, self.head.fn)):
+            self.head = logits_fn if isinstance(logits_fn, HeadTrim) else HeadTrim(logits_fn)
+        first = 1 if self.head is not None and len(windows) > 1 and windows[0][1] == 0 < windows[1][1] else 0
+        bounds = ([0] if first else []) + list(range(first, len(windows), batch_windows)) + [len(windows)]
         with torch.inference_mode():
-            for b0 in range(0, len(windows), batch_windows):
-                batch = torch.as_tensor(windows[b0: b0 + batch_windows])
+            for b0, b1 in zip(bounds[:-1], bounds[1:]):
+                batch = torch.as_tensor(windows[b0: b1])
                 starts, offs, lens = batch[:, 0], batch[:, 1], batch[:, 2]
                 idx = starts[:, None] + cols[None, :]  # target index of every column
                 valid = cols[None, :] < lens[:, None]
                 x = torch.where(valid, padded[idx], 0)
                 y = torch.where(valid, padded[idx + 1], 0)
                 scored = valid & (cols[None, :] >= offs[:, None])
-                logits = logits_fn(x.to(device)).float()
+                c = int(offs.min()) if self.head is not None else 0
+                logits = (self.head.tail(x.to(device), c) if c > 0 else logits_fn(x.to(device))).float()
                 # Only the scored rows get a softmax: the rest of each window is context.
-                lp = F.log_softmax(logits[scored.to(device)], dim=-1)
+                lp = F.log_softmax(logits[scored[:, c:].to(device)], dim=-1)
                 tgt_idx = idx[scored]
                 tgt_nll = -lp.gather(-1, y[scored].to(device)[:, None]).squeeze(-1)
                 self.nll.index_add_(0, tgt_idx, tgt_nll.double().cpu())
@@ -117,7 +132,7 @@ class Accumulator:
                     e = lp.gather(-1, self.extra_t[tgt_idx].clamp_min(0).to(device)[:, None]).squeeze(-1)
                     self.extra.index_add_(0, tgt_idx, e.double().cpu())
                 if progress is not None:
-                    progress(min(b0 + batch_windows, len(windows)), len(windows))
+                    progress(b1, len(windows))
 
     def result(self, windows: np.ndarray) -> "SlidingResult":
         cnt = self.count.numpy().astype(np.int64)
@@ -125,7 +140,8 @@ class Accumulator:
         nll_np[cnt == 0] = np.nan
         score = ScoreResult(nll=nll_np, count=cnt, total_nll=float(self.nll.sum()))
         return SlidingResult(score=score, extra_logp=None if self.extra is None else self.extra.numpy().copy(),
-                             windows=windows, segment=window_segments(windows, cnt.shape[0]))
+                             windows=windows, segment=window_segments(windows, cnt.shape[0]),
+                             head=None if self.head is None else self.head.note)
 
 
 def evaluate_sliding(
@@ -140,12 +156,14 @@ def evaluate_sliding(
     rank: int | None = None,
     world_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    head_trim: bool = True,
 ) -> SlidingResult:
     """Score ``tokens`` (n+1 ids, n targets) with sliding windows; per-position NLL in nats.
 
     ``extra_ids`` (n,) asks for ``log p(extra_ids[i])`` at each target i as well (a cache's hint
     token, for example). ``rank``/``world_size`` default to torch.distributed's when initialized;
-    the result is all-reduced so every rank returns the full arrays.
+    the result is all-reduced so every rank returns the full arrays. ``head_trim``: compute the
+    vocabulary projection on scored rows only where verified equal (see Accumulator.score).
     """
     if rank is None or world_size is None:
         rank, world_size = _dist_world()
@@ -155,7 +173,7 @@ def evaluate_sliding(
     n = int(stream.numel()) - 1
     windows = sliding_windows(n, seq_len, stride)
     mine = windows[rank_share(len(windows), rank, world_size)]
-    acc = Accumulator(stream, seq_len, extra_ids)
+    acc = Accumulator(stream, seq_len, extra_ids, head_trim=head_trim)
     acc.score(logits_fn, mine, batch_windows=batch_windows, device=device, progress=progress)
     nll, count, extra = acc.nll, acc.count, acc.extra
     if world_size > 1 and _dist_world()[1] > 1:

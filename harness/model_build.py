@@ -417,7 +417,8 @@ def logits_fn(model, autocast: bool = False, conditioned: bool = False) -> Calla
             with ctx():
                 model(x, torch.zeros_like(x), **extra)
         except _Captured as c:
-            return c.logits.float().reshape(x.shape[0], x.shape[1], -1)
+            # (B, rows, V): rows is T, or fewer when harness/headtrim.py trims the projection.
+            return c.logits.float().reshape(x.shape[0], -1, c.logits.shape[-1])
         finally:
             F.cross_entropy = orig
         raise BuildError("the model's forward does not compute F.cross_entropy on its logits; cannot take logits")
