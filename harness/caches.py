@@ -4,9 +4,16 @@ All caches here work on one token stream ``tokens[0..n]`` (target i is ``tokens[
 *segment* per target: the order in which a pipeline scores targets and then lets its tables learn
 them. A target's prediction may only use targets of strictly earlier segments (in the sliding-window
 eval a segment is one window's scored targets; harness.evaluate.window_segments gives them).
-Nothing is looped per token: the "counts seen before this segment" of every target are computed
-at once by one in-place sort of (key, segment, position) packed into int64 values, so the cost
-is that sort plus a few linear numpy passes (benchmarks/bench_ngram.py measures it).
+Two implementations give bit-identical results:
+
+- compiled (harness/caches_jit.py, numba, used when it is installed): one pass over the targets
+  in scoring order with dense tables of ``buckets`` counters; at a segment boundary the previous
+  segment's entries are added. The cost is a few table reads per token (benchmarks/bench_ngram.py
+  measures it). Used for streams of < 2**31 targets, tables of at most 2**26 buckets and
+  non-decreasing segments; ``GOLF_AUDIT_JIT=0`` in the environment turns it off.
+- numpy (the fallback, and the cross-check in the tests): the "counts seen before this segment"
+  of every target are computed at once by one in-place sort of (key, segment, position) packed
+  into int64 values, then a few linear passes.
 
 - ``NgramCache(variant="target-in-key")``: the PR #779 family. Counts are read from a context
   table ``ctx[h(context)]`` and a "full" table ``full[h(context) ^ target * P]``; the mixed score
@@ -24,12 +31,40 @@ Probabilities are in float64; NLLs in nats. The hashes are the examples' (harnes
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 NGRAM_PRIME = np.uint64(1000003)
 TARGET_PRIME = np.uint64(2654435761)
+MAX_COMPILED_BUCKETS = 1 << 26  # the compiled kernels allocate their tables; the sorts do not
+_UNSET = object()
+_kernels_module = _UNSET
+
+
+def _kernels(compiled: bool | None, n: int, buckets: int):
+    """harness.caches_jit when the compiled path applies, else None (then the numpy path runs).
+
+    ``compiled``: None = when numba is installed and ``GOLF_AUDIT_JIT`` is not ``0``; False =
+    never; True = always (RuntimeError where numba is missing). Streams of 2**31 targets or more
+    (int32 counters) and tables over MAX_COMPILED_BUCKETS always take the numpy path.
+    """
+    global _kernels_module
+    if compiled is False or (compiled is None and os.environ.get("GOLF_AUDIT_JIT", "1") == "0"):
+        return None
+    if _kernels_module is _UNSET:
+        try:
+            from harness import caches_jit
+        except ImportError:
+            caches_jit = None
+        _kernels_module = caches_jit
+    if _kernels_module is None and compiled:
+        raise RuntimeError("the compiled n-gram kernels need numba (pip install numba)")
+    if n >= 1 << 31 or buckets > MAX_COMPILED_BUCKETS:
+        return None
+    return _kernels_module
 
 
 def context_hash(tokens: np.ndarray, pos: np.ndarray, order: int) -> np.ndarray:
@@ -171,39 +206,61 @@ class NgramCache:
         return h, (h & mask).astype(np.int64)
 
     def mix(self, tokens: np.ndarray, model_nll: np.ndarray, segment: np.ndarray,
-            vocab_size: int | None = None) -> np.ndarray:
+            vocab_size: int | None = None, *, compiled: bool | None = None) -> np.ndarray:
         """NLL (nats, float64, shape (n,)) of every target after mixing.
 
         ``model_nll[i]``: the model's NLL of target i; ``segment[i]``: when target i is scored.
+        ``compiled``: which implementation (see _kernels; both give the same bits).
         """
         tokens = np.asarray(tokens, dtype=np.int64)
         n = tokens.shape[0] - 1
-        p_model = np.exp(-np.asarray(model_nll, dtype=np.float64))
+        p_model = np.negative(np.asarray(model_nll, dtype=np.float64))
+        np.exp(p_model, out=p_model)  # np.exp(-model_nll) without a second array
+        if vocab_size is None and self.variant == "renormalized":
+            vocab_size = int(tokens.max()) + 1
         # Targets with a full context: target i sits at stream index i + 1 >= order - 1.
         ok = slice(min(self.order - 2, n), n)
+        kernels = _kernels(compiled, n, self.buckets)
+        if kernels is not None and p_model.shape == (n,) and np.ndim(segment) == 1 and len(segment) == n:
+            # The kernel changes p_model in place, or nothing when the segments decrease.
+            if self._mix_compiled(kernels, tokens, p_model, segment, ok.start, vocab_size):
+                return np.negative(np.log(p_model, out=p_model), out=p_model)  # -np.log(p), in place
         p_ok, seg_ok = np.arange(ok.start + 1, n + 1), np.asarray(segment, dtype=np.int64)[ok]
         h, ctx_key = self._keys(tokens, p_ok)
         ctx_count = counts_before(ctx_key, seg_ok)
         mask = np.uint64(self.buckets - 1)
         tgt = tokens[p_ok].astype(np.uint64)
         full_key = ((h ^ (tgt * TARGET_PRIME)) & mask).astype(np.int64)
+        alpha = float(self.alpha)
         if self.variant == "target-in-key":
             full_count = counts_before(full_key, seg_ok)
             p_ng = np.minimum(full_count, ctx_count) / np.maximum(ctx_count, 1)
             on = ctx_count >= self.min_count
             p = p_model.copy()
-            p[ok] = np.where(on, (1.0 - self.alpha) * p_model[ok] + self.alpha * p_ng, p_model[ok])
+            p[ok] = np.where(on, (1.0 - alpha) * p_model[ok] + alpha * p_ng, p_model[ok])
             return -np.log(p)
-        return self._renormalized(tokens, p_model, ok, h, ctx_count, full_key, seg_ok, vocab_size)
+        return self._renormalized(p_model, ok, h, ctx_count, full_key, seg_ok, vocab_size, alpha)
 
-    def _renormalized(self, tokens, p_model, ok, h, ctx_count, full_key, seg_ok, vocab_size):
+    def _mix_compiled(self, kernels, tokens, p, segment, start, vocab_size) -> bool:
+        """The compiled mixture, into ``p`` (the model's probabilities) in place; False when the
+        segments decrease (nothing changed then)."""
+        toks = np.ascontiguousarray(tokens).view(np.uint64)  # the bits of astype(uint64)
+        seg = np.ascontiguousarray(segment, dtype=np.int64)
+        # ceil: an integer count c is >= min_count exactly when it is >= ceil(min_count).
+        args = (toks, seg, start, self.order, np.uint64(self.buckets - 1), float(self.alpha), math.ceil(self.min_count), p)
+        if self.variant == "target-in-key":
+            return kernels.target_in_key(*args, np.zeros(self.buckets, dtype=np.int32),
+                                         np.zeros(self.buckets, dtype=np.int32))
+        cand = np.arange(vocab_size, dtype=np.uint64) * TARGET_PRIME
+        return kernels.renormalized(*args, cand, np.zeros(self.buckets, dtype=np.int32),
+                                    np.zeros(self.buckets, dtype=np.int32))
+
+    def _renormalized(self, p_model, ok, h, ctx_count, full_key, seg_ok, vocab_size, alpha):
         """Legal variant: mixture over all V entries read from the context, divided by its sum.
 
         The tables are replayed segment by segment (state as of the segment's start) because the
         normalizer needs the counts of every candidate token, not only the target's.
         """
-        if vocab_size is None:
-            vocab_size = int(tokens.max()) + 1
         mask = np.uint64(self.buckets - 1)
         cand = np.arange(vocab_size, dtype=np.uint64) * TARGET_PRIME
         table = np.zeros(self.buckets, dtype=np.int64)
@@ -221,8 +278,8 @@ class NgramCache:
                 keys = ((h[rows, None] ^ cand[None, :]) & mask).astype(np.int64)
                 c = np.minimum(table[keys], ctx_count[rows, None]) / ctx_count[rows, None]
                 tgt_ng = np.minimum(table[full_key[rows]], ctx_count[rows]) / ctx_count[rows]
-                z = (1.0 - self.alpha) + self.alpha * c.sum(axis=1)
-                p_ok[rows] = ((1.0 - self.alpha) * p_model_ok[rows] + self.alpha * tgt_ng) / z
+                z = (1.0 - alpha) + alpha * c.sum(axis=1)
+                p_ok[rows] = ((1.0 - alpha) * p_model_ok[rows] + alpha * tgt_ng) / z
             np.add.at(table, full_key[a:b], 1)
         p[ok] = p_ok
         return -np.log(p)
@@ -247,17 +304,27 @@ class HintTilt:
     def legal(self) -> bool:
         return self.gate is None
 
-    def hints(self, tokens: np.ndarray, segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(hint token or -1, beta) per target; both read from earlier segments only."""
+    def hints(self, tokens: np.ndarray, segment: np.ndarray, *,
+              compiled: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(hint token or -1, beta) per target; both read from earlier segments only.
+        ``compiled``: which implementation (see _kernels; both give the same values)."""
         tokens = np.asarray(tokens, dtype=np.int64)
         n = tokens.shape[0] - 1
-        pos = np.arange(1, n + 1)
-        ok = pos >= self.order - 1
-        key = (context_hash(tokens, pos[ok], self.order) & np.uint64(self.buckets - 1)).astype(np.int64)
-        hint_ok, run_ok = last_before(key, np.asarray(segment)[ok], tokens[pos[ok]])
         hint = np.full(n, -1, dtype=np.int64)
         run = np.zeros(n, dtype=np.int64)
-        hint[ok], run[ok] = hint_ok, run_ok
+        kernels = _kernels(compiled, n, self.buckets)
+        done = False
+        if kernels is not None and np.ndim(segment) == 1 and len(segment) == n and self.buckets > 0:
+            toks = np.ascontiguousarray(tokens)
+            done = kernels.hints(toks.view(np.uint64), np.ascontiguousarray(segment, dtype=np.int64),
+                                 min(max(self.order - 2, 0), n), self.order, np.uint64(self.buckets - 1), toks,
+                                 hint, run, np.full(self.buckets, -1, dtype=np.int64),
+                                 np.zeros(self.buckets, dtype=np.int32))
+        if not done:
+            pos = np.arange(1, n + 1)
+            ok = pos >= self.order - 1
+            key = (context_hash(tokens, pos[ok], self.order) & np.uint64(self.buckets - 1)).astype(np.int64)
+            hint[ok], run[ok] = last_before(key, np.asarray(segment)[ok], tokens[pos[ok]])
         beta = np.where((hint >= 0) & (run >= self.min_count), self.beta, 0.0)
         return hint, beta
 

@@ -96,8 +96,11 @@ def run(sub: Submission, opts, report: Report) -> None:
     entry_arg = "$SUBMISSION/" + sub.rel(sub.entry)
     args = {"entry": entry_arg, "artifact": art_arg, "val": str(val_dir / Path(val).name),
             "tokenizer": str(Path(tok).resolve()), "max_tokens": opts.max_tokens, "device": opts.device}
+    # harness.caches_jit before the guards: numba reads and writes its kernel cache (beside our
+    # code) at import; after them, the writes would be denied and the kernels compiled again.
     result = run_sandboxed("harness.drivers:reproduce_eval", args, copy_dir=sub.root, readable=readable,
-                           python=opts.python, limits=Limits(wall_seconds=float(opts.extra.get("repro_timeout", 3600))))
+                           python=opts.python, limits=Limits(wall_seconds=float(opts.extra.get("repro_timeout", 3600))),
+                           preload=("torch", "harness.caches_jit"))
     for f in findings_from_blocked(result, sub):
         report.add(f)
     if not result.ok:

@@ -1,11 +1,17 @@
 """Our reference evaluator, n-gram caches, hint tilt and TTT against plain, loop-per-token
-references written independently here; the evaluator under 2-process gloo equals one process.
-Cost: about 15 s (tiny random models, streams of a few thousand tokens)."""
+references written independently here; the evaluator under 2-process gloo equals one process;
+the compiled cache kernels equal the numpy path bit for bit.
+Cost: about 20 s (tiny random models, streams of a few thousand tokens; one subprocess compiles
+the kernels without a cache, about 3 s)."""
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +25,14 @@ from harness.evaluate import evaluate_sliding, sliding_windows, window_segments
 from harness.ttt import ChunkedTTT
 
 VOCAB = 48
+
+
+def _have_numba() -> bool:
+    try:
+        import harness.caches_jit  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class TinyLM(torch.nn.Module):
@@ -137,10 +151,120 @@ def test_target_in_key_cache_matches_dict_reference():
     model_nll = rng.uniform(0.5, 4.0, tokens.size - 1)
     seg = window_segments(sliding_windows(tokens.size - 1, 128, 32), tokens.size - 1)
     for order, buckets in ((3, 1 << 6), (7, 1 << 12)):
-        ours = NgramCache(order, buckets, 0.4, 2, "target-in-key").mix(tokens, model_nll, seg)
+        cache = NgramCache(order, buckets, 0.4, 2, "target-in-key")
+        ours = cache.mix(tokens, model_nll, seg, compiled=False)
         ref = dict_cache(tokens, model_nll, seg, order, buckets, 0.4, 2)
+        # Not bitwise: numpy's SIMD exp/log and math.exp/log can differ in the last bit.
         np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
         assert (ours < model_nll).any()
+        if HAVE_NUMBA:
+            assert np.array_equal(cache.mix(tokens, model_nll, seg, compiled=True), ours)
+
+
+# ---------------------------------------------------------------- compiled kernels == numpy path
+
+HAVE_NUMBA = _have_numba()
+needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed (the numpy path runs alone)")
+
+
+@st.composite
+def cache_cases(draw):
+    """A repetitive token stream, non-decreasing segments and model NLLs."""
+    vocab = draw(st.integers(1, 12))
+    motif = draw(st.lists(st.integers(0, vocab - 1), min_size=1, max_size=12))
+    n = draw(st.integers(0, 160))
+    noise = draw(st.lists(st.tuples(st.integers(0, n), st.integers(0, vocab - 1)), max_size=20))
+    tokens = np.resize(np.array(motif, dtype=np.int64), n + 1)
+    for i, v in noise:
+        tokens[i] = v
+    if draw(st.booleans()):
+        seg = np.cumsum(draw(st.lists(st.booleans(), min_size=n, max_size=n))).astype(np.int64)
+    else:  # the sliding-window eval's segments
+        seq = draw(st.integers(1, 40))
+        seg = window_segments(sliding_windows(n, seq, draw(st.integers(1, seq))), n) if n else np.zeros(0, np.int64)
+    nll = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).uniform(0.01, 6.0, n)
+    return tokens, seg, nll, vocab
+
+
+@needs_numba
+@given(cache_cases(), st.integers(2, 7), st.integers(0, 10), st.floats(0.0, 1.0), st.integers(0, 3),
+       st.sampled_from(["target-in-key", "renormalized"]), st.integers(0, 3))
+def test_compiled_cache_equals_numpy_path_and_dict_bit_for_bit(case, order, log_buckets, alpha, min_count,
+                                                               variant, extra_vocab):
+    tokens, seg, nll, vocab = case
+    cache = NgramCache(order, 1 << log_buckets, alpha, min_count, variant)
+    with np.errstate(all="ignore"):  # min_count 0 in the renormalized variant: 0/0 on both paths
+        jit = cache.mix(tokens, nll, seg, vocab + extra_vocab, compiled=True)
+        ref = cache.mix(tokens, nll, seg, vocab + extra_vocab, compiled=False)
+    np.testing.assert_array_equal(jit, ref)  # NaNs in the same places count as equal
+    if variant == "target-in-key" and min_count >= 1 and alpha < 1:  # the dict version: raw count, log(0)
+        np.testing.assert_allclose(jit, dict_cache(tokens, nll, seg, order, 1 << log_buckets, alpha, min_count),
+                                   rtol=0, atol=1e-12)
+
+
+@needs_numba
+@given(cache_cases(), st.integers(1, 6), st.integers(0, 9), st.integers(0, 3))
+def test_compiled_hints_equal_numpy_path_and_sequential_updates(case, order, log_buckets, min_count):
+    tokens, seg, _, _ = case
+    tilt = HintTilt(order, 1 << log_buckets, 1.5, min_count)
+    hint, beta = tilt.hints(tokens, seg, compiled=True)
+    ref_hint, ref_beta = tilt.hints(tokens, seg, compiled=False)
+    assert np.array_equal(hint, ref_hint) and np.array_equal(beta, ref_beta)
+    seq_hint, seq_run = sequential_hints(tokens, seg, order, 1 << log_buckets)
+    assert np.array_equal(hint, seq_hint)
+    assert np.array_equal(beta > 0, (seq_hint >= 0) & (seq_run >= min_count) & (min_count >= 0))
+
+
+@needs_numba
+def test_compiled_renormalized_sums_the_vocabulary_in_numpys_order():
+    """Vocabularies past 8 and 128 entries (numpy's pairwise summation blocks), counts that are not
+    powers of two: the order of the additions shows in the last bits."""
+    tokens = stream(1500)
+    nll = np.random.default_rng(4).uniform(0.5, 4.0, tokens.size - 1)
+    seg = window_segments(sliding_windows(tokens.size - 1, 96, 24), tokens.size - 1)
+    for vocab, buckets in ((VOCAB, 1 << 6), (300, 1 << 9), (1024, 1 << 12)):
+        cache = NgramCache(3, buckets, 0.35, 1, "renormalized")
+        jit = cache.mix(tokens, nll, seg, vocab, compiled=True)
+        assert np.array_equal(jit, cache.mix(tokens, nll, seg, vocab, compiled=False))
+        assert (jit != nll).mean() > 0.5
+
+
+@needs_numba
+def test_compiled_kernels_run_and_decreasing_segments_take_the_numpy_path():
+    from harness import caches_jit
+
+    tokens = stream(500)
+    nll = np.random.default_rng(3).uniform(0.5, 4.0, tokens.size - 1)
+    seg = window_segments(sliding_windows(tokens.size - 1, 64, 16), tokens.size - 1)
+    cache = NgramCache(4, 1 << 8, 0.4, 2)
+    p = np.exp(-nll)
+    assert cache._mix_compiled(caches_jit, tokens, p, seg, 2, None)  # the kernel ran
+    assert np.array_equal(-np.log(p), cache.mix(tokens, nll, seg, compiled=False))
+    shuffled = seg[::-1].copy()  # decreasing: the kernel refuses, changing nothing
+    p = np.exp(-nll)
+    assert not cache._mix_compiled(caches_jit, tokens, p, shuffled, 2, None)
+    assert np.array_equal(p, np.exp(-nll))
+    assert np.array_equal(cache.mix(tokens, nll, shuffled, compiled=True), cache.mix(tokens, nll, shuffled, compiled=False))
+
+
+@needs_numba
+def test_compiled_kernels_work_without_a_writable_cache(tmp_path):
+    """A read-only install: no __pycache__ beside the code and no per-user cache directory."""
+    root = Path(__file__).resolve().parents[1]
+    code = tmp_path / "install"
+    shutil.copytree(root / "harness", code / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+    (code / "harness" / "__pycache__").write_text("")  # a file: numba cannot make the folder
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".cache").write_text("")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1"}
+    script = ("import numpy as np; from harness.caches import NgramCache; from harness import caches_jit; "
+              "t = np.arange(300) % 5; s = np.arange(299) // 20; nll = np.linspace(0.5, 3, 299); "
+              "c = NgramCache(3, 64); a = c.mix(t, nll, s, compiled=True); b = c.mix(t, nll, s, compiled=False); "
+              "print(caches_jit.target_in_key.stats.cache_path, np.array_equal(a, b), (a < nll).any())")
+    r = subprocess.run([sys.executable, "-c", script], cwd=code, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["None", "True", "True"], r.stdout + r.stderr[-2000:]
 
 
 def test_renormalized_cache_is_a_distribution():
