@@ -1,5 +1,3 @@
-import dataclasses
-
 import libcst as cst
 
 from checks.static import flow
@@ -29,54 +27,34 @@ def _name(func) -> str:
     return func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
 
 
-def _walk(node):
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        stack.extend(n.children)
-
-
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _walk_unordered(node):
-    """Every node below ``node``, in no particular order: children read from the dataclass fields,
-    about ten times cheaper than libcst's ``children``. For set-like questions only."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        names = _FIELDS.get(type(n))
-        if names is None:
-            names = _FIELDS[type(n)] = tuple(f.name for f in dataclasses.fields(n))
-        for a in names:
-            v = getattr(n, a)
-            if isinstance(v, cst.CSTNode):
-                stack.append(v)
-            elif isinstance(v, (list, tuple)):
-                stack.extend(x for x in v if isinstance(x, cst.CSTNode))
+_ASSIGNS = (cst.Assign, cst.AugAssign, cst.AnnAssign)
+_EQ = (cst.Equal, cst.NotEqual)
 
 
 def _names(node) -> set[str]:
     out = set()
-    for n in _walk_unordered(node):
-        if isinstance(n, cst.Name):
+    for n in flow.walk(node):
+        t = type(n)
+        if t is cst.Name:
             out.add(n.value)
-        elif isinstance(n, cst.Attribute) and isinstance(n.value, cst.Name) and n.value.value == "self":
+        elif t is cst.Attribute and type(n.value) is cst.Name and n.value.value == "self":
             out.add(flow.dotted(n))
     return out
+
+
+def _is_eq_test(n) -> bool:
+    return type(n) is cst.Comparison and any(type(c.operator) in _EQ for c in n.comparisons)
 
 
 def _mixing(value) -> cst.CSTNode | None:
     """A sequence-axis shift combined with the current positions: ``cat([x[:, :1], x[:, :-1]])``,
     ``x[:, 1:] + g * x[:, :-1]`` inside a cat, ``F.pad(x[:, :-1], ...)``, ``roll(x, 1, dims=1)``."""
-    for n in _walk(value):
-        if not isinstance(n, cst.Call):
+    for n in flow.walk(value):
+        if type(n) is not cst.Call:
             continue
         name = _name(n.func)
         pos = [a.value for a in n.args if a.keyword is None]
-        if name in _CAT and pos and any(_prev(x) for x in _walk(pos[0])):
+        if name in _CAT and pos and any(_prev(x) for x in flow.walk(pos[0])):
             return n
         if name == "pad" and pos and _prev(pos[0]):
             return n
@@ -98,9 +76,14 @@ class _Function:
         self.calls: list[cst.Call] = []
         self.attr_writes: list[cst.CSTNode] = []
         self._names_of: dict[int, set[str]] = {}
-        for n in _walk(f.node.body):
-            if isinstance(n, (cst.Assign, cst.AugAssign, cst.AnnAssign)) and n.value is not None:
-                targets = [t.target for t in n.targets] if isinstance(n, cst.Assign) else [n.target]
+        self._compares: dict[int, bool] = {}
+        self.has_eq = False  # an equality test anywhere in the body (else no name is a boundary)
+        for n in flow.walk(f.node.body):
+            kind = type(n)
+            if kind in _ASSIGNS:
+                if n.value is None:
+                    continue
+                targets = [t.target for t in n.targets] if kind is cst.Assign else [n.target]
                 names = set()
                 for t in targets:
                     names |= _names(t) if not isinstance(t, cst.Attribute) or flow.dotted(t).startswith("self.") \
@@ -108,18 +91,36 @@ class _Function:
                     if isinstance(t, cst.Attribute):
                         self.attr_writes.append(n.value)
                 self.assigns.append((names, n.value))
-            elif isinstance(n, cst.Call):
+            elif kind is cst.Call:
                 self.calls.append(n)
                 # in-place updates: g.masked_fill_(m, 0) makes g depend on m
-                if isinstance(n.func, cst.Attribute) and n.func.attr.value.endswith("_") \
-                        and isinstance(n.func.value, cst.Name):
+                if type(n.func) is cst.Attribute and n.func.attr.value.endswith("_") \
+                        and type(n.func.value) is cst.Name:
                     self.assigns.append(({n.func.value.value}, n))
-        params = {p for p in f.params + f.kwonly if p != "self"}
-        self.from_params = self._closure(params, lambda v: False)
-        self.boundary = self._closure(set(), self._compares_tokens)
-        self.doc_params = {p for p in params if any(
-            a.keyword is not None and a.keyword.value.startswith(_DOC_KEYWORDS) and p in _names(a.value)
-            for c in self.calls for a in c.args)}
+            elif kind is cst.Comparison and not self.has_eq:
+                self.has_eq = _is_eq_test(n)
+        self.params = {p for p in f.params + f.kwonly if p != "self"}
+        self._from_params = self._boundary = self._doc_params = None
+
+    @property
+    def from_params(self) -> set[str]:
+        if self._from_params is None:
+            self._from_params = self._closure(self.params, lambda v: False)
+        return self._from_params
+
+    @property
+    def boundary(self) -> set[str]:
+        if self._boundary is None:
+            self._boundary = self._closure(set(), self._compares_tokens) if self.has_eq else set()
+        return self._boundary
+
+    @property
+    def doc_params(self) -> set[str]:
+        if self._doc_params is None:
+            self._doc_params = {p for p in self.params if any(
+                a.keyword is not None and a.keyword.value.startswith(_DOC_KEYWORDS) and p in self._value_names(a.value)
+                for c in self.calls for a in c.args)}
+        return self._doc_params
 
     def _closure(self, seed: set[str], direct) -> set[str]:
         out = set(seed)
@@ -133,7 +134,7 @@ class _Function:
         return out
 
     def _value_names(self, value) -> set[str]:
-        key = id(value)  # the assigned values live as long as this object
+        key = id(value)  # the nodes asked about live in the function's tree, as long as this object
         if key not in self._names_of:
             self._names_of[key] = _names(value)
         return self._names_of[key]
@@ -141,15 +142,17 @@ class _Function:
     def _compares_tokens(self, value) -> bool:
         """``ids == BOS``, ``ids[:, 1:] != bos``, ``doc[:, :, None] == doc[:, None, :]``: equality tests on
         data derived from the function's inputs mark document boundaries."""
-        for n in _walk_unordered(value):
-            if isinstance(n, cst.Comparison) and any(isinstance(c.operator, (cst.Equal, cst.NotEqual))
-                                                     for c in n.comparisons):
-                if _names(n) & self.from_params:
-                    return True
-        return False
+        if not self.has_eq:
+            return False
+        key = id(value)
+        if key not in self._compares:
+            self._compares[key] = any(_is_eq_test(n) and self._value_names(n) & self.from_params
+                                      for n in flow.walk(value))
+        return self._compares[key]
 
     def uses_boundary(self, node) -> bool:
-        return bool(_names(node) & (self.boundary | self.doc_params)) or self._compares_tokens(node)
+        known = self.boundary | self.doc_params
+        return bool(known and self._value_names(node) & known) or self._compares_tokens(node)
 
     def per_document(self) -> str | None:
         """How this forward attends within documents only, or None."""
@@ -175,8 +178,8 @@ def _submodules(module) -> dict[tuple[str, str], str]:
         init = methods.get("__init__")
         if init is None:
             continue
-        for n in _walk(init.node.body):
-            if isinstance(n, cst.Assign) and isinstance(n.value, cst.Call) and isinstance(n.value.func, cst.Name) \
+        for n in flow.walk(init.node.body):
+            if type(n) is cst.Assign and isinstance(n.value, cst.Call) and isinstance(n.value.func, cst.Name) \
                     and n.value.func.value in module.classes:
                 for t in n.targets:
                     if isinstance(t.target, cst.Attribute) and isinstance(t.target.value, cst.Name) \
