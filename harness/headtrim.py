@@ -1,19 +1,24 @@
-"""Scored rows only: the projection to the vocabulary on the rows a sliding window scores.
+"""Scored rows only: the last block and the head on the rows a sliding window scores.
 
 With causal attention, a window after the first one scores only its last ``stride`` positions,
-but a model's ``forward_logits`` projects all ``seq_len`` hidden states to the vocabulary (and
-applies its soft-cap, cast and so on to all of them). ``HeadTrim`` runs the unchanged model
-code under a ``TorchFunctionMode`` that, at the model's last projection to the vocabulary in a
-forward (``F.linear`` or a matmul whose output has the vocabulary as last dimension, applied to
-the window's hidden states ``(B, T, d)`` or their flattened ``(B*T, d)``), keeps only the
-columns from ``keep_from`` on. Everything after the projection in the model's code is per-row
-(soft-cap, float cast) and so runs on the kept rows only.
+but a model's ``forward_logits`` runs everything on all ``seq_len`` rows. ``HeadTrim`` runs the
+unchanged model code under a ``TorchFunctionMode`` that cuts the rows at one of two places:
+
+- ``attention``: the last causal ``scaled_dot_product_attention`` of the forward gets only the
+  queries of columns ``keep_from..`` (all keys and values, the causal mask shifted to match), and
+  the ops after it follow those rows (``_LastAttention``): the last block's attention output and
+  MLP, the final norm and the head run on a quarter of the rows;
+- ``head``: the model's last projection to the vocabulary (``F.linear`` or a matmul whose output
+  has the vocabulary as last dimension, on the window's hidden states ``(B, T, d)`` or their
+  flattened ``(B*T, d)``) gets only those columns (``_VocabProjection``); what follows it in the
+  model's code (soft-cap, float cast) is per-row.
 
 It is an optimisation, never trusted blindly: the first use compares the trimmed logits of two
-windows with the full forward's (as log-probabilities). Where they differ by more than
-``TOLERANCE`` nats, where the model finds no such projection, or where its code cannot take the
-shorter rows (a reshape with fixed sizes raises; a result of another shape is refused), every
-batch runs the full forward and ``note`` says why.
+windows with the full forward's (as log-probabilities), ``attention`` first, then ``head``. Where
+they differ by more than ``TOLERANCE`` nats, where the model has no such call, or where its code
+cannot take the shorter rows (a reshape with fixed sizes raises; a result of another shape is
+refused), the next option is tried, finally the full forward for every batch; ``note`` says which
+and why.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ PROBE_WINDOWS = 2
 
 _LINEAR = (F.linear, torch._C._nn.linear)
 _MATMUL = (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__)
+_SDPA = F.scaled_dot_product_attention
+_SHAPE_OPS = (torch.Tensor.reshape, torch.Tensor.view, torch.reshape, torch.Tensor.expand)
 
 
 class _Untrimmable(Exception):
@@ -49,6 +56,7 @@ class _VocabProjection(TorchFunctionMode):
         self.batch, self.seq_len, self.vocab = batch, seq_len, vocab
         self.keep_from, self.trim_call = keep_from, trim_call
         self.outputs: list[int] = []
+        self.attention_calls = 0  # causal self-attention calls over all T rows (see _LastAttention)
         self.trimmed = False
 
     def _width(self, func, args, kwargs) -> int | None:
@@ -69,6 +77,8 @@ class _VocabProjection(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if func is _SDPA and _causal_rows(args, kwargs) == self.seq_len:
+            self.attention_calls += 1
         if func in _LINEAR or func in _MATMUL:
             width = self._width(func, args, kwargs)
             if width is not None:
@@ -83,14 +93,105 @@ class _VocabProjection(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def _causal_rows(args, kwargs) -> int | None:
+    """Rows of a plain causal ``scaled_dot_product_attention`` call (no mask, as many queries as
+    keys), else None."""
+    q, k = (list(args[:2]) + [kwargs.get("query"), kwargs.get("key")][len(args[:2]):])[:2]
+    causal = kwargs.get("is_causal", args[5] if len(args) > 5 else False)
+    mask = kwargs.get("attn_mask", args[3] if len(args) > 3 else None)
+    if not (isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor)) or not causal or mask is not None:
+        return None
+    return int(q.shape[-2]) if q.dim() >= 2 and q.shape[-2] == k.shape[-2] else None
+
+
+def _tensors(args, kwargs):
+    for a in list(args) + list(kwargs.values()):
+        if isinstance(a, torch.Tensor):
+            yield a
+        elif isinstance(a, (list, tuple)):
+            yield from (t for t in a if isinstance(t, torch.Tensor))
+
+
+class _LastAttention(TorchFunctionMode):
+    """From causal attention call number ``trim_call`` on, only rows ``keep_from..`` of the window.
+
+    That call gets only those queries (all keys and values, the causal mask shifted to match), and
+    every later op that meets a tensor with those rows works on them: another operand with the
+    window's ``seq_len`` rows at the same position (the residual stream, a skip connection) is
+    cut to the same rows, and a reshape/view/expand to a shape naming ``seq_len`` gets the shorter
+    length. The last block's attention output, MLP, residual adds, final norm and head then run on
+    the scored rows only; its keys and values still see the whole window.
+    """
+
+    def __init__(self, seq_len: int, keep_from: int, trim_call: int):
+        super().__init__()
+        self.t, self.c, self.trim_call = seq_len, keep_from, trim_call
+        self.calls = 0
+        self.rows: dict[int, torch.Tensor] = {}  # id -> tensor holding only rows c..; kept alive
+        self.trimmed = False
+
+    def _mark(self, out) -> None:
+        for o in (out if isinstance(out, (list, tuple)) else (out,)):
+            if isinstance(o, torch.Tensor):
+                self.rows[id(o)] = o
+
+    def _cut(self, a, cut_shapes):
+        """``a`` (not yet cut, an activation of the window's shape) narrowed to rows c.. along the
+        dim where a cut tensor of as many dims has them and agrees on the others."""
+        if not isinstance(a, torch.Tensor) or id(a) in self.rows or isinstance(a, torch.nn.Parameter):
+            return a
+        for shape in cut_shapes:
+            if len(shape) != a.dim():
+                continue
+            for i in range(a.dim()):
+                if a.shape[i] == self.t and shape[i] == self.t - self.c and all(
+                        a.shape[j] == shape[j] for j in range(a.dim()) if j != i):
+                    return a.narrow(i, self.c, self.t - self.c)
+        return a
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is _SDPA and _causal_rows(args, kwargs) == self.t:
+            n, self.calls = self.calls, self.calls + 1
+            if n == self.trim_call:
+                q, k, v = args[:3]
+                extra = {key: kwargs[key] for key in ("dropout_p", "scale", "enable_gqa") if key in kwargs}
+                mask = torch.ones(self.t - self.c, self.t, dtype=torch.bool, device=q.device).tril(self.c)
+                out = func(q[..., self.c:, :], k, v, attn_mask=mask, is_causal=False, **extra)
+                self._mark(out)
+                self.trimmed = True
+                return out
+        cut_shapes = [tuple(a.shape) for a in _tensors(args, kwargs) if id(a) in self.rows]
+        if not cut_shapes:
+            return func(*args, **kwargs)
+        if func in _SHAPE_OPS and len(args) > 1:
+            dims = list(args[1]) if len(args) == 2 and isinstance(args[1], (list, tuple, torch.Size)) else list(args[1:])
+            if self.t in dims and all(type(d) is int for d in dims):
+                dims[dims.index(self.t)] = self.t - self.c
+                args = (args[0], dims)
+        if func in _LINEAR or func in _MATMUL:
+            pass  # weights and biases keep their shapes
+        else:
+            args = tuple(type(a)(self._cut(t, cut_shapes) for t in a) if isinstance(a, (list, tuple))
+                         else self._cut(a, cut_shapes) for a in args)
+            kwargs = {key: self._cut(a, cut_shapes) for key, a in kwargs.items()}
+        out = func(*args, **kwargs)
+        self._mark(out)
+        return out
+
+
 class HeadTrim:
     """A logits function ``(B, T) ids -> (B, T, V)`` that can also give ``tail(x, keep_from)``,
-    the logits of columns ``keep_from..T-1`` only, computed with the vocabulary projection on those
-    rows alone once verified (see the module docstring)."""
+    the logits of columns ``keep_from..T-1`` only, computed on those rows alone once verified:
+    from the last causal attention on (``_LastAttention``) where the model's code takes it, else
+    from the projection to the vocabulary on (``_VocabProjection``). See the module docstring."""
+
+    WHAT = {"attention": "last attention layer's queries and everything after on scored rows only",
+            "head": "vocabulary projection on scored rows only"}
 
     def __init__(self, logits_fn: Callable[[torch.Tensor], torch.Tensor]):
         self.fn = logits_fn
-        self.state: str = "unverified"  # "unverified" | "trimmed" | "full"
+        self.state: str = "unverified"  # "unverified" | "attention" | "head" | "full"
         self.note: str | None = None
         self.trim_call = -1
         self.vocab = 0
@@ -99,50 +200,60 @@ class HeadTrim:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
 
-    def _trimmed(self, x: torch.Tensor, keep_from: int, vocab: int) -> torch.Tensor:
+    def _trimmed(self, x: torch.Tensor, keep_from: int, how: str) -> torch.Tensor:
         b, t = x.shape
-        mode = _VocabProjection(b, t, vocab, keep_from, self.trim_call)
+        if how == "attention":
+            mode = _LastAttention(t, keep_from, self.trim_call)
+        else:
+            mode = _VocabProjection(b, t, self.vocab, keep_from, self.trim_call)
         with mode:
             out = self.fn(x)
         if not mode.trimmed:
-            raise _Untrimmable("the projection to the vocabulary was not reached")
+            raise _Untrimmable("the trimmed call was not reached")
         if out.dim() == 2 and out.shape[0] == b * (t - keep_from):
             out = out.reshape(b, t - keep_from, -1)
-        if tuple(out.shape) != (b, t - keep_from, vocab):
+        if tuple(out.shape) != (b, t - keep_from, self.vocab):
             raise _Untrimmable(f"the model's output has shape {list(out.shape)} with trimmed rows, "
-                               f"not {[b, t - keep_from, vocab]}")
+                               f"not {[b, t - keep_from, self.vocab]}")
         return out
 
     def _verify(self, x: torch.Tensor, keep_from: int) -> torch.Tensor | None:
         """Decide on the first batch: the trimmed logits of the batch when they agree with the
-        full forward on its first windows, else None (and ``note`` says why)."""
+        full forward on its first windows (``state`` says which trimming), else None (and
+        ``note`` says why)."""
         b, t = x.shape
         probe = x[: min(PROBE_WINDOWS, b)]
         mode = _VocabProjection(probe.shape[0], t)
         with mode:
             full = self.fn(probe)
-        vocab = int(full.shape[-1])
-        if vocab not in mode.outputs:
-            self.note = "full forward: no projection of the window's hidden states to the vocabulary found"
-            return None
-        # The last one is the output head (an MLP as wide as the vocabulary comes before it).
-        self.trim_call, self.vocab = mode.outputs.count(vocab) - 1, vocab
-        try:
-            out = self._trimmed(x, keep_from, vocab)
-        except Exception as e:  # the model's code does not take the shorter rows
-            msg = str(e).splitlines()[0][:160] if str(e) else ""
-            self.note = f"full forward: trimmed rows fail ({type(e).__name__}: {msg})"
-            return None
+        self.vocab = int(full.shape[-1])
         want = F.log_softmax(full[:, keep_from:].float(), dim=-1)
-        got = F.log_softmax(out[: probe.shape[0]].float(), dim=-1)
-        self.max_diff = float((want - got).abs().max()) if want.numel() else 0.0
-        if not self.max_diff <= TOLERANCE:
-            self.note = (f"full forward: trimmed rows differ from the full forward by {self.max_diff:.3g} nats "
-                         f"(tolerance {TOLERANCE:g})")
-            return None
-        self.note = (f"vocabulary projection on scored rows only (verified on {probe.shape[0]} windows: "
-                     f"max |delta log p| {self.max_diff:.3g} nats)")
-        return out
+        tried = []
+        # The last ones are the output head and the last block (a wider MLP may come before them).
+        for how, calls in (("attention", mode.attention_calls), ("head", mode.outputs.count(self.vocab))):
+            if calls == 0:
+                tried.append(f"{how}: no " + ("causal attention call over the window" if how == "attention" else
+                                               "projection of the window's hidden states to the vocabulary") + " found")
+                continue
+            self.trim_call = calls - 1
+            try:
+                out = self._trimmed(x, keep_from, how)
+            except Exception as e:  # the model's code does not take the shorter rows
+                msg = str(e).splitlines()[0][:120] if str(e) else ""
+                tried.append(f"{how}: trimmed rows fail ({type(e).__name__}: {msg})")
+                continue
+            got = F.log_softmax(out[: probe.shape[0]].float(), dim=-1)
+            diff = float((want - got).abs().max()) if want.numel() else 0.0
+            if not diff <= TOLERANCE:
+                tried.append(f"{how}: trimmed rows differ from the full forward by {diff:.3g} nats (tolerance {TOLERANCE:g})")
+                continue
+            self.state, self.max_diff = how, diff
+            self.note = (f"{self.WHAT[how]} (verified on {probe.shape[0]} windows: max |delta log p| {diff:.3g} nats)"
+                         + (f"; {'; '.join(tried)}" if tried else ""))
+            return out
+        self.state = "full"
+        self.note = "full forward: " + "; ".join(tried)
+        return None
 
     def tail(self, x: torch.Tensor, keep_from: int) -> torch.Tensor:
         """Logits ``(B, T - keep_from, V)`` of columns ``keep_from..`` of ``x``."""
@@ -150,14 +261,12 @@ class HeadTrim:
             return self.fn(x)
         if self.state == "unverified":
             out = self._verify(x, keep_from)
-            self.state = "full" if out is None else "trimmed"
             if out is not None:
                 return out
-        if self.state == "trimmed":
+        if self.state in ("attention", "head"):
             try:
-                return self._trimmed(x, keep_from, self.vocab)
+                return self._trimmed(x, keep_from, self.state)
             except Exception as e:  # a batch of another shape the model's code cannot trim: full forward
                 if "; full forward on" not in self.note:
                     self.note += f"; full forward on a batch of shape {list(x.shape)} ({type(e).__name__})"
         return self.fn(x)[:, keep_from:]
-

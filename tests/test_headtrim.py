@@ -1,6 +1,7 @@
-"""The vocabulary projection on scored rows only (harness/headtrim.py): same per-position NLL as
-the full forward on models it can trim, and a full forward (with the reason) on models it cannot.
-Cost: about 2 s (tiny random models, a stream of 600 tokens)."""
+"""Scored rows only (harness/headtrim.py): from the last causal attention on, or from the
+vocabulary projection on; the same per-position NLL as the full forward on models it can trim, and
+the next option (finally the full forward, with the reason) on models it cannot.
+Cost: about 3 s (tiny random models, a stream of 600 tokens)."""
 
 from __future__ import annotations
 
@@ -93,6 +94,61 @@ class LossOnly(torch.nn.Module):
 
     def forward(self, x, y):
         return self.inner(x, y)
+
+
+class Attention(torch.nn.Module):
+    """The examples' attention: grouped heads repeated, SDPA causal, output reshaped to (b, t, d)."""
+
+    def __init__(self, heads=4, kv_heads=2):
+        super().__init__()
+        self.h, self.kv, self.hd = heads, kv_heads, DIM // heads
+        self.q = torch.nn.Linear(DIM, DIM, bias=False)
+        self.kv_proj = torch.nn.Linear(DIM, 2 * kv_heads * self.hd, bias=False)
+        self.out = torch.nn.Linear(DIM, DIM, bias=False)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q = self.q(x).reshape(b, t, self.h, self.hd).transpose(1, 2)
+        k, v = self.kv_proj(x).reshape(b, t, 2 * self.kv, self.hd).transpose(1, 2).chunk(2, dim=1)
+        k, v = k.repeat_interleave(self.h // self.kv, dim=1), v.repeat_interleave(self.h // self.kv, dim=1)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.out(y.transpose(1, 2).reshape(b, t, d))
+
+
+class Transformer(torch.nn.Module):
+    """Pre-norm blocks (attention, relu^2 MLP ``mlp`` wide) and a tied, soft-capped head;
+    ``late_pos`` adds a position embedding after the blocks, shaped (T, d): not cut to the rows."""
+
+    def __init__(self, layers=3, mlp=64, late_pos=False, seq_len=64):
+        super().__init__()
+        torch.manual_seed(1)
+        self.emb = torch.nn.Embedding(VOCAB, DIM)
+        self.attn = torch.nn.ModuleList(Attention() for _ in range(layers))
+        self.fc = torch.nn.ModuleList(torch.nn.Linear(DIM, mlp) for _ in range(layers))
+        self.proj = torch.nn.ModuleList(torch.nn.Linear(mlp, DIM) for _ in range(layers))
+        self.scale = torch.nn.Parameter(torch.full((DIM,), 0.7))
+        self.pos = torch.nn.Parameter(torch.randn(seq_len, DIM)) if late_pos else None
+
+    def forward_logits(self, x):
+        h = F.rms_norm(self.emb(x), (DIM,))
+        for attn, fc, proj in zip(self.attn, self.fc, self.proj):
+            h = h + self.scale * attn(F.rms_norm(h, (DIM,)))
+            h = h + proj(torch.relu(fc(F.rms_norm(h, (DIM,)))).square())
+        if self.pos is not None:
+            h = h + self.pos[: x.shape[1]]
+        return 30 * torch.tanh(F.linear(F.rms_norm(h, (DIM,)), self.emb.weight) / 30)
+
+
+def test_last_attention_on_scored_rows_only():
+    # The MLP is as wide as the window (64): weights of that size are not cut with the rows.
+    trimmed, _ = both(Transformer(mlp=64).forward_logits, tokens(), seq_len=64, stride=16)
+    assert trimmed.head.startswith("last attention layer's queries and everything after"), trimmed.head
+
+
+def test_rows_the_attention_trimming_cannot_cut_fall_back_to_the_head():
+    trimmed, _ = both(Transformer(late_pos=True).forward_logits, tokens(), seq_len=64, stride=16)
+    assert trimmed.head.startswith("vocabulary projection on scored rows only"), trimmed.head
+    assert "attention: trimmed rows fail" in trimmed.head
 
 
 def test_mlp_as_wide_as_the_vocabulary_keeps_its_rows():
