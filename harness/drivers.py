@@ -312,14 +312,17 @@ def bench_eval(args: dict) -> dict:
     luts = tuple(torch.as_tensor(t) for t in (lut.base_bytes, lut.has_leading_space, lut.is_boundary))
     out = {"tokens": int(tokens.size - 1), "threads": torch.get_num_threads()}
     for rep in range(int(args.get("repeats", 1))):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         theirs = module.eval_val_sliding(hparams, model, 0, 1, torch.device("cpu"), torch.as_tensor(tokens), *luts,
                                          stride=stride)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         r = evaluate_sliding(logits_fn(model, autocast=info["autocast_bf16"]), tokens, seq_len, stride)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         out.setdefault("own_s", []).append(t1 - t0)
         out.setdefault("ours_s", []).append(t2 - t1)
+        # CPU seconds of the process: less sensitive than wall time to other load on shared cores.
+        out.setdefault("own_cpu_s", []).append(c1 - c0)
+        out.setdefault("ours_cpu_s", []).append(c2 - c1)
     out["own_bpb"], out["ours_bpb"] = float(theirs[1]), score_bpb(r.score, tokens, lut)[1]
     out["head"] = r.head
     return out
