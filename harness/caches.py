@@ -223,7 +223,7 @@ class NgramCache:
         kernels = _kernels(compiled, n, self.buckets)
         if kernels is not None and p_model.shape == (n,) and np.ndim(segment) == 1 and len(segment) == n:
             # The kernel changes p_model in place, or nothing when the segments decrease.
-            if self._mix_compiled(kernels, tokens, p_model, segment, ok.start, vocab_size):
+            if self._mix_compiled(kernels, tokens, model_nll, p_model, segment, ok.start, vocab_size):
                 return np.negative(np.log(p_model, out=p_model), out=p_model)  # -np.log(p), in place
         p_ok, seg_ok = np.arange(ok.start + 1, n + 1), np.asarray(segment, dtype=np.int64)[ok]
         h, ctx_key = self._keys(tokens, p_ok)
@@ -241,16 +241,22 @@ class NgramCache:
             return -np.log(p)
         return self._renormalized(p_model, ok, h, ctx_count, full_key, seg_ok, vocab_size, alpha)
 
-    def _mix_compiled(self, kernels, tokens, p, segment, start, vocab_size) -> bool:
-        """The compiled mixture, into ``p`` (the model's probabilities) in place; False when the
-        segments decrease (nothing changed then)."""
+    def _mix_compiled(self, kernels, tokens, model_nll, p, segment, start, vocab_size) -> bool:
+        """The compiled mixture, into ``p`` (exp(-model_nll)) in place; False when the segments
+        decrease (nothing changed then)."""
         toks = np.ascontiguousarray(tokens).view(np.uint64)  # the bits of astype(uint64)
         seg = np.ascontiguousarray(segment, dtype=np.int64)
         # ceil: an integer count c is >= min_count exactly when it is >= ceil(min_count).
         args = (toks, seg, start, self.order, np.uint64(self.buckets - 1), float(self.alpha), math.ceil(self.min_count), p)
         if self.variant == "target-in-key":
-            return kernels.target_in_key(*args, np.zeros(self.buckets, dtype=np.int32),
-                                         np.zeros(self.buckets, dtype=np.int32))
+            # uint16 counters first (smaller tables, fewer cache misses); int32 if one overflows.
+            for dtype in (np.uint16, np.int32):
+                status = kernels.target_in_key(*args, np.zeros(self.buckets, dtype=dtype),
+                                               np.zeros(self.buckets, dtype=dtype), int(np.iinfo(dtype).max))
+                if status != kernels.OVERFLOW:
+                    return status == kernels.DONE
+                np.exp(np.negative(np.asarray(model_nll, dtype=np.float64), out=p), out=p)  # p as it was
+            raise AssertionError("int32 counters cannot overflow on < 2**31 targets")
         cand = np.arange(vocab_size, dtype=np.uint64) * TARGET_PRIME
         return kernels.renormalized(*args, cand, np.zeros(self.buckets, dtype=np.int32),
                                     np.zeros(self.buckets, dtype=np.int32))

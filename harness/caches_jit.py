@@ -34,7 +34,7 @@ _KEYS = "uint64[::1], int64[::1], int64, int64, uint64"
 AHEAD = 32  # a power of two
 
 
-def _njit(signature: str):
+def _njit(signature: str | list[str]):
     """``numba.njit`` with the on-disk cache where numba finds a writable place for it."""
 
     def deco(fn):
@@ -127,17 +127,23 @@ def _pairwise_sum(a, lo, n):
     return _pairwise_sum(a, lo, n2) + _pairwise_sum(a, lo + n2, n - n2)
 
 
-@_njit(f"boolean({_KEYS}, float64, int64, float64[::1], int32[::1], int32[::1])")
-def target_in_key(toks, seg, start, order, mask, alpha, min_count, p, ctx_t, full_t):
+DONE, DECREASING, OVERFLOW = 0, 1, 2  # target_in_key's outcomes
+
+
+@_njit([f"int64({_KEYS}, float64, int64, float64[::1], {t}[::1], {t}[::1], int64)" for t in ("uint16", "int32")])
+def target_in_key(toks, seg, start, order, mask, alpha, min_count, p, ctx_t, full_t, limit):
     """p[i] (the model's probability of target i, i >= start) becomes the target-in-key mixture.
 
     ``toks``: the stream as uint64 (target i is toks[i + 1]); ``seg``: per target; ``ctx_t``,
-    ``full_t``: zeroed tables of ``mask + 1`` counters.
+    ``full_t``: zeroed tables of ``mask + 1`` counters that hold up to ``limit``. Returns DONE;
+    DECREASING (segments decrease; nothing changed); OVERFLOW (a counter would pass ``limit``; p
+    is partly changed: run again with wider counters). uint16 counters keep the two tables of
+    millions of buckets in the CPU caches more often than int32 ones.
     """
     n = p.shape[0]
     longest = _longest_segment(seg, start)
     if longest < 0:
-        return False
+        return DECREASING
     ck_buf = np.empty(longest, dtype=np.uint64)  # keys of the current segment, added at its end
     fk_buf = np.empty(longest, dtype=np.uint64)
     ck_ring = np.empty(AHEAD, dtype=np.uint64)  # keys of the next AHEAD targets, already requested
@@ -151,6 +157,8 @@ def target_in_key(toks, seg, start, order, mask, alpha, min_count, p, ctx_t, ful
     for i in range(start, n):
         if i > start and seg[i] != seg[i - 1]:
             for j in range(i - seg_start):  # the previous segment becomes visible
+                if ctx_t[ck_buf[j]] == limit or full_t[fk_buf[j]] == limit:
+                    return OVERFLOW
                 ctx_t[ck_buf[j]] += 1
                 full_t[fk_buf[j]] += 1
             seg_start = i
@@ -169,7 +177,7 @@ def target_in_key(toks, seg, start, order, mask, alpha, min_count, p, ctx_t, ful
         mixed = a1 * p[i] + alpha * (min(full_t[fk], c) / max(c, 1))
         if c >= min_count:
             p[i] = mixed
-    return True
+    return DONE
 
 
 @_njit(f"boolean({_KEYS}, float64, int64, float64[::1], uint64[::1], int32[::1], int32[::1])")

@@ -238,13 +238,31 @@ def test_compiled_kernels_run_and_decreasing_segments_take_the_numpy_path():
     seg = window_segments(sliding_windows(tokens.size - 1, 64, 16), tokens.size - 1)
     cache = NgramCache(4, 1 << 8, 0.4, 2)
     p = np.exp(-nll)
-    assert cache._mix_compiled(caches_jit, tokens, p, seg, 2, None)  # the kernel ran
+    assert cache._mix_compiled(caches_jit, tokens, nll, p, seg, 2, None)  # the kernel ran
     assert np.array_equal(-np.log(p), cache.mix(tokens, nll, seg, compiled=False))
     shuffled = seg[::-1].copy()  # decreasing: the kernel refuses, changing nothing
     p = np.exp(-nll)
-    assert not cache._mix_compiled(caches_jit, tokens, p, shuffled, 2, None)
+    assert not cache._mix_compiled(caches_jit, tokens, nll, p, shuffled, 2, None)
     assert np.array_equal(p, np.exp(-nll))
     assert np.array_equal(cache.mix(tokens, nll, shuffled, compiled=True), cache.mix(tokens, nll, shuffled, compiled=False))
+
+
+@needs_numba
+def test_compiled_counters_past_uint16_fall_back_to_int32():
+    """A context seen more than 65535 times: the uint16 tables overflow and the kernel runs again
+    with int32 counters; the result is still the numpy path's."""
+    from harness import caches_jit
+
+    n = 70_000
+    tokens = np.zeros(n + 1, dtype=np.int64)
+    tokens[::1000] = 1
+    nll = np.random.default_rng(5).uniform(0.5, 4.0, n)
+    seg = np.arange(n, dtype=np.int64) // 4
+    small = [np.zeros(64, dtype=np.uint16) for _ in range(2)]
+    assert caches_jit.target_in_key(tokens.view(np.uint64), seg, 1, 3, np.uint64(63), 0.4, 2, np.exp(-nll),
+                                    *small, 0xFFFF) == caches_jit.OVERFLOW
+    cache = NgramCache(3, 64, 0.4, 2)
+    assert np.array_equal(cache.mix(tokens, nll, seg, compiled=True), cache.mix(tokens, nll, seg, compiled=False))
 
 
 @needs_numba
