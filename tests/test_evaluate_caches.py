@@ -2,7 +2,7 @@
 references written independently here; the evaluator under 2-process gloo equals one process;
 the compiled cache kernels equal the numpy path bit for bit.
 Cost: about 20 s (tiny random models, streams of a few thousand tokens; one subprocess compiles
-the kernels without a cache, about 3 s)."""
+the kernels without a cache, 3 to 7 s)."""
 
 from __future__ import annotations
 
