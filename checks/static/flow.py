@@ -18,6 +18,7 @@ but marked disabled.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import re
 import typing
@@ -387,10 +388,11 @@ TRIVIA = (cst.BaseParenthesizableWhitespace, cst.Newline, cst.Comment, cst.Trail
 @dataclass(frozen=True)
 class _Fields:
     visited: tuple[str, ...]  # the fields libcst's own traversal visits, in its order
-    others: tuple[str, ...]  # the node's other fields
-    code: tuple[str, ...]  # the visited fields that can hold something other than trivia
+    check: tuple[str, ...]  # the node's other fields whose type allows a node (visited only when set)
+    code: tuple[tuple[str, int], ...]  # visited fields that can hold more than trivia, with their shape
 
 
+_ONE, _SEQ, _EITHER = 0, 1, 2  # a field holds one node (or None), a sequence of nodes, or either
 _ORDER: dict[type, _Fields] = {}
 _IS_NODE: dict[type, bool] = {}
 _SENTINEL = cst.MaybeSentinel.DEFAULT
@@ -413,13 +415,38 @@ def _node_classes(ann) -> list | None:
     return out
 
 
+def _shape(ann) -> int:
+    """Whether a field annotation allows one node, a sequence of nodes, or either (or is unreadable)."""
+    def shapes(a) -> set | None:
+        if isinstance(a, type):
+            return {_ONE} if issubclass(a, cst.CSTNode) else set()
+        if typing.get_origin(a) is typing.Literal:
+            return set()
+        if typing.get_origin(a) in (collections.abc.Sequence, list, tuple):
+            return {_SEQ}
+        if typing.get_origin(a) is typing.Union:
+            out = set()
+            for x in typing.get_args(a):
+                sub = shapes(x)
+                if sub is None:
+                    return None
+                out |= sub
+            return out
+        return None
+    found = shapes(ann)
+    return found.pop() if found is not None and len(found) == 1 else _EITHER
+
+
 def _field_order(node) -> _Fields:
     rec = _FieldOrder(node)
     node.visit(rec)
     visited = tuple(rec.fields)
-    kinds = {f.name: _node_classes(f.type) for f in dataclasses.fields(node)}
-    code = tuple(a for a in visited if not (kinds.get(a) and all(issubclass(k, TRIVIA) for k in kinds[a])))
-    return _Fields(visited, tuple(a for a in kinds if a not in visited), code)
+    fields = {f.name: f.type for f in dataclasses.fields(node)}
+    kinds = {a: _node_classes(t) for a, t in fields.items()}
+    code = tuple((a, _shape(fields.get(a))) for a in visited
+                 if not (kinds.get(a) and all(issubclass(k, TRIVIA) for k in kinds[a])))
+    check = tuple(a for a in fields if a not in visited and kinds[a] != [])
+    return _Fields(visited, check, code)
 
 
 def _is_node(v) -> bool:
@@ -455,7 +482,7 @@ def _fields(node) -> _Fields | None:
     order = _ORDER.get(t)
     if order is None:
         order = _ORDER[t] = _field_order(node)
-    for a in order.others:
+    for a in order.check:
         if _holds_node(getattr(node, a)):
             new = _field_order(node)
             if set(new.visited) >= set(order.visited):
@@ -479,18 +506,37 @@ def code_children(node) -> list:
     order = _fields(node)
     if order is None:
         return [c for c in node.children if not isinstance(c, TRIVIA)]
-    return _read(node, order.code)
+    return _read(node, [a for a, _ in order.code])
 
 
 def walk(node):
     """Every node from ``node`` down but whitespace, comments and punctuation, depth first with the later
     children first (a stack walk over ``children``, in the same order)."""
     stack = [node]
-    pop, extend = stack.pop, stack.extend
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    orders = _ORDER
     while stack:
         n = pop()
         yield n
-        extend(code_children(n))
+        order = orders.get(type(n))
+        if order is None or order.check:
+            order = _fields(n)
+            if order is None:
+                extend(code_children(n))
+                continue
+        for a, shape in order.code:
+            v = getattr(n, a)
+            if shape == _ONE:
+                if v is not None and v is not _SENTINEL:
+                    push(v)
+            elif shape == _SEQ:
+                if v is not None and v is not _SENTINEL:
+                    extend(v)
+            elif v is not None and v is not _SENTINEL:
+                if _is_node(v):
+                    push(v)
+                else:
+                    extend(v)
 
 
 def code(node) -> str:
