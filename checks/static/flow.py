@@ -18,8 +18,10 @@ but marked disabled.
 
 from __future__ import annotations
 
+import ast
 import collections.abc
 import dataclasses
+import functools
 import re
 import typing
 from dataclasses import dataclass, field
@@ -346,10 +348,24 @@ class Program:
         return None
 
 
+@functools.lru_cache(maxsize=65536)
+def _literal_text(text: str):
+    return ast.literal_eval(text)
+
+
+def literal_value(node):
+    """``node.evaluated_value`` of a number or plain string literal (libcst compiles the text each time)."""
+    t = type(node)
+    if t is cst.Integer or t is cst.Float or t is cst.SimpleString:
+        return _literal_text(node.value)
+    return node.evaluated_value
+
+
 def dotted(node) -> str:
-    if isinstance(node, cst.Name):
+    t = type(node)  # exact types: libcst's concrete node classes have no subclasses
+    if t is cst.Name:
         return node.value
-    if isinstance(node, cst.Attribute):
+    if t is cst.Attribute:
         return f"{dotted(node.value)}.{node.attr.value}"
     return ""
 
@@ -919,9 +935,9 @@ class Walker:
     def shifted(node) -> bool:
         """``1``, ``i + 1``, ``a + 1``: a bound one past the input position."""
         if isinstance(node, cst.Integer):
-            return node.evaluated_value >= 1
+            return literal_value(node) >= 1
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
-            return any(isinstance(x, cst.Integer) and x.evaluated_value >= 1 for x in (node.left, node.right))
+            return any(isinstance(x, cst.Integer) and literal_value(x) >= 1 for x in (node.left, node.right))
         return False
 
     def subscript(self, node: cst.Subscript):
@@ -948,8 +964,8 @@ class Walker:
                 target = True
         if isinstance(base, (Tup, It)) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
             s = node.slice[0].slice.value
-            if isinstance(base, Tup) and isinstance(s, cst.Integer) and s.evaluated_value < len(base.items):
-                return base.items[s.evaluated_value]
+            if isinstance(base, Tup) and isinstance(s, cst.Integer) and literal_value(s) < len(base.items):
+                return base.items[literal_value(s)]
             if isinstance(base, It):
                 return base.elem
         data = frozenset(x for x in idx if not x.startswith(STRUCTURAL_PREFIXES) and x not in ("shift", "mask"))
@@ -1087,7 +1103,7 @@ class Walker:
 
     def string(self, node) -> frozenset:
         try:
-            s = node.evaluated_value
+            s = literal_value(node)
         except Exception:  # noqa: BLE001 - odd literals carry no labels
             return EMPTY
         if isinstance(s, bytes):
@@ -1128,8 +1144,8 @@ class Walker:
         left, right = flat(self.ev(node.left)), flat(self.ev(node.right))
         op = node.operator
         out = frozenset(x for x in left | right if not x.startswith("cls:"))
-        if isinstance(op, cst.Add) and (isinstance(node.right, cst.Integer) and node.right.evaluated_value >= 1
-                                        or isinstance(node.left, cst.Integer) and node.left.evaluated_value >= 1):
+        if isinstance(op, cst.Add) and (isinstance(node.right, cst.Integer) and literal_value(node.right) >= 1
+                                        or isinstance(node.left, cst.Integer) and literal_value(node.left) >= 1):
             out = out | {"shift"}
         if isinstance(op, cst.Subtract):
             out = out - {"shift"}
@@ -1192,8 +1208,8 @@ class Walker:
         for k, v in [*enumerate(vals), *kwvals.items()]:
             if isinstance(k, int) or k in DATA_KEYWORDS:
                 allargs = allargs | flat(v)
-        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
-        recv = self.ev(func.value) if isinstance(func, cst.Attribute) else EMPTY
+        name = func.attr.value if type(func) is cst.Attribute else func.value if type(func) is cst.Name else ""
+        recv = self.ev(func.value) if type(func) is cst.Attribute else EMPTY
         recv_l = flat(recv)
         q = self.qualname(func)
 
@@ -1203,9 +1219,9 @@ class Walker:
         if target is not None:
             if isinstance(target, tuple):  # class construction
                 return frozenset({f"cls:{target[2]}"})
-            bound = isinstance(func, cst.Attribute) and target.cls is not None and target.params[:1] == ["self"]
+            bound = type(func) is cst.Attribute and target.cls is not None and target.params[:1] == ["self"]
             return self.apply(node, target, ([recv] if bound else []) + vals, kwvals)
-        if isinstance(func, cst.Name) and func.value in self.local_funcs:
+        if type(func) is cst.Name and func.value in self.local_funcs:
             f = self.local_funcs[func.value]
             return self.apply(node, f, vals, kwvals)
 
@@ -1213,10 +1229,10 @@ class Walker:
         if name in SIZE_CALLS and not q.startswith(("os.", "subprocess")):
             src = recv_l | allargs
             return frozenset({"valsize"}) if "val" in src else EMPTY
-        if name in ("register_forward_hook", "register_forward_pre_hook") and isinstance(func, cst.Attribute):
+        if name in ("register_forward_hook", "register_forward_pre_hook") and type(func) is cst.Attribute:
             self.hooks = True
             return EMPTY
-        if name == "backward" and isinstance(func, cst.Attribute):
+        if name == "backward" and type(func) is cst.Attribute:
             g = self.gid(node)
             self.effects.append((Effect("train", g, recv_l, fresh="fresh" in recv_l), g))
             self.loop_site[g] = self.loop_depth
@@ -1242,12 +1258,12 @@ class Walker:
             g = self.gid(node)
             self.event(Event("orc", g, (Need(allargs, "val"),)))
             return allargs | {f"orc@{g}"}
-        if name in READ_METHODS and isinstance(func, cst.Attribute) and vals and not q:
+        if name in READ_METHODS and type(func) is cst.Attribute and vals and not q:
             key = flat(vals[-1]) if name != "get" else flat(vals[0])
             return self.read(node, recv_l, key, recv_l | allargs, self.root_name(func.value))
         if name == "gather" and q and len(vals) >= 3:
             return self.read(node, flat(vals[0]), flat(vals[2]), allargs)
-        if isinstance(func, cst.Attribute) and (name in TABLE_WRITE_METHODS or (dotted(func.value).rsplit(".", 1)[-1], name) in TABLE_WRITE_FUNCS):
+        if type(func) is cst.Attribute and (name in TABLE_WRITE_METHODS or (dotted(func.value).rsplit(".", 1)[-1], name) in TABLE_WRITE_FUNCS):
             if name in TABLE_WRITE_METHODS:
                 key = flat(vals[1]) if len(vals) >= 2 else EMPTY
                 self.table_write(func.value, key, allargs, node)
@@ -1276,15 +1292,15 @@ class Walker:
             return It(Tup((EMPTY, elem(vals[0]))))
         if name == "zip" and vals:
             return It(Tup(tuple(elem(v) for v in vals)))
-        if name in ("iter", "reversed", "sorted", "list", "tuple") and vals and not isinstance(func, cst.Attribute):
+        if name in ("iter", "reversed", "sorted", "list", "tuple") and vals and not type(func) is cst.Attribute:
             return vals[0] if name != "tuple" else vals[0]
         if name == "next" and vals:
             return elem(vals[0])
-        if name in ("items", "values", "keys") and isinstance(func, cst.Attribute):
+        if name in ("items", "values", "keys") and type(func) is cst.Attribute:
             return It(recv_l)
         # a model (an nn.Module) called on data: its outputs are logits, a distribution over the vocabulary
         out = recv_l | allargs
-        callable_value = isinstance(func, cst.Attribute) or (isinstance(func, cst.Name) and func.value in self.env)
+        callable_value = type(func) is cst.Attribute or (type(func) is cst.Name and func.value in self.env)
         if callable_value and not q and (allargs & {"val", "train"} or has_placeholder(allargs)):
             forwards = self.forwards(func, len(vals), recv_l)
             if self.hooks and ("val" in allargs or has_placeholder(allargs)):
@@ -1294,16 +1310,16 @@ class Walker:
                 for f in forwards:
                     res = res | flat(self.apply(node, f, [recv] + vals if f.params[:1] == ["self"] else vals, kwvals))
                 return res | (frozenset({"dist"}) if "loss" not in res else EMPTY)
-            if isinstance(func, cst.Name) or name in ("forward", "forward_logits"):
+            if type(func) is cst.Name or name in ("forward", "forward_logits"):
                 out = out | {"dist"}
         return frozenset(x for x in out if not x.startswith("cls:"))  # a call's result is not the receiver
 
     def forwards(self, func, nargs: int, recv_l) -> list[FunctionDef]:
         """Class-hierarchy resolution of ``model(...)`` and ``obj.method(...)`` on values of unknown class:
         every submission method of that name that takes these arguments (of the known classes, if any)."""
-        name = func.attr.value if isinstance(func, cst.Attribute) else func.value
+        name = func.attr.value if type(func) is cst.Attribute else func.value
         classes = [x[4:] for x in recv_l if x.startswith("cls:")]
-        if isinstance(func, cst.Name) or name == "__call__":
+        if type(func) is cst.Name or name == "__call__":
             name = "forward"
         cands = self.p.methods.get(name, [])
         if classes:
@@ -1317,7 +1333,7 @@ class Walker:
         return required <= nargs <= len(params) or (f.star is not None and nargs >= required)
 
     def resolve(self, func, q: str, recv_l):
-        if isinstance(func, cst.Name):
+        if type(func) is cst.Name:
             n = func.value
             if n in self.local_funcs or (n in self.env and n not in self.m.functions and n not in self.m.classes):
                 return None
@@ -1328,7 +1344,7 @@ class Walker:
             if n in self.m.aliases:
                 return self.p.resolve_import(self.m, self.m.aliases[n])
             return None
-        if isinstance(func, cst.Attribute):
+        if type(func) is cst.Attribute:
             meth = func.attr.value
             if isinstance(func.value, cst.Name) and func.value.value == "self" and self.f is not None and self.f.cls:
                 f = self.m.classes.get(self.f.cls, {}).get(meth)
@@ -1413,10 +1429,10 @@ class Walker:
             return UNKNOWN
         t = type(node)
         if t is cst.Integer or t is cst.Float:
-            return node.evaluated_value
+            return literal_value(node)
         if t in (cst.SimpleString, cst.ConcatenatedString):
             try:
-                return node.evaluated_value
+                return literal_value(node)
             except Exception:  # noqa: BLE001
                 return UNKNOWN
         if t is cst.Name:

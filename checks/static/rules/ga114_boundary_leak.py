@@ -10,7 +10,7 @@ _MASK_KEYWORDS = {"attn_mask", "block_mask", "mask", "attention_mask"}
 
 def _neg_int(node) -> bool:
     if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
-        return isinstance(node.expression, cst.Integer) and node.expression.evaluated_value >= 1
+        return isinstance(node.expression, cst.Integer) and flow.literal_value(node.expression) >= 1
     return False
 
 
@@ -61,7 +61,7 @@ def _mixing(value) -> cst.CSTNode | None:
         if name == "roll":
             kw = {a.keyword.value: a.value for a in n.args if a.keyword is not None}
             dims = kw.get("dims", pos[2] if len(pos) > 2 else None)
-            if isinstance(dims, cst.Integer) and dims.evaluated_value == 1:
+            if isinstance(dims, cst.Integer) and flow.literal_value(dims) == 1:
                 return n
     return None
 
