@@ -243,20 +243,32 @@ class NgramCache:
 
     def _mix_compiled(self, kernels, tokens, model_nll, p, segment, start, vocab_size) -> bool:
         """The compiled mixture, into ``p`` (exp(-model_nll)) in place; False when the segments
-        decrease (nothing changed then)."""
+        decrease (``p`` is then as it was)."""
         toks = np.ascontiguousarray(tokens).view(np.uint64)  # the bits of astype(uint64)
         seg = np.ascontiguousarray(segment, dtype=np.int64)
         # ceil: an integer count c is >= min_count exactly when it is >= ceil(min_count).
         args = (toks, seg, start, self.order, np.uint64(self.buckets - 1), float(self.alpha), math.ceil(self.min_count), p)
         if self.variant == "target-in-key":
             # uint16 counters first (smaller tables, fewer cache misses); int32 if one overflows.
-            for dtype in (np.uint16, np.int32):
+            # Room for the keys of a segment of up to 2**16 targets (a sliding window's); the exact
+            # longest segment, one more pass over the segments, only when one is longer.
+            dtypes, room = [np.uint16, np.int32], 1 << 16
+            while True:
+                dtype = dtypes[0]
                 status = kernels.target_in_key(*args, np.zeros(self.buckets, dtype=dtype),
-                                               np.zeros(self.buckets, dtype=dtype), int(np.iinfo(dtype).max))
-                if status != kernels.OVERFLOW:
-                    return status == kernels.DONE
+                                               np.zeros(self.buckets, dtype=dtype), int(np.iinfo(dtype).max),
+                                               np.empty(room, dtype=np.uint64), np.empty(room, dtype=np.uint64))
+                if status == kernels.DONE:
+                    return True
                 np.exp(np.negative(np.asarray(model_nll, dtype=np.float64), out=p), out=p)  # p as it was
-            raise AssertionError("int32 counters cannot overflow on < 2**31 targets")
+                if status == kernels.DECREASING:
+                    return False
+                if status == kernels.SHORT_BUFFER:
+                    room = kernels.longest_segment(seg, start)
+                elif len(dtypes) > 1:  # OVERFLOW
+                    dtypes.pop(0)
+                else:
+                    raise AssertionError("int32 counters cannot overflow on < 2**31 targets")
         cand = np.arange(vocab_size, dtype=np.uint64) * TARGET_PRIME
         return kernels.renormalized(*args, cand, np.zeros(self.buckets, dtype=np.int32),
                                     np.zeros(self.buckets, dtype=np.int32))

@@ -32,6 +32,8 @@ _KEYS = "uint64[::1], int64[::1], int64, int64, uint64"
 # Table rows are requested this many targets ahead (tables of millions of buckets miss the CPU
 # caches; the hashes do not depend on the tables, so the reads can start early).
 AHEAD = 32  # a power of two
+# Targets hashed together (their hashes stay in the L1 cache until read).
+BLOCK = 1024
 
 
 def _njit(signature: str | list[str]):
@@ -70,15 +72,40 @@ def _prefetch(typingctx, arr, idx):
 
 @_njit("uint64(uint64[::1], int64, int64)")
 def _context_hash(toks, pos, order):
-    """harness.caches.context_hash of one position."""
+    """harness.caches.context_hash of one position; callers keep ``pos >= order - 1``.
+
+    The index is unsigned: numba then emits no negative-index wraparound test per read, which
+    made this loop about a fifth of a target-in-key pass.
+    """
     h = np.uint64(0)
+    upos = np.uint64(pos)
     for k in range(1, order):
-        h = (h * PRIME) ^ toks[pos - k]
+        h = (h * PRIME) ^ toks[upos - np.uint64(k)]
     return h
 
 
+@_njit("void(uint64[::1], int64, int64, int64, uint64, uint64[::1], uint64[::1])")
+def _block_keys(toks, first, m, order, mask, ck, fk):
+    """Table keys of targets first..first+m-1 (needs first + 1 >= order - 1): ck[j] the context's,
+    fk[j] the context's with the target (the target-in-key table), as target_in_key reads them.
+
+    One pass over the block per context token: the passes vectorize, where hashing target by
+    target is a chain of dependent multiplies (it was about 60% of a target-in-key pass).
+    """
+    for j in range(m):
+        ck[j] = 0
+    for k in range(1, order):
+        src = toks[first + 1 - k: first + 1 - k + m]
+        for j in range(m):
+            ck[j] = (ck[j] * PRIME) ^ src[j]
+    tgt = toks[first + 1: first + 1 + m]
+    for j in range(m):
+        fk[j] = (ck[j] ^ (tgt[j] * TARGET_PRIME)) & mask
+        ck[j] = ck[j] & mask
+
+
 @_njit("int64(int64[::1], int64)")
-def _longest_segment(seg, start):
+def longest_segment(seg, start):
     """Length of the longest run of equal segments in seg[start:], or -1 if they ever decrease."""
     n = seg.shape[0]
     longest = 0
@@ -127,56 +154,54 @@ def _pairwise_sum(a, lo, n):
     return _pairwise_sum(a, lo, n2) + _pairwise_sum(a, lo + n2, n - n2)
 
 
-DONE, DECREASING, OVERFLOW = 0, 1, 2  # target_in_key's outcomes
+DONE, DECREASING, OVERFLOW, SHORT_BUFFER = 0, 1, 2, 3  # target_in_key's outcomes
 
 
-@_njit([f"int64({_KEYS}, float64, int64, float64[::1], {t}[::1], {t}[::1], int64)" for t in ("uint16", "int32")])
-def target_in_key(toks, seg, start, order, mask, alpha, min_count, p, ctx_t, full_t, limit):
+@_njit([f"int64({_KEYS}, float64, int64, float64[::1], {t}[::1], {t}[::1], int64, uint64[::1], uint64[::1])"
+        for t in ("uint16", "int32")])
+def target_in_key(toks, seg, start, order, mask, alpha, min_count, p, ctx_t, full_t, limit, ck_buf, fk_buf):
     """p[i] (the model's probability of target i, i >= start) becomes the target-in-key mixture.
 
     ``toks``: the stream as uint64 (target i is toks[i + 1]); ``seg``: per target; ``ctx_t``,
-    ``full_t``: zeroed tables of ``mask + 1`` counters that hold up to ``limit``. Returns DONE;
-    DECREASING (segments decrease; nothing changed); OVERFLOW (a counter would pass ``limit``; p
-    is partly changed: run again with wider counters). uint16 counters keep the two tables of
-    millions of buckets in the CPU caches more often than int32 ones.
+    ``full_t``: zeroed tables of ``mask + 1`` counters that hold up to ``limit``; ``ck_buf``,
+    ``fk_buf``: room for the keys of one segment (they are added when it ends). Returns DONE, or,
+    with p partly changed: DECREASING (segments decrease), OVERFLOW (a counter would pass
+    ``limit``: run again with wider counters), SHORT_BUFFER (a segment is longer than the buffers:
+    run again with ``longest_segment`` entries). uint16 counters keep the two tables of millions
+    of buckets in the CPU caches more often than int32 ones.
     """
     n = p.shape[0]
-    longest = _longest_segment(seg, start)
-    if longest < 0:
-        return DECREASING
-    ck_buf = np.empty(longest, dtype=np.uint64)  # keys of the current segment, added at its end
-    fk_buf = np.empty(longest, dtype=np.uint64)
-    ck_ring = np.empty(AHEAD, dtype=np.uint64)  # keys of the next AHEAD targets, already requested
-    fk_ring = np.empty(AHEAD, dtype=np.uint64)
-    for i in range(start, min(start + AHEAD, n)):
-        h = _context_hash(toks, i + 1, order)
-        ck_ring[i & (AHEAD - 1)] = h & mask
-        fk_ring[i & (AHEAD - 1)] = (h ^ (toks[i + 1] * TARGET_PRIME)) & mask
+    room = ck_buf.shape[0]
+    cb = np.empty(BLOCK + AHEAD, dtype=np.uint64)  # the keys of a block and of the AHEAD after it
+    fb = np.empty(BLOCK + AHEAD, dtype=np.uint64)
     a1 = 1.0 - alpha
     seg_start = start
-    for i in range(start, n):
-        if i > start and seg[i] != seg[i - 1]:
-            for j in range(i - seg_start):  # the previous segment becomes visible
-                if ctx_t[ck_buf[j]] == limit or full_t[fk_buf[j]] == limit:
-                    return OVERFLOW
-                ctx_t[ck_buf[j]] += 1
-                full_t[fk_buf[j]] += 1
-            seg_start = i
-        r = i & (AHEAD - 1)
-        ck, fk = ck_ring[r], fk_ring[r]
-        ahead = i + AHEAD
-        if ahead < n:
-            h = _context_hash(toks, ahead + 1, order)
-            ck_ring[r] = h & mask
-            fk_ring[r] = (h ^ (toks[ahead + 1] * TARGET_PRIME)) & mask
-            _prefetch(ctx_t, ck_ring[r])
-            _prefetch(full_t, fk_ring[r])
-        ck_buf[i - seg_start] = ck
-        fk_buf[i - seg_start] = fk
-        c = ctx_t[ck]
-        mixed = a1 * p[i] + alpha * (min(full_t[fk], c) / max(c, 1))
-        if c >= min_count:
-            p[i] = mixed
+    for first in range(start, n, BLOCK):
+        m = min(BLOCK + AHEAD, n - first)
+        _block_keys(toks, first, m, order, mask, cb, fb)
+        for i in range(first, min(first + BLOCK, n)):
+            if i > start and seg[i] != seg[i - 1]:
+                if seg[i] < seg[i - 1]:
+                    return DECREASING
+                for j in range(i - seg_start):  # the previous segment becomes visible
+                    if ctx_t[ck_buf[j]] == limit or full_t[fk_buf[j]] == limit:
+                        return OVERFLOW
+                    ctx_t[ck_buf[j]] += 1
+                    full_t[fk_buf[j]] += 1
+                seg_start = i
+            if i - seg_start == room:
+                return SHORT_BUFFER
+            r = i - first
+            ck, fk = cb[r], fb[r]
+            if r + AHEAD < m:  # request the table rows of the target AHEAD later
+                _prefetch(ctx_t, cb[r + AHEAD])
+                _prefetch(full_t, fb[r + AHEAD])
+            ck_buf[i - seg_start] = ck
+            fk_buf[i - seg_start] = fk
+            c = ctx_t[ck]
+            mixed = a1 * p[i] + alpha * (min(full_t[fk], c) / max(c, 1))
+            if c >= min_count:
+                p[i] = mixed
     return DONE
 
 
@@ -185,7 +210,7 @@ def renormalized(toks, seg, start, order, mask, alpha, min_count, p, cand, ctx_t
     """p[i] becomes the legal mixture: every candidate's score ``min(full[h ^ cand[v]], ctx) / ctx``
     read from the context, divided by its sum over the ``cand.size`` candidates."""
     n = p.shape[0]
-    longest = _longest_segment(seg, start)
+    longest = longest_segment(seg, start)
     if longest < 0:
         return False
     ck_buf = np.empty(longest, dtype=np.uint64)
@@ -219,7 +244,7 @@ def hints(toks, seg, start, order, mask, values, hint, run, hint_t, run_t):
     earlier segment (``hint_t`` starts at -1) and how many times in a row it was seen there.
     ``values``: the stream as int64 (the same memory as ``toks``)."""
     n = hint.shape[0]
-    longest = _longest_segment(seg, start)
+    longest = longest_segment(seg, start)
     if longest < 0:
         return False
     k_buf = np.empty(longest, dtype=np.uint64)

@@ -245,6 +245,33 @@ def test_compiled_kernels_run_and_decreasing_segments_take_the_numpy_path():
     assert not cache._mix_compiled(caches_jit, tokens, nll, p, shuffled, 2, None)
     assert np.array_equal(p, np.exp(-nll))
     assert np.array_equal(cache.mix(tokens, nll, shuffled, compiled=True), cache.mix(tokens, nll, shuffled, compiled=False))
+    late = seg.copy()
+    late[-5:] = 0  # decreasing only near the end: the kernel has mixed most targets by then
+    p = np.exp(-nll)
+    assert not cache._mix_compiled(caches_jit, tokens, nll, p, late, 2, None)
+    assert np.array_equal(p, np.exp(-nll))
+    assert np.array_equal(cache.mix(tokens, nll, late, compiled=True), cache.mix(tokens, nll, late, compiled=False))
+
+
+@needs_numba
+def test_compiled_segment_longer_than_the_key_buffers_runs_again_with_room_for_it():
+    """The kernel keeps room for 2**16 keys of one segment; a longer segment makes it stop and run
+    again with the exact longest segment; the result is still the numpy path's."""
+    from harness import caches_jit
+
+    n = 70_000
+    tokens = stream(n)
+    nll = np.random.default_rng(6).uniform(0.5, 4.0, n)
+    seg = np.r_[np.zeros(66_000, dtype=np.int64), np.arange(n - 66_000, dtype=np.int64) // 16 + 1]
+    small = [np.zeros(1 << 10, dtype=np.uint16) for _ in range(2)]
+    bufs = [np.empty(1 << 16, dtype=np.uint64) for _ in range(2)]
+    assert caches_jit.target_in_key(tokens.view(np.uint64), seg, 1, 3, np.uint64((1 << 10) - 1), 0.4, 2,
+                                    np.exp(-nll), *small, 0xFFFF, *bufs) == caches_jit.SHORT_BUFFER
+    assert caches_jit.longest_segment(seg, 1) == 66_000 - 1
+    cache = NgramCache(3, 1 << 10, 0.4, 2)
+    out = cache.mix(tokens, nll, seg, compiled=True)
+    assert np.array_equal(out, cache.mix(tokens, nll, seg, compiled=False))
+    assert (out[66_000:] < nll[66_000:]).any()  # the tables learned the long segment
 
 
 @needs_numba
@@ -259,8 +286,9 @@ def test_compiled_counters_past_uint16_fall_back_to_int32():
     nll = np.random.default_rng(5).uniform(0.5, 4.0, n)
     seg = np.arange(n, dtype=np.int64) // 4
     small = [np.zeros(64, dtype=np.uint16) for _ in range(2)]
+    bufs = [np.empty(8, dtype=np.uint64) for _ in range(2)]
     assert caches_jit.target_in_key(tokens.view(np.uint64), seg, 1, 3, np.uint64(63), 0.4, 2, np.exp(-nll),
-                                    *small, 0xFFFF) == caches_jit.OVERFLOW
+                                    *small, 0xFFFF, *bufs) == caches_jit.OVERFLOW
     cache = NgramCache(3, 64, 0.4, 2)
     assert np.array_equal(cache.mix(tokens, nll, seg, compiled=True), cache.mix(tokens, nll, seg, compiled=False))
 
