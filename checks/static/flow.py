@@ -57,6 +57,9 @@ RANDOM_CALLS = {"randint", "randperm", "choice", "sample", "permutation", "shuff
 NETWORK_MODULES = ("socket", "urllib", "requests", "http", "httpx", "aiohttp", "huggingface_hub", "ftplib", "smtplib",
                    "paramiko", "websocket", "boto3", "gdown", "wget")
 NETWORK_CALLS = {("torch", "hub"), ("datasets", "load_dataset"), ("transformers", "from_pretrained")}
+CLOCK_CALLS = {"time.perf_counter", "time.time", "time.monotonic", "time.perf_counter_ns", "time.monotonic_ns"}
+TRAIN_READ = frozenset({"train", "trainobj"})  # training files, or an object built on them (a loader)
+OFFICIAL_CAP_S = 600.0  # the training budget of the record track
 PROGRAM_CALLS = {("os", "system"), ("os", "popen"), ("os", "execv"), ("os", "execvp"), ("os", "spawnv")}
 
 
@@ -178,6 +181,7 @@ class Effect:
     origin: int  # node id where it happens in the deepest function
     labels: frozenset
     fresh: bool = False  # training of tensors created in the eval itself (eval-time optimization)
+    data: tuple = ()  # "cap": (cap in seconds,); "tfwd": (disabled,)
 
 
 @dataclass
@@ -232,6 +236,7 @@ class Program:
         self.env = official_env
         self.read_roots: dict[int, str] = {}  # target-keyed read -> the table variable it reads
         self.defs: list[FunctionDef] = []  # every function met, for release()
+        self.class_settings: set[tuple] = set()  # (class, name) of class-level settings (not set by methods)
 
     def gid(self, module: ModuleInfo, node: cst.CSTNode, where: str) -> int:
         key = id(node)
@@ -578,6 +583,8 @@ class Walker:
         self.fresh_names: set[str] = set()
         self.loop_site: dict[int, int] = {}
         self.hooks = False
+        self.nums: dict[str, object] = {}  # numbers under the official run, updated by augmented assignments
+        self.caps: list[float] = []  # wall-clock caps compared inside the current outermost loop
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -601,6 +608,7 @@ class Walker:
                                         self.consts[t.value] = c
                                         self.p.attrs[t.value] = self.p.attrs.get(t.value, EMPTY) | v
                                         key = (stmt.name.value, t.value)
+                                        self.p.class_settings.add(key)
                                         self.p.attrs[key] = self.p.attrs.get(key, EMPTY) | v
                                         if c is not UNKNOWN:
                                             self.p.attr_consts[t.value] = c
@@ -658,9 +666,29 @@ class Walker:
             kind = "eto" if eff.fresh else "ubs"
             self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")),
                              data={"origin": eff.origin, "loop": self.loop_site.get(site, 0), "func": self.f}))
+        self.late_train_reads()
         self.summary.effects = [e for e, _ in self.effects]
         self.summary.env = self.env
         self.summary.events = [e for e in self.summary.events if e.state() == "maybe"]
+
+    def late_train_reads(self) -> None:
+        """A forward on training data after a loop that stops at a wall-clock cap: work on the training
+        shards after the timed training (GPTQ calibration). A cap below 600 s reserves time for it."""
+        cap, seen = None, set()
+        for eff, site in self.effects:
+            if eff.kind == "cap":
+                cap, seen = (eff.data[0] if cap is None else max(cap, eff.data[0])), set()
+            elif eff.kind == "tfwd" and cap is not None and cap >= OFFICIAL_CAP_S and "val" not in eff.labels:
+                # training data: a training-file label, or objects whose classes hold training files (known
+                # once every function is analysed); the first forward of each kind after this cap stands
+                # for the work (the calls inside a model's forward follow it)
+                direct = bool(eff.labels & TRAIN_READ)
+                classes = frozenset(x[4:] for x in eff.labels if x.startswith("cls:"))
+                key = True if direct else classes
+                if (direct or classes) and key not in seen:
+                    seen.add(key)
+                    self.event(Event("tlate", eff.origin, (), disabled=eff.data[0],
+                                     data={"origin": eff.origin, "cap": cap, "direct": direct, "classes": classes}))
 
     # --- events -------------------------------------------------------------------------------
 
@@ -758,6 +786,7 @@ class Walker:
 
     def loop(self, node, body_fn) -> None:
         self.loop_depth += 1
+        outer = self.loop_depth == 1
         try:
             body_fn()
             if self.loop_depth == 1:  # a second walk carries values around the outermost loop
@@ -766,14 +795,20 @@ class Walker:
                 del self.effects[n:]
         finally:
             self.loop_depth -= 1
+        if outer and self.caps:  # the loop stops at a wall-clock cap: what follows runs after it
+            g = self.gid(node)
+            self.effects.append((Effect("cap", g, EMPTY, data=(max(self.caps),)), g))
+            self.caps = []
 
     def small(self, x) -> None:
         if isinstance(x, cst.Assign):
             v = self.ev(x.value)
+            n = self.num(x.value) if len(x.targets) == 1 and isinstance(x.targets[0].target, cst.Name) else UNKNOWN
             for t in x.targets:
                 self.assign(t.target, v, value_node=x.value)
             if len(x.targets) == 1 and isinstance(x.targets[0].target, cst.Name):
                 name = x.targets[0].target.value
+                self.set_num(name, n)
                 c = self.const(x.value)
                 if c is not UNKNOWN:
                     self.consts[name] = c
@@ -792,11 +827,21 @@ class Walker:
                     if c is not UNKNOWN:
                         self.consts[x.target.value] = c
         elif isinstance(x, cst.AugAssign):
+            new = UNKNOWN
+            if isinstance(x.target, cst.Name) and not self.loop_depth:  # a loop's walks would repeat it
+                a, b = self.num(x.target), self.num(x.value)
+                try:
+                    op = getattr(cst, type(x.operator).__name__.replace("Assign", ""))()
+                    new = UNKNOWN if UNKNOWN in (a, b) else _binop(op, a, b)
+                except Exception:  # noqa: BLE001 - a value we cannot compute is unknown
+                    new = UNKNOWN
             v = self.ev(x.value)
             if isinstance(x.target, cst.Subscript):
                 self.write(x.target, v, x)
             else:
                 self.assign(x.target, v)
+                if isinstance(x.target, cst.Name):
+                    self.set_num(x.target.value, new)
             if isinstance(x.operator, (cst.AddAssign, cst.SubtractAssign)):
                 self.accumulate(x, v)
                 if _is_gram(x.value):  # H += X^T X: a Hessian / calibration statistic
@@ -834,6 +879,8 @@ class Walker:
 
     def assign(self, target, v, value_node=None) -> None:
         if isinstance(target, cst.Name):
+            if not self.disabled:  # code off in the official run leaves the numbers as they were
+                self.nums.pop(target.value, None)
             if value_node is not None and self.is_fresh(value_node):
                 v = flat(v) | {"fresh"}
             self.env[target.value] = join(self.env.get(target.value), v) if self.loop_depth else v
@@ -1036,8 +1083,12 @@ class Walker:
                 return frozenset({"mask"})  # "x is None" asks whether a value exists, not what it is
             out = flat(self.ev(node.left))
             eq = False
+            prev, prev_node = out, node.left
             for c in node.comparisons:
                 right = flat(self.ev(c.comparator))
+                if self.loop_depth and isinstance(c.operator, ORDER_OPS) and ("clock" in prev) != ("clock" in right):
+                    self.cap_compared(c.comparator if "clock" in prev else prev_node)
+                prev, prev_node = right, c.comparator
                 if isinstance(c.operator, (cst.Is, cst.IsNot)):
                     continue  # "x is None" asks whether a value exists, not what it is
                 out = out | right
@@ -1214,11 +1265,13 @@ class Walker:
         q = self.qualname(func)
 
         self.external(node, q)
+        if q in CLOCK_CALLS:
+            return frozenset({"clock"})
         # submission functions and classes
         target = self.resolve(func, q, recv_l)
         if target is not None:
-            if isinstance(target, tuple):  # class construction
-                return frozenset({f"cls:{target[2]}"})
+            if isinstance(target, tuple):  # class construction; an object built on training files reads them
+                return frozenset({f"cls:{target[2]}"}) | ({"trainobj"} if "train" in allargs else EMPTY)
             bound = type(func) is cst.Attribute and target.cls is not None and target.params[:1] == ["self"]
             return self.apply(node, target, ([recv] if bound else []) + vals, kwvals)
         if type(func) is cst.Name and func.value in self.local_funcs:
@@ -1303,6 +1356,10 @@ class Walker:
         callable_value = type(func) is cst.Attribute or (type(func) is cst.Name and func.value in self.env)
         if callable_value and not q and (allargs & {"val", "train"} or has_placeholder(allargs)):
             forwards = self.forwards(func, len(vals), recv_l)
+            if "val" not in allargs and (forwards or type(func) is cst.Name or name in ("forward", "forward_logits")):
+                # a model's forward, perhaps on training data (the labels tell, once known)
+                g = self.gid(node)
+                self.effects.append((Effect("tfwd", g, allargs, data=(self.disabled,)), g))
             if self.hooks and ("val" in allargs or has_placeholder(allargs)):
                 self.event(Event("vcal", self.gid(node), (Need(allargs, "val"),), data={"how": "hooks"}))
             if forwards:
@@ -1390,7 +1447,8 @@ class Walker:
         g = self.gid(node)
         for eff in s.effects:
             labels = flat(substitute(eff.labels, args))
-            self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh), g))
+            data = (eff.data[0] or self.disabled,) if eff.kind == "tfwd" else eff.data
+            self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh, data), g))
             self.loop_site[g] = self.loop_depth
         for ev in s.events:
             self.event(ev.instantiate(args, self.disabled))
@@ -1423,6 +1481,39 @@ class Walker:
             self.event(Event("ext", self.gid(node), (), data={"kind": kind, "call": q}))
 
     # --- constants under the official run -----------------------------------------------------
+
+    def set_num(self, name: str, v) -> None:
+        if self.disabled:
+            return
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            self.nums[name] = v
+        else:
+            self.nums.pop(name, None)
+
+    def num(self, node):
+        """A number under the official run, following ``x -= reserve`` and ``a if test else b``."""
+        t = type(node)
+        if t is cst.Name and node.value in self.nums:
+            return self.nums[node.value]
+        if t is cst.IfExp:
+            c = self.const(node.test)
+            return UNKNOWN if c is UNKNOWN else self.num(node.body if c else node.orelse)
+        if t is cst.BinaryOperation:
+            a, b = self.num(node.left), self.num(node.right)
+            if a is UNKNOWN or b is UNKNOWN:
+                return UNKNOWN
+            try:
+                return _binop(node.operator, a, b)
+            except Exception:  # noqa: BLE001
+                return UNKNOWN
+        return self.const(node)
+
+    def cap_compared(self, cap_node) -> None:
+        """An elapsed wall-clock time compared with a cap: the cap in seconds (a value of 10,000 or more
+        is taken as milliseconds)."""
+        v = self.num(cap_node)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            self.caps.append(v / 1000.0 if v >= 10_000 else float(v))
 
     def const(self, node, depth: int = 0):  # noqa: C901
         if depth > 12:
@@ -1530,6 +1621,9 @@ class Walker:
             base = self.const(node.func.value, depth + 1)
             return getattr(base, node.func.attr.value)() if isinstance(base, str) else UNKNOWN
         return UNKNOWN
+
+
+ORDER_OPS = (cst.LessThan, cst.LessThanEqual, cst.GreaterThan, cst.GreaterThanEqual)
 
 
 def history(labels: frozenset) -> frozenset:

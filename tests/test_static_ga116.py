@@ -1,0 +1,62 @@
+"""GA116 (training data read after a wall-clock-capped loop): the verdict follows the cap's value under the
+official run, not names; a reserve from the settings silences it; code off in the official run is info.
+About 1 s."""
+
+from __future__ import annotations
+
+import textwrap
+
+from checks.static import engine
+from checks.static.rules.ga116_train_data_after_cap import TrainDataAfterCap
+
+BASE = TrainDataAfterCap.INVALID[0]
+WITH_RESERVE = TrainDataAfterCap.VALID[0]
+
+
+def ga116(code: str, env: dict | None = None) -> list[dict]:
+    run_env = dict(engine.OFFICIAL_ENV, **(env or {}))
+    found, notes = engine.analyse([engine.Source("train_gpt.py", textwrap.dedent(code))], run_env)
+    assert not notes, notes
+    return [f for f in found if f["rule"] == "GA116"]
+
+
+def test_reserve_from_settings_decides():
+    assert ga116(WITH_RESERVE) == []
+    # the same code with the reserve set to zero by the run's settings reads training data after a full cap
+    found = ga116(WITH_RESERVE, {"SPARE": "0"})
+    assert [f["severity"] for f in found] == ["warning"]
+    assert "600 s" in found[0]["message"] and "logs" in found[0]["message"]
+
+
+def test_renaming_changes_nothing():
+    renamed = WITH_RESERVE.replace("spare", "zz_q").replace("cap_ms", "budget").replace("calibrate", "post")
+    assert ga116(renamed) == []
+    assert len(ga116(renamed, {"SPARE": "0"})) == 1
+    renamed_bad = BASE.replace("cap_ms", "reserve_ms").replace("collect", "quantize").replace("Loader", "Stream")
+    assert len(ga116(renamed_bad)) == 1
+
+
+def test_cap_in_seconds_and_over_the_budget():
+    assert len(ga116(WITH_RESERVE, {"SPARE": "0", "MAX_WALLCLOCK_SECONDS": "900"})) == 1
+    # a cap of 590 s set directly (not by subtraction) also leaves time
+    assert ga116(WITH_RESERVE, {"SPARE": "0", "MAX_WALLCLOCK_SECONDS": "590"}) == []
+
+
+def test_step_bounded_loop_is_not_a_cap():
+    code = BASE.replace("if 1000.0 * (time.perf_counter() - t0) >= cap_ms:", "if opt.step_count >= 20000:")
+    assert ga116(code) == []
+
+
+def test_disabled_calibration_is_info():
+    code = BASE.replace("    return collect(model, Loader(args.train_files))",
+                        "    if int(os.environ.get('USE_GPTQ', '0')):\n        return collect(model, Loader(args.train_files))")
+    assert [f["severity"] for f in ga116(code)] == ["info"]
+    assert [f["severity"] for f in ga116(code, {"USE_GPTQ": "1"})] == ["warning"]
+
+
+def test_reserve_under_a_disabled_condition_does_not_count():
+    code = WITH_RESERVE.replace("    if cap_ms is not None:\n        cap_ms -= args.spare * 1000.0",
+                                "    if int(os.environ.get('RESERVE_ON', '0')):\n        cap_ms -= args.spare * 1000.0")
+    assert code != WITH_RESERVE
+    assert len(ga116(code)) == 1
+    assert ga116(code, {"RESERVE_ON": "1"}) == []
