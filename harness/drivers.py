@@ -33,10 +33,14 @@ def _prepare(args: dict):
     load_notes: dict = {}
     device = args.get("device", "cpu")
     own_depth = None
-    try:
+
+    def build():
         module = import_submission(args["entry"], env=env, autocast_on_cpu=args.get("autocast_on_cpu", True),
                                    notes=load_notes)
-        model, hparams = model_build.construct(module, construction, device=device)
+        return (module, *model_build.construct(module, construction, device=device))
+
+    try:
+        module, model, hparams = build()
     except Exception as e:
         reason = model_build.gpu_only_reason(e)
         if reason:
@@ -48,9 +52,7 @@ def _prepare(args: dict):
         for k in retry:
             env.pop(k)
             os.environ.pop(k, None)
-        module = import_submission(args["entry"], env=env, autocast_on_cpu=args.get("autocast_on_cpu", True),
-                                   notes=load_notes)
-        model, hparams = model_build.construct(module, construction, device=device)
+        module, model, hparams = build()
     from harness import shims
 
     info = {
