@@ -220,6 +220,8 @@ def dispatch(args: argparse.Namespace) -> int:
     report = run_command(args)
     gate([report], args)
     emit(render(report, args.format, **render_options(args)), args.output)
+    if report.error:  # the report says what was done; one line on stderr says why the rest was not
+        print(f"golf-audit: error: {report.error}", file=sys.stderr)
     return report.exit_code
 
 

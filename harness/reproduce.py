@@ -58,6 +58,12 @@ def log_metrics(text: str) -> list[tuple[str, float, float]]:
     return [(k, *out[k]) for k in order]
 
 
+# How the sandbox reports an AuditError raised in the child (harness/sandbox_child.py): the bounded
+# readers of artifacts, shards and tokenizers raise exactly AuditError (a submission's own failure to
+# build or run is another class and leaves the part skipped).
+INPUT_ERROR = "AuditError: "
+
+
 def pick_artifact(sub: Submission, given: str | None) -> Path | None:
     if given:
         p = Path(given)
@@ -104,6 +110,11 @@ def run(sub: Submission, opts, report: Report) -> None:
     for f in findings_from_blocked(result, sub):
         report.add(f)
     if not result.ok:
+        if (result.error or "").startswith(INPUT_ERROR):
+            # The artifact, the validation shards or the tokenizer could not be read (truncated,
+            # hostile, unknown layout): the reproduction cannot be done, which is not a pass.
+            report.error = f"reproduction: {result.error[len(INPUT_ERROR):]}"
+            return
         report.skip("reproduction", f"the evaluation could not be rerun: {result.error}")
         return
     report.reproduction = compare(result.value, sub, opts.max_tokens, report)

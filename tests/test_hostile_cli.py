@@ -109,3 +109,17 @@ def test_empty_folder_is_a_report_not_a_crash(tmp_path):
     empty.mkdir()
     rc, out, err = cli("audit", empty, "--no-exec", "--format", "json")
     assert rc in (0, 1) and out.startswith("{"), err
+
+
+def test_entry_that_is_not_python_is_an_audit_error(sub, tmp_path):
+    """A train_gpt.py with a syntax error cannot be checked: exit 2, one line, and the report with
+    the GA001 note is still printed. A helper file with a syntax error only gets the note."""
+    good = (sub / "train_gpt.py").read_text()
+    (sub / "train_gpt.py").write_text("def f(:\n    pass\n")
+    rc, out, err = cli("check", sub, "--format", "json")
+    assert rc == 2 and one_error_line(err).startswith("static: train_gpt.py: not parsed as Python")
+    assert '"GA001"' in out and '"verdict": "error"' in out
+    (sub / "train_gpt.py").write_text(good)
+    (sub / "helper.py").write_text("def f(:\n    pass\n")
+    rc, out, err = cli("check", sub, "--format", "json")
+    assert rc == 0 and err == "" and '"GA001"' in out

@@ -85,3 +85,24 @@ def test_log_metrics_prefers_exact_lines():
 def test_missing_artifact_is_one_line(tmp_path):
     proc = run_cli("reproduce", "submissions/legal_sliding", "--artifact", str(tmp_path / "nope.ptz"))
     assert proc.returncode == 2 and "artifact file not found" in proc.stderr
+
+
+def test_truncated_artifact_is_an_audit_error_not_a_pass(tmp_path):
+    """An artifact cut short: the reproduction cannot be done, so exit 2 with one line on stderr,
+    and the report (with the data part that did run) is still printed."""
+    import shutil
+
+    sub = tmp_path / "legal_sliding"
+    shutil.copytree(SUBMISSIONS / "legal_sliding", sub)
+    art = sub / "final_model.int6.ptz"
+    art.write_bytes(art.read_bytes()[:5000])
+    data = SUBMISSIONS / "data"
+    proc = run_cli("reproduce", str(sub), "--max-tokens", "2000", "--format", "json",
+                   "--val", str(data / "datasets" / "kjv_sp1024" / "kjv_val_*.bin"),
+                   "--tokenizer", str(data / "tokenizers" / "kjv_1024_bpe.model"))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "truncated" in lines[0] and "Traceback" not in proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["verdict"] == "error" and "truncated" in report["error"]
+    assert report["reproduction"] is None

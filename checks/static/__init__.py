@@ -13,6 +13,11 @@ from reports.model import Finding, Report
 from .engine import all_rules, check_files, read_readme  # noqa: F401 - all_rules re-exported for commands and renderers
 
 
+# engine notes that say a file was not checked at all (others, such as a wrapper that could not be
+# unpacked, leave its outer code checked)
+UNCHECKED = (": not parsed as Python", ": cannot read:", " bytes, not checked")
+
+
 def run(sub: Submission, opts, report: Report) -> None:
     if not sub.sources:
         report.skip("static", "no Python files in the submission")
@@ -23,6 +28,11 @@ def run(sub: Submission, opts, report: Report) -> None:
         report.add(Finding(rule=f["rule"], family=f["family"], severity=f["severity"], message=f["message"], path=path,
                            line=f["line"], column=f["column"], why=f["why"], fix=f["fix"], code_frame=f["code_frame"],
                            suppressed=f["suppressed"]))
+    entry = sub.rel(sub.entry) if sub.entry is not None else None
     for note in notes:
+        rel = note.split(":", 1)[0]
         report.add(Finding(rule="GA001", family="structure", severity="warning", message=note,
-                           path=sub.display(sub.root / note.split(":", 1)[0])))
+                           path=sub.display(sub.root / rel)))
+        if rel == entry and any(m in note for m in UNCHECKED) and not report.error:
+            # The entry's code could not be read at all: the check cannot be done, which is not a pass.
+            report.error = f"static: {note}"
