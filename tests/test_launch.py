@@ -303,3 +303,75 @@ def test_an_unterminated_quote_in_prose_does_not_break_reading(tmp_path):
         {FENCE}
         """)
     assert only(root).settings() == {"X": "1"}
+
+
+# ---- every part reads the same launch ------------------------------------------------------------
+
+GATED = """\
+import os
+import numpy as np
+WORLD_SIZE = int(os.environ.get("WORLD_SIZE", "1"))
+CACHE = os.environ.get("NGRAM_CACHE", "0") == "1"
+def evaluate(model, table):
+    stream = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
+    acc = 0.0
+    for t in range(1, len(stream) - 1):
+        p = model(stream[: t + 1])[stream[t + 1]]
+        if {cond}:
+            p = 0.5 * p + 0.5 * table[(stream[t] * 31 + stream[t + 1]) % 4096] / 100
+        acc += -np.log(p)
+    return acc
+"""
+
+
+def _ga101_severities(root: Path) -> list[str]:
+    from checks.static import engine
+
+    found, _ = engine.check_folder(str(root), use_cache=False)
+    return [f["severity"] for f in found if f["rule"] == "GA101"]
+
+
+@pytest.mark.parametrize("cond,readme,files,severity", [
+    # the #715 layout: the setting in an env block, the launch line without it
+    ("CACHE", f"{FENCE}\nNGRAM_CACHE=1  NGRAM_ALPHA=0.40\n{FENCE}\n\n{FENCE}\ntorchrun --nproc_per_node=8 train_gpt.py\n{FENCE}\n",
+     {}, "error"),
+    ("CACHE", None, {"run.sh": "export NGRAM_CACHE=1\ntorchrun --nproc_per_node=8 train_gpt.py\n"}, "error"),
+    ("CACHE", None, {"run.sh": "NGRAM_CACHE=1\ntorchrun --nproc_per_node=8 train_gpt.py\n"}, "info"),  # not exported
+    ("CACHE", f"{FENCE}\nNGRAM_CACHE=0 torchrun --nproc_per_node=8 train_gpt.py\n{FENCE}\n", {}, "info"),
+    ("WORLD_SIZE > 1", None, {}, "error"),  # the official 8 ranks
+    ("WORLD_SIZE > 1", "`torchrun --nproc_per_node=1 train_gpt.py`\n", {}, "info"),  # the launch runs one rank
+])
+def test_static_rules_see_the_launch(tmp_path, cond, readme, files, severity):
+    root = folder(tmp_path, readme, **files)
+    (root / "train_gpt.py").write_text(GATED.format(cond=cond))
+    assert _ga101_severities(root) == [severity]
+
+
+def test_the_imported_submission_sees_the_launch(tmp_path):
+    from harness.sandbox import run_sandboxed
+
+    root = folder(tmp_path, f"{FENCE}\nNGRAM_CACHE=1 LD_PRELOAD=/x.so torchrun --nproc_per_node=4 train_gpt.py\n{FENCE}\n")
+    (root / "train_gpt.py").write_text(
+        "import os\nRESULT = [os.environ.get(k) for k in ('NGRAM_CACHE', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'RANK', 'LD_PRELOAD')]\n")
+    launch = resolve_launch(root)
+    r = run_sandboxed("tests.sandbox_drivers:import_entry", {"entry": "$SUBMISSION/train_gpt.py",
+                                                             "launch_env": dict(launch.env)}, copy_dir=root)
+    # the settings and the world size; the rank is the caller's to set, the loader's settings are not applied
+    assert r.ok and r.value == {"result": ["1", "4", "4", None, None]}
+    r = run_sandboxed("tests.sandbox_drivers:import_entry", {"entry": "$SUBMISSION/train_gpt.py"}, copy_dir=root)
+    assert r.ok and r.value == {"result": [None, "8", "8", None, None]}  # no launch given: the official default
+
+
+def test_every_report_format_shows_the_launch(tmp_path):
+    from tests.cli_run import check_output, run_cli
+
+    root = folder(tmp_path, f"{FENCE}\nNGRAM_CACHE=1 torchrun --standalone --nproc_per_node=8 train_gpt.py\n{FENCE}\n")
+    proc = run_cli("check", str(root), "--format", "json")
+    doc = check_output("json", proc.stdout)
+    assert doc["launch"]["env"]["NGRAM_CACHE"] == "1" and doc["launch"]["world_size"] == 8
+    assert doc["launch"]["sources"]["NGRAM_CACHE"] == "README.md:2"
+    assert doc["launch"]["origin"] == "README.md:2"
+    text = run_cli("check", str(root)).stdout
+    assert "Launch  8 ranks, from README.md:2" in text and "NGRAM_CACHE" in text
+    md = check_output("markdown", run_cli("check", str(root), "--format", "markdown").stdout)
+    assert "Launch: 8 ranks, from README.md:2" in md and "| `NGRAM_CACHE` | 1 | README.md:2 |" in md
