@@ -13,7 +13,7 @@ from reports import baseline
 from reports.model import Finding, ProbeResult, Report
 from reports.render import formats, render, render_many
 from reports.schema import report_schema
-from tests.conftest import shared_file
+from tests.conftest import data_file
 
 
 def full_report(submission: str = "records/track_10min_16mb/2026-01-01_Example") -> Report:
@@ -47,7 +47,7 @@ def error_report() -> Report:
 
 @pytest.fixture(scope="module")
 def sarif_validator():
-    return jsonschema.Draft7Validator(json.loads(shared_file("sarif-schema-2.1.0.json").read_text()))
+    return jsonschema.Draft7Validator(json.loads(data_file("sarif-schema-2.1.0.json").read_text()))
 
 
 @pytest.fixture(scope="module")
