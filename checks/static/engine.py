@@ -28,7 +28,7 @@ from harness import __version__
 from harness.unwrap import WrapperError, unwrap_source
 from reports.model import FAMILIES, RULE_SET_VERSION
 
-from . import flow
+from . import codedeps, flow
 
 # The official run: 8 ranks under torchrun; every other setting at its default unless the README's
 # run command sets it.
@@ -348,14 +348,17 @@ def cache_dir() -> Path | None:
     return Path(d) if d else Path(".golf-audit-cache")
 
 
+def analyser_files(here: Path | None = None) -> list[Path]:
+    """Every file of the static check's code: ``checks/static/**`` and the project modules they import."""
+    here = (here or Path(__file__).resolve().parent)
+    return codedeps.own_dependencies(sorted(here.rglob("*.py")), here.parents[1])
+
+
 @functools.cache
 def _engine_digest() -> str:
-    """Hash of the analyser's own code: a changed rule or engine never reads an old result."""
-    h = hashlib.sha256()
+    """Hash of the analyser's own code: a changed rule, engine or module they use never reads an old result."""
     here = Path(__file__).resolve().parent
-    for p in sorted(here.rglob("*.py")):
-        h.update(p.relative_to(here).as_posix().encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
+    return codedeps.digest(analyser_files(here), here.parents[1])
 
 
 def cache_key(raw: list[tuple[str, bytes]], env: dict[str, str]) -> str:
