@@ -245,7 +245,7 @@ def test_baseline_gates_only_new_findings(tmp_path):
     proc = run_cli("render", str(saved), "--format", "json", "--write-baseline", str(base))
     assert proc.returncode == 0 and "wrote 2 accepted finding(s)" in proc.stderr
     doc = json.loads(base.read_text())
-    assert [e["rule"] for e in doc["accepted"]] == ["CLM002", "TIK001"]
+    assert [e["rule"] for e in doc["accepted"]] == ["CLM010", "TIK001"]
     assert run_cli("render", str(saved), "--baseline", str(base)).returncode == 0
     newer = _saved_report(tmp_path, "newer.json", extra_error=True)
     proc = run_cli("render", str(newer), "--baseline", str(base), "--format", "json")

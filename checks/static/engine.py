@@ -42,7 +42,7 @@ _RUN_ENV = re.compile(r"(?:^|\s)([A-Z][A-Z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s;&|]+)
 class Rule:
     """Base of every static rule. A rule is one class in ``checks/static/rules/``: its docstring holds
     what it finds, ``Why:``, ``Example:`` and ``Fix:``; ``VALID`` and ``INVALID`` hold code that must
-    stay silent and code that must fire (the test suite runs both)."""
+    stay silent and code that must fire on the lines ending ``# <- fires`` (the test suite runs both)."""
 
     ID = ""
     NAME = ""
