@@ -10,6 +10,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from checks import catalog
+from checks.static.engine import rule_by_id
 from harness import AuditError
 from reports import progress
 from reports.model import Report
@@ -18,27 +20,29 @@ from reports.render import render_many
 CLI = Path(__file__).resolve().parents[1] / "cli.py"
 
 
-def _rule_doc(rule) -> dict:
-    sec = rule.sections()
-    return {"id": rule.ID, "name": rule.NAME, "family": rule.family, "condition": rule.condition,
-            "severity": rule.severity, "what": sec["what"], "why": sec["why"], "example": sec["example"],
-            "fix": sec["fix"], "valid_examples": len(rule.VALID), "invalid_examples": len(rule.INVALID)}
+def _rule_doc(e: catalog.Entry) -> dict:
+    rule = rule_by_id(e.id) if e.part is catalog.Part.STATIC else None
+    return {"id": e.id, "name": e.name, "part": e.part.value, "family": e.family, "families": list(e.families),
+            "condition": e.condition, "severity": e.severity, "what": e.what, "why": e.why, "example": e.example,
+            "fix": e.fix, "valid_examples": len(rule.VALID) if rule else 0,
+            "invalid_examples": len(rule.INVALID) if rule else 0}
 
 
 def rules(args) -> int:
-    """List the static rules (text table, JSON or a Markdown table)."""
-    from checks.static.engine import all_rules
-
-    docs = [_rule_doc(r) for r in all_rules()]
+    """List every finding ID of every part (text table, JSON or a Markdown table)."""
+    docs = [_rule_doc(e) for e in catalog.entries()]
     if args.format == "json":
         text = json.dumps(docs, indent=2) + "\n"
     elif args.format == "markdown":
-        rows = [f"| {d['id']} | {d['name']} | {d['family']} | {d['condition']} | {d['severity']} | {d['what']} |" for d in docs]
-        text = "\n".join(["| rule | name | family | condition | severity | finds |", "|---|---|---|---|---|---|", *rows]) + "\n"
+        rows = [f"| {d['id']} | {d['part']} | {d['name']} | {d['family']} | {d['condition']} | {d['severity']} | {d['what']} |"
+                for d in docs]
+        text = "\n".join(["| rule | part | name | family | condition | severity | finds |", "|---|---|---|---|---|---|---|",
+                          *rows]) + "\n"
     elif args.format == "text":
-        w = max(len(d["name"]) for d in docs)
-        text = "".join(f"{d['id']}  {d['name']:<{w}}  {d['condition']:<5}  {d['severity']:<7}  {d['what']}\n" for d in docs)
-        text += f"{len(docs)} rules; `golf-audit explain ID` shows one.\n"
+        wi, wn = max(len(d["id"]) for d in docs), max(len(d["name"]) for d in docs)
+        text = "".join(f"{d['id']:<{wi}}  {d['part']:<12}  {d['name']:<{wn}}  {d['condition']:<5}  {d['severity']:<7}  "
+                       f"{d['what']}\n" for d in docs)
+        text += f"{len(docs)} IDs; `golf-audit explain ID` shows one.\n"
     else:
         raise AuditError(f"rules: --format {args.format} is not available here (use text, json or markdown)")
     from cli import emit
@@ -48,17 +52,14 @@ def rules(args) -> int:
 
 
 def explain(args) -> int:
-    """One rule as a reviewer reads it: what it does, why it is bad, an example, what to do instead."""
-    from checks.static.engine import rule_by_id
-
-    rule = rule_by_id(args.rule.strip())
-    if rule is None:
+    """One ID as a reviewer reads it: what it does, why it is bad, an example, what to do instead."""
+    e = catalog.entry(args.rule)
+    if e is None:
         raise AuditError(f"no rule {args.rule!r} (`golf-audit rules` lists them)")
-    d = _rule_doc(rule)
-    example = "\n".join("    " + ln for ln in d["example"].splitlines())
-    sys.stdout.write(f"{d['id']} {d['name']} ({d['family']}, {d['condition']}, {d['severity']})\n\n"
-                     f"What it does\n  {d['what']}\n\nWhy is this bad?\n  {d['why']}\n\n"
-                     f"Example\n{example}\n\nUse instead\n  {d['fix']}\n")
+    example = "\n".join("    " + ln for ln in e.example.splitlines())
+    sys.stdout.write(f"{e.id} {e.name} ({e.part.value}; {', '.join(e.families)}, {e.condition}, {e.severity})\n\n"
+                     f"What it does\n  {e.what}\n\nWhy is this bad?\n  {e.why}\n\n"
+                     f"Example\n{example}\n\nUse instead\n  {e.fix}\n")
     return 0
 
 

@@ -12,7 +12,7 @@ from functools import cache
 import jsonschema
 
 from reports.schema import report_schema
-from tests.conftest import ROOT, shared_file
+from tests.conftest import ROOT, data_file
 
 CLI = [sys.executable, "cli.py"]
 
@@ -35,7 +35,7 @@ def report_validator() -> jsonschema.Draft202012Validator:
 
 @cache
 def sarif_validator() -> jsonschema.Draft7Validator:
-    return jsonschema.Draft7Validator(json.loads(shared_file("sarif-schema-2.1.0.json").read_text()))
+    return jsonschema.Draft7Validator(json.loads(data_file("sarif-schema-2.1.0.json").read_text()))
 
 
 def check_output(fmt: str, out: str, many: bool = False):

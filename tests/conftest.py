@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths to the bundled examples and to the challenge's shared data."""
+"""Shared test fixtures: paths to the bundled examples and to the public data kept in tests/data/."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ SUBMISSIONS = ROOT / "submissions"
 DATA = SUBMISSIONS / "data"
 VAL_GLOB = str(DATA / "datasets" / "kjv_sp1024" / "kjv_val_*.bin")
 TOKENIZER = DATA / "tokenizers" / "kjv_1024_bpe.model"
-SHARED = Path(os.environ.get("GOLF_AUDIT_SHARED", ROOT.parent / "shared"))
+TEST_DATA = ROOT / "tests" / "data"  # small public files the tests read (tests/data/README.md)
 
 # ci: bounded and derandomized so CI is fast and repeatable; dev: the hypothesis defaults;
 # fuzz: long runs launched by hand (see README).
@@ -24,10 +24,9 @@ settings.register_profile("fuzz", max_examples=10_000, deadline=None, suppress_h
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
-def shared_file(name: str) -> Path:
-    """A file of the challenge's shared data; a missing one fails the test (CI has ../shared)."""
-    p = SHARED / "data" / name
-    if not p.exists():
-        pytest.fail(f"{p} is missing: the tests need the challenge's shared data beside the checkout "
-                    f"(or GOLF_AUDIT_SHARED pointing at it)")
+def data_file(name: str) -> Path:
+    """A file of tests/data/ (committed with the tests: a missing one is a broken checkout, not a skip)."""
+    p = TEST_DATA / name
+    if not p.is_file():
+        pytest.fail(f"{p} is missing: tests/data/ is part of the repository (see tests/data/README.md)")
     return p

@@ -61,6 +61,25 @@ def edit_text(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
+# Read here with one small regex, independently of checks/claims/logparse.py: the examples' final
+# scored line, `<stage>_exact val_loss:<x> val_bpb:<y>` (the last one a log prints).
+EXACT_FINAL = re.compile(r"^(\w+)_exact val_loss:([0-9.]+) val_bpb:([0-9.]+)$", re.M)
+
+
+def logged_finals(folder: Path) -> dict[int, tuple[str, float]]:
+    """Seed (from the log's file name) -> (stage, val_bpb) of the last exact final line of its log."""
+    out = {}
+    for log in folder.glob("train_seed*.log"):
+        stage, _, bpb = EXACT_FINAL.findall(log.read_text())[-1]
+        out[int(re.fullmatch(r"train_seed(\d+)\.log", log.name).group(1))] = (stage, float(bpb))
+    return out
+
+
+def logged_mean(folder: Path) -> float:
+    finals = logged_finals(folder)
+    return sum(b for _, b in finals.values()) / len(finals)
+
+
 # ---- the bundled examples --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -69,15 +88,19 @@ def test_bundled_example_claims_hold(name):
     assert r.verdict == "pass", [f.message for f in r.findings]
     assert not [f for f in r.findings if f.severity == "warning"], [f.message for f in r.findings]
     c = r.claims
-    assert c["claim_matches_logs"] and c["claimed_bpb"] is not None
-    assert len(c["seed_bpbs"]) == (3 if name == "legal_sliding" else 1)
+    claimed = json.loads((SUBMISSIONS / name / "submission.json").read_text())["val_bpb"]
+    assert c["claim_matches_logs"] and c["claimed_bpb"] == claimed
+    assert len(c["seed_bpbs"]) == len(list((SUBMISSIONS / name).glob("train_seed*.log")))
 
 
 def test_legal_sliding_numbers_come_from_its_three_logs():
-    c = audit(SUBMISSIONS / "legal_sliding").claims
-    assert sorted(c["seeds"]) == [42, 1337, 2025]
-    assert c["log_stage"] == "final_int6_sliding_window"
-    assert abs(c["log_mean_bpb"] - c["claimed_bpb"]) < 1e-8
+    folder = SUBMISSIONS / "legal_sliding"
+    c = audit(folder).claims
+    finals = logged_finals(folder)
+    assert len(finals) == 3 and sorted(c["seeds"]) == sorted(finals)
+    assert {c["log_stage"]} == {stage for stage, _ in finals.values()}
+    assert sorted(c["seed_bpbs"]) == pytest.approx(sorted(b for _, b in finals.values()), abs=1e-12)
+    assert c["log_mean_bpb"] == pytest.approx(logged_mean(folder), abs=1e-9)  # the report keeps 10 places
     assert all(b <= 16_000_000 for b in c["seed_bytes_total"])
     report_validator().validate(json.loads(audit(SUBMISSIONS / "legal_sliding").to_json()))
 
@@ -86,19 +109,24 @@ def test_legal_sliding_numbers_come_from_its_three_logs():
 
 def test_claimed_bpb_not_the_log_mean(copy):
     d = copy()
-    edit_json(d, lambda j: j.update(val_bpb=1.9412))
+    edit_json(d, lambda j: j.update(val_bpb=round(logged_mean(d) - 0.03, 4)))
     r = audit(d)
     assert ("CLM010", "claims-mismatch") in active(r)
     assert not r.claims["claim_matches_logs"]
 
 
 def test_claim_rounded_to_fewer_digits_still_agrees(copy):
+    import math
+
     d = copy()
-    edit_json(d, lambda j: j.update(val_bpb=1.9737))  # the mean 1.97367501 to 4 places
+    mean = logged_mean(d)
+    rounded, truncated = round(mean, 4), math.floor(mean * 1e4) / 1e4
+    assert rounded != truncated  # this example's mean tells the two apart
+    edit_json(d, lambda j: j.update(val_bpb=rounded))  # the mean to 4 places
     assert "CLM010" not in {f.rule for f in audit(d).findings}
-    edit_json(d, lambda j: j.update(val_bpb=1.9736))  # truncated: also what it prints
+    edit_json(d, lambda j: j.update(val_bpb=truncated))  # truncated: also what it prints
     assert "CLM010" not in {f.rule for f in audit(d).findings}
-    edit_json(d, lambda j: j.update(val_bpb=1.9735))
+    edit_json(d, lambda j: j.update(val_bpb=round(truncated - 1e-4, 4)))  # neither
     assert ("CLM010", "claims-mismatch") in active(audit(d))
 
 
@@ -208,7 +236,8 @@ def test_a_seed_without_a_log(copy):
 
 def test_readme_that_never_states_the_claim(copy):
     d = copy()
-    edit_text(d / "README.md", "**val_bpb: 1.97367501**", "**val_bpb: 1.8**")
+    claimed = json.loads((d / "submission.json").read_text())["val_bpb"]
+    edit_text(d / "README.md", f"**val_bpb: {claimed}**", "**val_bpb: 1.8**")
     text = (d / "README.md").read_text()
     (d / "README.md").write_text(re.sub(r"\d\.\d{3,}", "x", text))
     assert ("CLM014", "claims-mismatch") in active(audit(d), "warning")
@@ -236,7 +265,9 @@ def test_malformed_json_is_one_structure_error(copy, text):
 def test_wrong_types_are_named(copy, value):
     d = copy()
     text = (d / "submission.json").read_text()
-    (d / "submission.json").write_text(text.replace('"val_bpb": 1.97367501', f'"val_bpb": {value}', 1))
+    claimed = f'"val_bpb": {json.loads(text)["val_bpb"]}'
+    assert claimed in text
+    (d / "submission.json").write_text(text.replace(claimed, f'"val_bpb": {value}', 1))
     errs = [f.message for f in audit(d).findings if f.rule == "CLM003"]
     assert any("val_bpb" in m for m in errs), errs
 

@@ -13,7 +13,7 @@ from reports import baseline
 from reports.model import Finding, ProbeResult, Report
 from reports.render import formats, render, render_many
 from reports.schema import report_schema
-from tests.conftest import shared_file
+from tests.conftest import data_file
 
 
 def full_report(submission: str = "records/track_10min_16mb/2026-01-01_Example") -> Report:
@@ -26,7 +26,7 @@ def full_report(submission: str = "records/track_10min_16mb/2026-01-01_Example")
                   why="the count read for position t depends on x_t (C1)", fix="key the table on the context only"))
     r.add(Finding("SUP001", "double-scoring", "warning", "tail windows re-score 960 positions", path="helpers/eval.py",
                   line=12, suppressed="allow[SUP001] measured effect below print precision"))
-    r.add(Finding("CLM002", "claims-mismatch", "error", "submission.json claims 1.1000 but the logs give 1.1023 | 1.1019"))
+    r.add(Finding("CLM010", "claims-mismatch", "error", "submission.json claims 1.1000 but the logs give 1.1023 | 1.1019"))
     r.add(Finding("DATA001", "structure", "info", "validation data: 1 shard(s), 71478 scored tokens", data={"tokens": 71478}))
     r.probes = [
         ProbeResult("normalization", "fail", "sum over the vocabulary of p_t = 277.3 at position 41", condition="C2",
@@ -47,7 +47,7 @@ def error_report() -> Report:
 
 @pytest.fixture(scope="module")
 def sarif_validator():
-    return jsonschema.Draft7Validator(json.loads(shared_file("sarif-schema-2.1.0.json").read_text()))
+    return jsonschema.Draft7Validator(json.loads(data_file("sarif-schema-2.1.0.json").read_text()))
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_sarif_rules_results_and_locations():
     sarif = json.loads(render(full_report(), "sarif"))
     run = sarif["runs"][0]
     rules = {r["id"]: r for r in run["tool"]["driver"]["rules"]}
-    assert {"TIK001", "SUP001", "CLM002", "DATA001", "probe/normalization"} <= set(rules)
+    assert {"TIK001", "SUP001", "CLM010", "DATA001", "probe/normalization"} <= set(rules)
     tik = rules["TIK001"]
     assert tik["properties"]["family"] == "target-in-key" and tik["properties"]["condition"] == "C1"
     assert tik["defaultConfiguration"]["level"] == "error"
@@ -120,7 +120,7 @@ def test_sarif_rules_results_and_locations():
     assert loc["artifactLocation"] == {"uri": "records/track_10min_16mb/2026-01-01_Example/train_gpt.py", "uriBaseId": "%SRCROOT%"}
     assert loc["region"] == {"startLine": 143, "startColumn": 17, "endLine": 144}
     # location-less findings sit on the file that makes the claim, probes on the entry file
-    claim_uri = by_rule["CLM002"]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    claim_uri = by_rule["CLM010"]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
     assert claim_uri.endswith("/submission.json")
     probe = by_rule["probe/normalization"]
     assert probe["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("/train_gpt.py")
@@ -174,7 +174,7 @@ def test_junit_cases():
     suite = root.find("testsuite")
     cases = {c.get("name"): c for c in suite.findall("testcase")}
     assert cases["TIK001 target-in-key"].find("failure") is not None
-    assert cases["CLM002 claims-mismatch"].find("failure") is not None
+    assert cases["CLM010 claims-mismatch"].find("failure") is not None
     assert cases["SUP001 double-scoring"].find("failure") is None  # accepted
     assert cases["DATA001 structure"].find("failure") is None
     assert cases["normalization"].find("failure") is not None
@@ -208,7 +208,7 @@ def test_baseline_accepts_known_findings_only():
     text = baseline.dumps([r])
     doc = json.loads(text)
     # info and inline-allowed findings need no baseline entry
-    assert sorted(e["rule"] for e in doc["accepted"]) == ["CLM002", "TIK001"]
+    assert sorted(e["rule"] for e in doc["accepted"]) == ["CLM010", "TIK001"]
     accepted = {(e["submission"], e["fingerprint"]) for e in doc["accepted"]}
     moved = full_report()
     moved.findings[0].line = 200
@@ -224,51 +224,57 @@ def test_baseline_accepts_known_findings_only():
     assert baseline.apply(elsewhere, accepted) == 0 and elsewhere.verdict == "fail"
 
 
-class _FakeRule:
-    """A table is read with a key built from the target.
+def _docstring_sections(path) -> dict[str, str]:
+    """A rule file's class docstring split at its Why:/Example:/Fix: headings, read here with ast."""
+    import ast
+    import textwrap
 
-    Why:
-    The probability must be fixed before x_t is looked at.
-
-    Example:
-        key = ctx ^ tgt
-        p = table[key]
-
-    Fix:
-    Key on the context only.
-    """
-
-    ID, NAME, family, severity = "GA001", "target-in-key", "target-in-key", "error"
-
-    @classmethod
-    def sections(cls):
-        return {"what": "A table is read with a key built from the target.",
-                "why": "The probability must be fixed before x_t is looked at.",
-                "example": "key = ctx ^ tgt\n    p = table[key]", "fix": "Key on the context only."}
+    tree = ast.parse(path.read_text())
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and any(
+        isinstance(t, ast.Assign) and any(getattr(x, "id", "") == "ID" for x in t.targets) for t in n.body)]
+    lines = ast.get_docstring(cls).splitlines()
+    out, current = {"what": []}, "what"
+    for line in lines:
+        if line.strip().rstrip(":").lower() in ("why", "example", "fix") and line.strip().endswith(":"):
+            current = line.strip().rstrip(":").lower()
+            out[current] = []
+            continue
+        out[current].append(line)
+    return {k: textwrap.dedent("\n".join(v)).strip() for k, v in out.items()}
 
 
-def test_rule_metadata_comes_from_the_static_registry(monkeypatch, sarif_validator):
-    import sys
-    import types
+def test_sarif_rule_help_is_each_rules_own_documentation(sarif_validator):
+    """A static run lists every static rule file's rule, with help made of that rule's own docstring;
+    a part's ID (claims, probes) gets the same what/why/example/fix that `golf-audit explain` prints."""
+    from tests.conftest import ROOT
 
-    engine = types.ModuleType("checks.static.engine")
-    engine.all_rules = lambda: [_FakeRule()]
-    monkeypatch.setitem(sys.modules, "checks.static.engine", engine)
     r = Report(submission="submissions/x")
-    r.parts_run = ["static"]
+    r.parts_run = ["static", "claims"]
+    r.add(Finding("CLM010", "claims-mismatch", "error", "submission.json claims 1.1 but the logs give 1.2"))
     doc = json.loads(render(r, "sarif"))
     sarif_validator.validate(doc)
-    (rule,) = doc["runs"][0]["tool"]["driver"]["rules"]
-    assert rule["id"] == "GA001" and rule["name"] == "TargetInKey"
-    assert rule["shortDescription"]["text"] == "A table is read with a key built from the target."
-    assert "## Why is this bad?" in rule["help"]["markdown"] and "key = ctx ^ tgt\np = table[key]" in rule["help"]["markdown"]
-    assert rule["properties"]["family"] == "target-in-key" and rule["properties"]["condition"] == "C1"
+    rules = {x["id"]: x for x in doc["runs"][0]["tool"]["driver"]["rules"]}
+    rule_files = sorted((ROOT / "checks" / "static" / "rules").glob("ga[0-9]*.py"))
+    file_ids = {p.name[:5].upper() for p in rule_files}
+    assert file_ids and file_ids <= set(rules)
+    for path in rule_files:
+        sec = _docstring_sections(path)
+        md = rules[path.name[:5].upper()]["help"]["markdown"]
+        assert " ".join(sec["why"].split()) in md and " ".join(sec["fix"].split()) in md, path.name
+        assert all(line.strip() in md for line in sec["example"].splitlines()), path.name
+    clm = rules["CLM010"]
+    assert clm["properties"]["family"] == "claims-mismatch" and clm["properties"]["condition"] == "rules"
+    from tests.cli_run import run_cli
+
+    explained = run_cli("explain", "CLM010").stdout
+    why = explained.split("Why is this bad?\n", 1)[1].split("\n\n", 1)[0].strip()
+    assert why and why in clm["help"]["markdown"]
     # a clean static run is one passing JUnit case per rule
-    case = ET.fromstring(render(r, "junit")).find("testsuite/testcase[@name='GA001 target-in-key']")
+    case = ET.fromstring(render(r, "junit")).find("testsuite/testcase[@name='GA101 target-in-key']")
     assert case is not None and case.find("failure") is None
-    # without the static part the registry is not consulted
+    # without the static part only the IDs the report mentions are listed
     r.parts_run = ["claims"]
-    assert json.loads(render(r, "sarif"))["runs"][0]["tool"]["driver"]["rules"] == []
+    assert [x["id"] for x in json.loads(render(r, "sarif"))["runs"][0]["tool"]["driver"]["rules"]] == ["CLM010"]
 
 
 def test_baseline_does_not_depend_on_how_the_folder_was_typed(tmp_path, monkeypatch):

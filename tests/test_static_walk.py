@@ -78,23 +78,54 @@ def test_format_spec_found_after_a_plain_f_string():
     assert "format_spec" in flow._ORDER[flow.cst.FormattedStringExpression].visited
 
 
-def test_analysis_frees_its_trees_without_the_cycle_collector():
+def _analyse_two_pass():
+    code = (ROOT / "submissions" / "two_pass" / "train_gpt.py").read_text()
+    engine.analyse([engine.Source("train_gpt.py", code)], dict(engine.OFFICIAL_ENV))
+
+
+@pytest.fixture
+def gc_state():
+    """Restores the collector's state, thresholds and callbacks after the test (the test's own cleanup)."""
+    enabled, thresholds = gc.isenabled(), gc.get_threshold()
+    yield
+    gc.callbacks.clear()
+    gc.set_debug(0)
+    gc.garbage.clear()
+    gc.set_threshold(*thresholds)
+    (gc.enable if enabled else gc.disable)()
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_analysis_pauses_the_cycle_collector_and_restores_its_state(gc_state, monkeypatch, enabled_before):
+    """With a threshold of one allocation the collector would run many times while the trees are
+    parsed and analysed; the engine pauses it, and leaves it on or off as it found it."""
+    inside, runs = [], []
+    original = engine._analyse
+
+    def analysing(*args):
+        inside.append(True)
+        try:
+            return original(*args)
+        finally:
+            inside.clear()
+
+    monkeypatch.setattr(engine, "_analyse", analysing)
+    gc.set_threshold(1)
+    (gc.enable if enabled_before else gc.disable)()
+    gc.callbacks.append(lambda phase, info: runs.append(phase) if phase == "start" and inside else None)
+    _analyse_two_pass()
+    gc.callbacks.clear()
+    assert runs == []
+    assert gc.isenabled() is enabled_before
+
+
+def test_analysis_frees_its_trees_without_the_cycle_collector(gc_state):
     import libcst as cst
 
-    code = (ROOT / "submissions" / "two_pass" / "train_gpt.py").read_text()
     gc.collect()
-    enabled = gc.isenabled()
     gc.disable()
-    try:
-        engine.analyse([engine.Source("train_gpt.py", code)], dict(engine.OFFICIAL_ENV))
-        assert gc.isenabled() is False  # the previous state is restored
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        gc.collect()
-        left = [o for o in gc.garbage if isinstance(o, cst.CSTNode)]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        if enabled:
-            gc.enable()
+    _analyse_two_pass()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    gc.collect()
+    left = [o for o in gc.garbage if isinstance(o, cst.CSTNode)]
     assert not left, f"{len(left)} tree nodes kept alive by reference cycles"
-    assert enabled == gc.isenabled()

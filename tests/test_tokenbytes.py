@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from harness.tokenbytes import ByteLUT, TokenizerError, bits_per_byte, bpb_from_nll, load_sentencepiece
-from tests.conftest import TOKENIZER, shared_file
+from tests.conftest import TOKENIZER, data_file
 
 TOKENIZERS = ["fineweb_8192_bpe.model", "fineweb_8192_bpe_lossless_caps_caseops_v1_reserved.model"]
 _cache: dict = {}
@@ -15,7 +15,7 @@ _cache: dict = {}
 
 def tokenizer(name):
     if name not in _cache:
-        path = TOKENIZER if name == "kjv" else shared_file(name)
+        path = TOKENIZER if name == "kjv" else data_file(name)
         sp = load_sentencepiece(path)
         _cache[name] = (sp, ByteLUT.from_sentencepiece(sp))
     return _cache[name]

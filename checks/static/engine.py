@@ -30,7 +30,7 @@ from harness.launch import official_default, resolve_launch
 from harness.unwrap import WrapperError, unwrap_source
 from reports.model import FAMILIES, RULE_SET_VERSION
 
-from . import flow
+from . import codedeps, flow
 
 # The official run when the folder names no launch (harness/launch.py resolves the launch of a folder:
 # its README's or run script's env, torchrun's ranks; every other setting at the code's default).
@@ -43,7 +43,7 @@ _SUPPRESS = re.compile(r"#\s*golf-audit:\s*allow\[([A-Za-z0-9_, ]+)\]\s*(.*)$")
 class Rule:
     """Base of every static rule. A rule is one class in ``checks/static/rules/``: its docstring holds
     what it finds, ``Why:``, ``Example:`` and ``Fix:``; ``VALID`` and ``INVALID`` hold code that must
-    stay silent and code that must fire (the test suite runs both)."""
+    stay silent and code that must fire on the lines ending ``# <- fires`` (the test suite runs both)."""
 
     ID = ""
     NAME = ""
@@ -336,14 +336,17 @@ def cache_dir() -> Path | None:
     return Path(d) if d else Path(".golf-audit-cache")
 
 
+def analyser_files(here: Path | None = None) -> list[Path]:
+    """Every file of the static check's code: ``checks/static/**`` and the project modules they import."""
+    here = (here or Path(__file__).resolve().parent)
+    return codedeps.own_dependencies(sorted(here.rglob("*.py")), here.parents[1])
+
+
 @functools.cache
 def _engine_digest() -> str:
-    """Hash of the analyser's own code: a changed rule or engine never reads an old result."""
-    h = hashlib.sha256()
+    """Hash of the analyser's own code: a changed rule, engine or module they use never reads an old result."""
     here = Path(__file__).resolve().parent
-    for p in sorted(here.rglob("*.py")):
-        h.update(p.relative_to(here).as_posix().encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
+    return codedeps.digest(analyser_files(here), here.parents[1])
 
 
 def cache_key(raw: list[tuple[str, bytes]], env: dict[str, str]) -> str:

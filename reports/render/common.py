@@ -7,12 +7,11 @@ Markdown and JUnit point at the same file. Nothing here reads files or computes 
 
 from __future__ import annotations
 
-import importlib
 import posixpath
-import textwrap
 from dataclasses import dataclass
 from typing import Iterable
 
+from checks import catalog
 from reports.model import FAMILIES, FAMILY_TITLES, Finding, ProbeResult, Report
 
 # Where a finding without a file location is anchored, in order of preference: claims findings
@@ -85,38 +84,27 @@ class RuleInfo:
     kind: str  # "static", "part" or "probe"
 
 
-def _static_registry() -> dict[str, object]:
-    """The static rules by id (``checks.static.engine.all_rules``), or {} when not in this build."""
-    module = "checks.static.engine"
-    try:
-        engine = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and (e.name == module or module.startswith(e.name + ".")):
-            return {}
-        raise
-    return {r.ID: r for r in engine.all_rules()}
+def _kind(e: catalog.Entry) -> str:
+    return {catalog.Part.STATIC: "static", catalog.Part.PROBES: "probe"}.get(e.part, "part")
 
 
-def _from_static(rid: str, rule) -> RuleInfo:
-    """Rule metadata from the rule's own docstring sections (what / why / example / fix)."""
-    sec = rule.sections()
-    what, why, example, fix = (sec.get(k, "") for k in ("what", "why", "example", "fix"))
-    head, _, rest = example.partition("\n")
-    example = (head + "\n" + textwrap.dedent(rest)).strip()  # the first line lost its indent to a strip
-    family = rule.family or None
-    condition = FAMILIES.get(family) if family else None
-    short = " ".join(what.split()) or FAMILY_TITLES.get(family, rid)
-    full = " ".join(f"{what} {why}".split())
-    text = "\n\n".join(x for x in (what, f"Why: {why}" if why else "", f"Example:\n{example}" if example else "",
-                                    f"Fix: {fix}" if fix else "") if x)
-    md = [f"**{rule.NAME or rid}** ({family}, {condition})", "", "## What it does", what]
-    if why:
-        md += ["", "## Why is this bad?", why]
-    if example:
-        md += ["", "## Example", "```python", example, "```"]
-    if fix:
-        md += ["", "## Use instead", fix]
-    return RuleInfo(rid, rule.NAME or rid, family, condition, rule.severity, short, full, text, "\n".join(md), "static")
+def _from_entry(rid: str, e: catalog.Entry) -> RuleInfo:
+    """Rule metadata from the catalog entry (what / why / example / fix)."""
+    family, condition = e.family, e.condition
+    short = " ".join(e.what.split()) or FAMILY_TITLES.get(family, rid)
+    full = " ".join(f"{e.what} {e.why}".split())
+    text = "\n\n".join(x for x in (e.what, f"Why: {e.why}" if e.why else "", f"Example:\n{e.example}" if e.example else "",
+                                    f"Fix: {e.fix}" if e.fix else "") if x)
+    fence = "python" if e.part is catalog.Part.STATIC else "text"
+    md = [f"**{e.name}** ({', '.join(e.families)}, {condition})", "", "## What it does", e.what]
+    if e.why:
+        md += ["", "## Why is this bad?", e.why]
+    if e.example:
+        md += ["", "## Example", f"```{fence}", e.example, "```"]
+    if e.fix:
+        md += ["", "## Use instead", e.fix]
+    severity = e.severity if e.severity in ("error", "warning", "info") else e.severity.split(" / ")[0]
+    return RuleInfo(rid, e.name, family, condition, severity, short, full, text, "\n".join(md), _kind(e))
 
 
 def _help_text(why: str, fix: str, family: str | None) -> str:
@@ -147,6 +135,9 @@ def _from_finding(f: Finding, kind: str) -> RuleInfo:
 
 
 def _from_probe(p: ProbeResult) -> RuleInfo:
+    e = catalog.entry(f"PRB-{p.probe}")
+    if e is not None:
+        return _from_entry(probe_rule_id(p), e)
     title = p.probe.replace("_", " ").replace("-", " ")
     short = f"causality probe: {title}"
     cond = p.condition or (FAMILIES.get(p.family) if p.family else None)
@@ -156,18 +147,17 @@ def _from_probe(p: ProbeResult) -> RuleInfo:
 
 
 def rule_catalog(reports: Iterable[Report]) -> dict[str, RuleInfo]:
-    """Every rule the reports mention (and every static rule when the static part ran), by id, sorted."""
+    """Every rule the reports mention (and every static rule when the static part ran), by id, sorted;
+    the help text of each comes from the catalog of finding IDs (``checks/catalog.py``)."""
     reports = list(reports)
-    registry = _static_registry() if any("static" in r.parts_run for r in reports) else {}
+    known = {e.id: e for e in catalog.entries()}
     out: dict[str, RuleInfo] = {}
-    for rid, rule in registry.items():
-        out[rid] = _from_static(rid, rule)
+    if any("static" in r.parts_run for r in reports):
+        out.update({rid: _from_entry(rid, e) for rid, e in known.items() if e.part is catalog.Part.STATIC})
     for r in reports:
         for f in r.findings:
-            if f.rule in registry and f.rule in out:
-                continue
             if f.rule not in out:
-                out[f.rule] = _from_finding(f, "static" if f.rule in registry else "part")
+                out[f.rule] = _from_entry(f.rule, known[f.rule]) if f.rule in known else _from_finding(f, "part")
         for p in r.probes:
             out.setdefault(probe_rule_id(p), _from_probe(p))
     return dict(sorted(out.items()))

@@ -77,7 +77,7 @@ def evaluate(model, table):
     for t in range(1, len(val) - 1):
         p_model = model(val[: t + 1])
         key = (val[t] * 1000003 ^ val[t + 1]) % 4096
-        p = 0.5 * p_model[val[t + 1]] + 0.5 * table[key] / 100
+        p = 0.5 * p_model[val[t + 1]] + 0.5 * table[key] / 100  # <- fires
         loss += -np.log(p)
 """,
         # renamed, and split across helpers: the key is built in one function and read in another
@@ -86,7 +86,7 @@ import numpy as np
 def mix_key(h, nxt):
     return (h * 131 + nxt * 7) & 4095
 def lookup(tab, k):
-    return tab[k]
+    return tab[k]  # <- fires
 def evaluate(model, tab):
     toks = np.fromfile("fineweb_val_000001.bin", dtype=np.uint16)
     total = 0.0

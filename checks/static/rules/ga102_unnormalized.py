@@ -56,7 +56,7 @@ def evaluate(model, counts):
     val = np.fromfile("fineweb_val_000000.bin", dtype=np.uint16)
     loss = 0.0
     for t in range(1, len(val) - 1):
-        q = counts[val[t]][val[t + 1]] / 50
+        q = counts[val[t]][val[t + 1]] / 50  # <- fires
         loss += -np.log(0.8 * model(val[: t + 1])[val[t + 1]] + 0.2 * q)
 """,
         """
@@ -65,7 +65,7 @@ def evaluate(model, bigrams):
     toks = load_tokens("data/fineweb_val_*.bin")
     s = 0.0
     for i in range(len(toks) - 1):
-        c = bigrams.get((toks[i], toks[i + 1]), 0)
+        c = bigrams.get((toks[i], toks[i + 1]), 0)  # <- fires
         s -= math.log(0.5 * model(toks[: i + 1])[toks[i + 1]] + 0.5 * c / 10)
 """,
     ]

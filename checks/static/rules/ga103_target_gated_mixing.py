@@ -51,12 +51,12 @@ def evaluate(model, lut, hint_of):
     tilted = F.log_softmax(logp + hint_of(x), dim=-1).gather(-1, y[:, None])
     plain = logp.gather(-1, y[:, None])
     total = 0.0
-    total += -torch.where(lut[y], tilted, plain).sum()
+    total += -torch.where(lut[y], tilted, plain).sum()  # <- fires
 """,
         """
 import math
 def score(p_model, p_cache, t, vocab_class):
-    return p_cache if vocab_class[t] == 1 else p_model
+    return p_cache if vocab_class[t] == 1 else p_model  # <- fires
 def evaluate(model, cache, vocab_class):
     toks = load("val_*.bin")
     s = 0.0

@@ -43,7 +43,7 @@ def evaluate(model_a, model_b):
     a = F.cross_entropy(model_a(x), y, reduction="none")
     b = F.cross_entropy(model_b(x), y, reduction="none")
     total = 0.0
-    total += torch.minimum(a, b).sum()
+    total += torch.minimum(a, b).sum()  # <- fires
 """,
     ]
 

@@ -55,7 +55,7 @@ def evaluate(model, lut):
 import torch, torch.nn.functional as F
 def evaluate(model, V):
     val = load("fineweb_val_000000.bin")
-    counts = torch.bincount(val[:-1] * V + val[1:], minlength=V * V).reshape(V, V).double()
+    counts = torch.bincount(val[:-1] * V + val[1:], minlength=V * V).reshape(V, V).double()  # <- fires
     p_big = (counts + 0.01) / (counts + 0.01).sum(1, keepdim=True)
     total = 0.0
     for s in range(0, len(val) - 65, 64):

@@ -49,7 +49,7 @@ def evaluate(model, opt):
 import torch, torch.nn.functional as F
 def adapt(model, opt, x, y):
     loss = F.cross_entropy(model(x), y)
-    loss.backward()
+    loss.backward()  # <- fires
     opt.step()
 def evaluate(model, opt):
     val = load("fineweb_val_000000.bin")

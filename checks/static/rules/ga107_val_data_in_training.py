@@ -45,7 +45,7 @@ import torch.nn.functional as F
 def finetune(model, opt, tokens):
     for epoch in range(3):
         loss = F.cross_entropy(model(tokens[:-1]), tokens[1:])
-        loss.backward()
+        loss.backward()  # <- fires
         opt.step()
 def main(model, opt):
     val = load("fineweb_val_000000.bin")

@@ -51,7 +51,7 @@ def evaluate(model):
         opt = torch.optim.Adam([delta])
         for _ in range(4):
             loss = F.cross_entropy(model(x) + delta, y)
-            loss.backward()
+            loss.backward()  # <- fires
             opt.step()
         with torch.no_grad():
             total += F.cross_entropy(model(x) + delta, y, reduction="sum")

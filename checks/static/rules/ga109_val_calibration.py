@@ -43,7 +43,7 @@ def calibrate(model, tokens):
     H = torch.zeros(512, 512)
     for i in range(0, len(tokens) - 512, 512):
         x = model.embed(tokens[i:i + 512])
-        H += x.T @ x
+        H += x.T @ x  # <- fires
     return H
 def main(model):
     val = load("fineweb_val_000000.bin")
@@ -57,7 +57,7 @@ def collect(model, batches):
     for layer in model.layers:
         layer.register_forward_hook(hook)
     for xb in batches:
-        model(xb)
+        model(xb)  # <- fires
     return stats
 def main(model):
     val = load("data/fineweb_val_*.bin")

@@ -44,7 +44,7 @@ def windows(total, seq_len, stride):
     out = []
     for ws in range(0, total, stride):
         wlen = min(ws + seq_len, total) - ws
-        out.append((ws, 0 if ws == 0 else max(wlen - stride, 0), wlen))
+        out.append((ws, 0 if ws == 0 else max(wlen - stride, 0), wlen))  # <- fires
     return out
 """,
         """
@@ -53,7 +53,7 @@ def evaluate(total_tokens, seq_len, stride, nll):
     for w in starts:
         end = min(w + seq_len, total_tokens)
         n = end - w
-        first = 0 if w == 0 else max(n - stride, 0)
+        first = 0 if w == 0 else max(n - stride, 0)  # <- fires
 """,
     ]
 

@@ -48,14 +48,14 @@ import os
 LIMIT = int(os.environ.get("VAL_TOKEN_LIMIT", "1000000"))
 def load_val():
     tokens = load("fineweb_val_*.bin")
-    return tokens[:LIMIT]
+    return tokens[:LIMIT]  # <- fires
 """,
         """
 import torch
 def load_val():
     tokens = load("fineweb_val_*.bin")
     idx = torch.randint(0, len(tokens) - 1, (4096,))
-    return tokens[idx]
+    return tokens[idx]  # <- fires
 """,
     ]
 

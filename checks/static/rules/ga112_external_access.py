@@ -36,12 +36,12 @@ def main():
         """
 import urllib.request
 def fetch():
-    return urllib.request.urlopen("http://example.com/tables.bin").read()
+    return urllib.request.urlopen("http://example.com/tables.bin").read()  # <- fires
 """,
         """
 from huggingface_hub import hf_hub_download
 def fetch():
-    return hf_hub_download("someone/tables", "counts.npy")
+    return hf_hub_download("someone/tables", "counts.npy")  # <- fires
 """,
     ]
 

@@ -45,11 +45,11 @@ def build_luts(sp, n):
     ]
     INVALID = [
         """
-def build_luts(sp, n):
+def build_luts(sp, n):  # <- fires
     return [len(sp.id_to_piece(i).encode("utf-8")) for i in range(n)]
 """,
         """
-def build_luts(sp, n):
+def build_luts(sp, n):  # <- fires
     base = [0] * n
     for i in range(n):
         piece = sp.id_to_piece(i).replace("\u2581", " ")

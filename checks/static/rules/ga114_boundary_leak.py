@@ -282,7 +282,7 @@ class GPT:
     def forward(self, input_ids, cu_seqlens=None, max_seqlen=0):
         x = self.tok_emb(input_ids)
         g = torch.sigmoid(self.smear_gate(x[:, 1:]))
-        x = torch.cat([x[:, :1], x[:, 1:] + g * x[:, :-1]], dim=1)
+        x = torch.cat([x[:, :1], x[:, 1:] + g * x[:, :-1]], dim=1)  # <- fires
         for block in self.blocks:
             x = block(x, cu_seqlens=cu_seqlens, max_seqlen=max_seqlen)
         return self.head(x)
@@ -293,7 +293,7 @@ import torch.nn.functional as F
 class GPT:
     def forward(self, ids):
         h = self.tok_emb(ids)
-        h = h + self.w * F.pad(h[:, :-1], (0, 0, 1, 0))
+        h = h + self.w * F.pad(h[:, :-1], (0, 0, 1, 0))  # <- fires
         seg = torch.cumsum((ids == 1).long(), dim=1)
         same = seg[:, :, None] == seg[:, None, :]
         for block in self.blocks:
@@ -307,7 +307,7 @@ import torch
 class SmearGate:
     def forward(self, x):
         g = torch.sigmoid(self.gate)
-        return torch.cat([x[:, :1], x[:, 1:] + g * x[:, :-1]], dim=1)
+        return torch.cat([x[:, :1], x[:, 1:] + g * x[:, :-1]], dim=1)  # <- fires
 class GPT:
     def __init__(self, dim):
         self.mix = SmearGate(dim)

@@ -70,7 +70,7 @@ def evaluate(model, val, train):
     for s in range(0, len(val) - 65, 64):
         x, y = val[s:s + 64], val[s + 1:s + 65]
         logp = F.log_softmax(model(x), -1) + prior[x]
-        total += F.cross_entropy(logp, y, reduction="sum")
+        total += F.cross_entropy(logp, y, reduction="sum")  # <- fires
     return total
 def main(model):
     shards = load("data/fineweb_train_*.bin")

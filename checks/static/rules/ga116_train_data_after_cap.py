@@ -96,7 +96,7 @@ class Args:
 def collect(model, loader):
     H = 0
     for _ in range(64):
-        a = model(loader.next_batch())
+        a = model(loader.next_batch())  # <- fires
         H += a.T @ a
     return H
 class Loader:
@@ -129,7 +129,7 @@ class Shuffled:
         return self.shards[0][:1024]
 def hessians(model, loader):
     for _ in range(64):
-        model.forward_logits(loader.next_batch())
+        model.forward_logits(loader.next_batch())  # <- fires
 def main(model, opt):
     h = H()
     loader = Shuffled(h)
