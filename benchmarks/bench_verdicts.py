@@ -204,8 +204,16 @@ def golf_audit_command(mode: str, folder: Path) -> list[str]:
     return [sys.executable, str(ROOT / "cli.py"), mode, str(folder), "--format", "json"]
 
 
-def run_golf_audit(mode: str, folder: Path, timeout: float) -> Outcome:
-    env = dict(os.environ, GOLF_AUDIT_CACHE=str(cache_root() / "static-cache"))
+def checkout_digest() -> str:
+    """Hash of this checkout's own Python code: a changed analysis never reads another's cached result."""
+    h = hashlib.sha256()
+    for p in sorted([ROOT / "cli.py", *(q for d in ("checks", "harness", "reports") for q in (ROOT / d).rglob("*.py"))]):
+        h.update(p.relative_to(ROOT).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def run_golf_audit(mode: str, folder: Path, timeout: float, digest: str) -> Outcome:
+    env = dict(os.environ, GOLF_AUDIT_CACHE=str(cache_root() / f"static-cache-{digest}"))
     try:
         proc = subprocess.run(golf_audit_command(mode, folder), capture_output=True, timeout=timeout, env=env, cwd=ROOT)
     except subprocess.TimeoutExpired:
@@ -259,6 +267,7 @@ class Scores:
     total: Tally
     legal_with_error: int
     crashes: int
+    checkout: str = ""  # digest of the golf-audit code that produced the outcomes
 
 
 def score_folder(entry: Entry, outcome: Outcome, mode_families: frozenset[str]) -> FolderScore:
@@ -397,6 +406,7 @@ def scores_json(scores: Scores, mode: str) -> dict:
 
     return {
         "mode": mode,
+        "checkout": scores.checkout,
         "total": tally(scores.total),
         "legal_with_error": scores.legal_with_error,
         "crashes": scores.crashes,
@@ -406,7 +416,8 @@ def scores_json(scores: Scores, mode: str) -> dict:
             {"pr": fs.entry.pr, "commit": fs.entry.commit, "folder": fs.entry.folder,
              "expected": sorted(fs.entry.expected) or [LEGAL], "in_scope": fs.in_scope, "caught": fs.caught,
              "crash": fs.outcome.crash, "verdict": fs.outcome.verdict, "missing_blobs": fs.outcome.missing,
-             "errors": fs.outcome.errors, "false_alarms": fs.false_alarms, "warned_only": fs.warned_only}
+             "errors": fs.outcome.errors, "lesser": fs.outcome.lesser, "false_alarms": fs.false_alarms,
+             "warned_only": fs.warned_only}
             for fs in scores.folders
         ],
     }
@@ -423,11 +434,20 @@ def mode_families(mode: str) -> frozenset[str]:
     return static | CLAIMS_FAMILIES if mode == "audit" else static
 
 
-def examine(git_dir: str, entry: Entry, mode: str, timeout: float) -> Outcome:
+def reusable_outcomes(path: str, mode: str, digest: str) -> dict[tuple[str, str], Outcome]:
+    """Outcomes of an earlier ``--json`` run of the same mode and the same golf-audit code."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if data.get("mode") != mode or data.get("checkout") != digest:
+        raise CorpusError(f"{path}: made by another mode or another version of the code; not reused")
+    return {(f["commit"], f["folder"]): Outcome(f["errors"], f.get("lesser", []), f["verdict"], f["crash"],
+                                                f["missing_blobs"]) for f in data["folders"]}
+
+
+def examine(git_dir: str, entry: Entry, mode: str, timeout: float, digest: str) -> Outcome:
     mat = materialise(git_dir, entry, cache_root())
     if mat.path is None:
         return Outcome([], [], None, crash=f"not materialised: {mat.error}")
-    out = run_golf_audit(mode, mat.path, timeout)
+    out = run_golf_audit(mode, mat.path, timeout, digest)
     out.missing = mat.missing
     return out
 
@@ -441,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=None, help="seconds per folder (default 300 check, 1800 audit)")
     ap.add_argument("--json", metavar="OUT", help="write the scores and every folder's findings here")
     ap.add_argument("--corpus", default=str(CORPUS))
+    ap.add_argument("--reuse", metavar="JSON", help="take the outcome of folders already in this earlier --json "
+                    "output (same mode, same code) instead of running them again")
     args = ap.parse_args(argv)
     try:
         entries = parse_corpus(Path(args.corpus).read_text(encoding="utf-8"))
@@ -454,10 +476,20 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         entries = [e for e in entries if e.legal or args.family in e.expected]
     timeout = args.timeout or (300.0 if args.mode == "check" else 1800.0)
-    fams = mode_families(args.mode)
+    fams, digest = mode_families(args.mode), checkout_digest()
+    try:
+        known = reusable_outcomes(args.reuse, args.mode, digest) if args.reuse else {}
+    except (OSError, ValueError, KeyError) as e:
+        print(f"bench_verdicts: error: {e}", file=sys.stderr)
+        return 2
+
+    def one(e: Entry) -> Outcome:
+        return known.get((e.commit, e.folder)) or examine(git_dir, e, args.mode, timeout, digest)
+
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        outcomes = list(pool.map(lambda e: examine(git_dir, e, args.mode, timeout), entries))
+        outcomes = list(pool.map(one, entries))
     scores = score(list(zip(entries, outcomes)), fams)
+    scores.checkout = digest
     sys.stdout.write(render_table(scores, args.mode) + render_folders(scores))
     if args.json:
         Path(args.json).write_text(json.dumps(scores_json(scores, args.mode), indent=1, sort_keys=True) + "\n")
