@@ -45,7 +45,8 @@ from reports.model import FAMILIES  # noqa: E402
 
 CORPUS = Path(__file__).resolve().with_name("corpus.tsv")
 LEGAL = "legal"
-STATUSES = {"M": "maintainer ruled or closed", "C": "community flagged", "R": "merged record"}
+STATUSES = {"M": "maintainer ruled or closed", "C": "community flagged", "L": "labelled from the code, no ruling found",
+            "R": "merged record"}
 COLUMNS = ("pr", "commit", "folder", "expected", "status", "evidence")
 HEX40 = re.compile(r"[0-9a-f]{40}")
 ERROR = "error"
