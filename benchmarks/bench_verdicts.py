@@ -34,6 +34,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -435,13 +436,44 @@ def mode_families(mode: str) -> frozenset[str]:
     return static | CLAIMS_FAMILIES if mode == "audit" else static
 
 
-def reusable_outcomes(path: str, mode: str, digest: str) -> dict[tuple[str, str], Outcome]:
-    """Outcomes of an earlier ``--json`` run of the same mode and the same golf-audit code."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    if data.get("mode") != mode or data.get("checkout") != digest:
-        raise CorpusError(f"{path}: made by another mode or another version of the code; not reused")
-    return {(f["commit"], f["folder"]): Outcome(f["errors"], f.get("lesser", []), f["verdict"], f["crash"],
-                                                f["missing_blobs"]) for f in data["folders"]}
+TRANSIENT = ("timed out", "not materialised")
+
+
+class OutcomeLog:
+    """Outcomes already obtained with this mode and this version of the code, one JSON line per folder.
+
+    Written as each folder finishes, so an interrupted run loses nothing and a rerun of the same code
+    only examines the folders it has not seen (``--fresh`` ignores the log).
+    """
+
+    def __init__(self, path: Path, fresh: bool):
+        self.path = path
+        self.known: dict[tuple[str, str], Outcome] = {} if fresh else self._read(path)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _read(path: Path) -> dict[tuple[str, str], Outcome]:
+        known = {}
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return known
+        for line in lines:
+            try:
+                d = json.loads(line)
+                known[(d["commit"], d["folder"])] = Outcome(d["errors"], d["lesser"], d["verdict"], d["crash"], d["missing"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by an interrupted run
+        return known
+
+    def record(self, entry: Entry, out: Outcome) -> None:
+        if out.crash and out.crash.startswith(TRANSIENT):
+            return  # a timeout or a folder that could not be written says nothing about this code
+        line = json.dumps({"commit": entry.commit, "folder": entry.folder, **dataclasses.asdict(out)}, sort_keys=True)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(line + "\n")
 
 
 def examine(git_dir: str, entry: Entry, mode: str, timeout: float, digest: str) -> Outcome:
@@ -462,8 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=None, help="seconds per folder (default 300 check, 1800 audit)")
     ap.add_argument("--json", metavar="OUT", help="write the scores and every folder's findings here")
     ap.add_argument("--corpus", default=str(CORPUS))
-    ap.add_argument("--reuse", metavar="JSON", help="take the outcome of folders already in this earlier --json "
-                    "output (same mode, same code) instead of running them again")
+    ap.add_argument("--fresh", action="store_true", help="examine every folder again, even those already examined "
+                    "with this mode and this version of the code")
     args = ap.parse_args(argv)
     try:
         entries = parse_corpus(Path(args.corpus).read_text(encoding="utf-8"))
@@ -478,14 +510,17 @@ def main(argv: list[str] | None = None) -> int:
         entries = [e for e in entries if e.legal or args.family in e.expected]
     timeout = args.timeout or (300.0 if args.mode == "check" else 1800.0)
     fams, digest = mode_families(args.mode), checkout_digest()
-    try:
-        known = reusable_outcomes(args.reuse, args.mode, digest) if args.reuse else {}
-    except (OSError, ValueError, KeyError) as e:
-        print(f"bench_verdicts: error: {e}", file=sys.stderr)
-        return 2
+    log = OutcomeLog(cache_root() / f"outcomes-{args.mode}-{digest}.jsonl", args.fresh)
+
+    done = iter(range(1, len(entries) + 1))
 
     def one(e: Entry) -> Outcome:
-        return known.get((e.commit, e.folder)) or examine(git_dir, e, args.mode, timeout, digest)
+        if (e.commit, e.folder) in log.known:
+            return log.known[(e.commit, e.folder)]
+        out = examine(git_dir, e, args.mode, timeout, digest)
+        log.record(e, out)
+        print(f"[{next(done)}] {e.label}: {out.crash or out.verdict}", file=sys.stderr, flush=True)
+        return out
 
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         outcomes = list(pool.map(one, entries))

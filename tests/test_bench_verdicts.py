@@ -189,3 +189,20 @@ def test_bad_repository_is_a_one_line_error(tmp_path, capsys):
     assert bv.main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("bench_verdicts: error:") and "not a git repository" in err and "\n" not in err
+
+
+def test_outcome_log_keeps_finished_folders_only(tmp_path):
+    log_path = tmp_path / "outcomes.jsonl"
+    log = bv.OutcomeLog(log_path, fresh=False)
+    a, b, c = entry("1", C1, "multi-pass"), entry("2", C2, "legal"), entry("3", C3, "legal")
+    log.record(a, bv.outcome_from_report(report(finding("GA105", "multi-pass"), finding("GA110", "double-scoring", "warning"))))
+    log.record(b, bv.Outcome([], [], None, crash="exit 2, no JSON report: boom"))
+    log.record(c, bv.Outcome([], [], None, crash="timed out after 9 s"))  # transient: not kept
+    with log_path.open("a") as f:
+        f.write('{"commit": "cut short')  # an interrupted write
+    known = bv.OutcomeLog(log_path, fresh=False).known
+    assert set(known) == {(a.commit, a.folder), (b.commit, b.folder)}
+    assert [f["rule"] for f in known[(a.commit, a.folder)].errors] == ["GA105"]
+    assert [f["rule"] for f in known[(a.commit, a.folder)].lesser] == ["GA110"]
+    assert known[(b.commit, b.folder)].crash == "exit 2, no JSON report: boom"
+    assert bv.OutcomeLog(log_path, fresh=True).known == {}
