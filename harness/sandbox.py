@@ -630,6 +630,7 @@ def run_sandboxed(
     ``limits.allow_unsandboxed`` is false, nothing runs: ``cannot_run`` with one line.
     """
     exe = python or sys.executable
+    copy_dir = Path(copy_dir) if copy_dir is not None else None
     bwrap = bwrap_path()
     problem = bwrap_problem(bwrap)
     if problem is not None and not limits.allow_unsandboxed:
@@ -637,11 +638,12 @@ def run_sandboxed(
                              error=f"no sandbox could start ({problem}); submission code was not run "
                                    "(--unsafe-no-sandbox runs it without one)")
     real = [os.path.realpath(p) for p in readable or [] if os.path.exists(p)]
-    work = Path(tempfile.mkdtemp(prefix="golf-audit-sandbox-"))
+    # Unsandboxed runs work in a private host folder; a sandbox has its own tmpfs instead.
+    work = Path(tempfile.mkdtemp(prefix="golf-audit-sandbox-")) if problem is not None else None
     try:
         r, w = os.pipe()
         try:
-            if problem is None:
+            if work is None:
                 launch = _bwrap_launch(bwrap, exe, w, target, args, real, limits, copy_dir, env, preload)
             else:
                 launch = _unsandboxed_launch(exe, w, work, target, args, real, limits, copy_dir, env, preload)
@@ -651,7 +653,8 @@ def run_sandboxed(
             return SandboxResult(ok=False, cannot_run=True, error=f"cannot set up the sandbox: {_first_line(e)}")
         return _run(launch, r, w, limits)  # owns both ends of the pipe from here
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _run(launch: _Launch, r: int, w: int, limits: Limits) -> SandboxResult:

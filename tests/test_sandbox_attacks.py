@@ -384,3 +384,32 @@ def test_cli_refuses_to_run_submission_code_without_a_sandbox():
     assert json.loads(proc.stdout)["verdict"] == "error"
     proc = run_cli("audit", "submissions/legal_sliding", "--no-exec", "--format", "json", env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_killing_golf_audit_ends_the_sandbox(host):
+    """golf-audit killed mid-run (SIGKILL, no cleanup of its own): bwrap dies with it, and with
+    bwrap the sandbox's pid namespace and every process in it, daemons included."""
+    import signal
+    import subprocess
+
+    (host["sub"] / "train_gpt.py").write_text(SPAWN + f'''
+spawn(["/bin/sh", "-c", "while :; do sleep 1; done", {host["token"]!r}], setsid=True)
+import time
+time.sleep(120)
+''')
+    driver = (f"from harness.sandbox import run_sandboxed, Limits\n"
+              f"run_sandboxed('tests.sandbox_drivers:import_entry', {{'entry': '$SUBMISSION/train_gpt.py'}}, "
+              f"copy_dir={str(host['sub'])!r}, limits=Limits(wall_seconds=120), preload=())\n")
+    auditor = subprocess.Popen([sys.executable, "-c", driver], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while SANDBOX_STARTS and not survivors(host["token"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not SANDBOX_STARTS or survivors(host["token"]), "the daemon never started"
+    finally:
+        auditor.send_signal(signal.SIGKILL)
+        auditor.wait()
+    deadline = time.monotonic() + 10
+    while survivors(host["token"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert survivors(host["token"]) == []
