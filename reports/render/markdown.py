@@ -52,9 +52,9 @@ def render_many(reports: list[Report], link_base: str | None = None, **_: Any) -
     for r in reports:
         act = r.active_findings()
         fams = sorted({f.family for f in act if f.severity in ("error", "warning")})
-        lines.append(_row(_code(r.submission), VERDICT_BADGE[r.verdict],
+        lines.append(_row(_code(r.submission), Md(VERDICT_BADGE[r.verdict]),
                           sum(f.severity == "error" for f in act), sum(f.severity == "warning" for f in act),
-                          ", ".join(_code(x) for x in fams) or "–",
+                          Md(", ".join(_code(x) for x in fams) or "–"),
                           _md(fmt_value((r.claims or {}).get("claimed_bpb"))),
                           _md(fmt_value((r.reproduction or {}).get("reproduced_bpb")))))
     for r in reports:
@@ -82,23 +82,23 @@ def _report_lines(r: Report, link_base: str | None, level: int) -> list[str]:
         order = {c: i for i, c in enumerate(CONDITIONS)}
         rows = sorted(r.findings, key=lambda f: (order.get(f.condition, 9), ("error", "warning", "info").index(f.severity)))
         for f in rows[:MAX_ROWS]:
-            sev = SEVERITY_BADGE[f.severity] + (" (accepted)" if f.suppressed else "")
-            msg = _md(f.message) + (f" **Fix:** {_md(f.fix)}" if f.fix and f.severity != "info" else "")
+            sev = Md(SEVERITY_BADGE[f.severity] + (" (accepted)" if f.suppressed else ""))
+            msg = Md(_md(f.message) + (f" **Fix:** {_md(f.fix)}" if f.fix and f.severity != "info" else ""))
             out.append(_row(sev, _code(f.rule), _code(f.family), _md(f.condition), _where(r, f, link_base), msg))
         if len(rows) > MAX_ROWS:
             out.append(f"\n… and {len(rows) - MAX_ROWS} more finding(s); run `golf-audit` locally for all of them.")
     if r.probes:
         out += ["", f"{h}# Causality probes", "", "| probe | condition | status | detail | counterexample |", "|---|---|---|---|---|"]
         for p in r.probes:
-            cex = _code(json.dumps(p.counterexample, sort_keys=True)) if p.counterexample else "–"
-            out.append(_row(_code(p.probe), _md(p.condition or "–"), PROBE_BADGE[p.status], _md(p.detail), cex))
+            cex = _code(json.dumps(p.counterexample, sort_keys=True)) if p.counterexample else Md("–")
+            out.append(_row(_code(p.probe), _md(p.condition or "–"), Md(PROBE_BADGE[p.status]), _md(p.detail), cex))
         replays = [p for p in r.probes if p.replay]
         if replays:
             out += ["", "Replay a counterexample:", "", *_fence([p.replay for p in replays], "bash")]
     if r.claims or r.reproduction:
         out += ["", f"{h}# Numbers", "", "| | claimed | reported (logs) | reproduced | legal |", "|---|---:|---:|---:|---:|"]
         for label, *cells in NUMBER_ROWS:
-            out.append(_row(label, *(_md(fmt_value((getattr(r, part) or {}).get(key))) for part, key in cells)))
+            out.append(_row(Md(label), *(_md(fmt_value((getattr(r, part) or {}).get(key))) for part, key in cells)))
         extra = {**{f"claims.{k}": v for k, v in (r.claims or {}).items() if k != "claimed_bpb"},
                  **{f"reproduction.{k}": v for k, v in (r.reproduction or {}).items()
                     if k not in ("reported_bpb", "reproduced_bpb", "legal_bpb")}}
@@ -110,17 +110,17 @@ def _report_lines(r: Report, link_base: str | None, level: int) -> list[str]:
     return out
 
 
-def _where(r: Report, f, link_base: str | None) -> str:
+def _where(r: Report, f, link_base: str | None) -> Md:
     path, own = finding_path(r, f)
     if not own:
-        return "–"
+        return Md("–")
     label = f"{posixpath.basename(path)}:{f.line}" if f.line else posixpath.basename(path)
     if posixpath.isabs(path):
         return _code(label)
     # The path is percent-encoded: a name with parentheses, spaces or brackets cannot end the link early.
     target = (link_base or "") + quote(path, safe="/-._~") + (
         f"#L{f.line}" + (f"-L{f.end_line}" if f.end_line and f.end_line > f.line else "") if f.line else "")
-    return f"[{_code(label)}]({target})"
+    return Md(f"[{_code(label)}]({target})")
 
 
 def _footer() -> str:
@@ -128,22 +128,26 @@ def _footer() -> str:
         CONDITION_TITLES[c] for c in CONDITIONS if c != "rules") + ".</sub>"
 
 
-def _md(text: object) -> str:
+class Md(str):
+    """A string that is already Markdown (ours, or escaped by _md/_code): ``_row`` keeps it as is."""
+
+
+def _md(text: object) -> Md:
     """Text as Markdown that shows exactly that text: no emphasis, links, HTML, mentions,
     references or headings, one table cell (newlines become <br>)."""
     t = str(text)
     for pattern in ("@", "#", "://", "www."):  # a zero-width space after the first character
         t = t.replace(pattern, pattern[0] + ZWSP + pattern[1:])
     t = MD_ACTIVE.sub(r"\\\1", t).replace("&", "&amp;")
-    return t.replace("\r", "").replace("\n", "<br>")
+    return Md(t.replace("\r", "").replace("\n", "<br>"))
 
 
-def _code(text: object) -> str:
+def _code(text: object) -> Md:
     """Text in a code span, whatever backticks it holds (one line; ``|`` kept out of the table)."""
     t = str(text).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
     fence = "`" * (max((len(m) for m in re.findall(r"`+", t)), default=0) + 1)
     pad = " " if t.startswith("`") or t.endswith("`") else ""
-    return f"{fence}{pad}{t}{pad}{fence}"
+    return Md(f"{fence}{pad}{t}{pad}{fence}")
 
 
 def _fence(lines: list[str], lang: str = "") -> list[str]:
@@ -156,9 +160,13 @@ def _fence(lines: list[str], lang: str = "") -> list[str]:
 
 def _html(text: object) -> str:
     """Text inside an HTML tag of the comment (GitHub still links mentions and URLs there)."""
+    # (also _esc: the name other parts of this module used for text in HTML)
     return html.escape(str(text)).replace("@", "@" + ZWSP).replace("://", ":" + ZWSP + "//").replace("\n", " ")
 
 
+_esc = _html
+
+
 def _row(*cells: object) -> str:
-    """A table row from cells that are already Markdown (built with _md, _code or our own markup)."""
-    return "| " + " | ".join(str(c) for c in cells) + " |"
+    """A table row: cells that are Markdown already (``Md``) as they are, anything else as text."""
+    return "| " + " | ".join(c if isinstance(c, Md) else _md(c) for c in cells) + " |"
