@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from harness import AuditError, __version__
+from reports.model import plain
 
 # command -> the parts it runs, in order
 COMMAND_PARTS = {
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--seed", type=int, default=0, help="seed for probes and sampling")
     common.add_argument("--no-exec", action="store_true", help="never run submission code")
     common.add_argument("--python", metavar="EXE", help="interpreter for sandboxed submission code")
+    common.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="where no sandbox (bubblewrap) can start, run submission code anyway, with "
+                             "resource limits and audit hooks only (default: refuse, exit 2)")
     common.add_argument("--baseline-bpb", type=float, metavar="BPB", help="record to beat, for the significance test")
     common.add_argument("--baseline-record", metavar="DIR",
                         help="record to beat as a submission folder: its logs give the per-seed val_bpb for the Welch test")
@@ -109,6 +113,7 @@ def options_from(args: argparse.Namespace):
         seed=args.seed,
         no_exec=args.no_exec,
         python=args.python,
+        unsafe_no_sandbox=args.unsafe_no_sandbox,
         baseline_bpb=args.baseline_bpb,
         baseline_record=args.baseline_record,
         baseline=args.baseline,
@@ -221,7 +226,7 @@ def dispatch(args: argparse.Namespace) -> int:
     gate([report], args)
     emit(render(report, args.format, **render_options(args)), args.output)
     if report.error:  # the report says what was done; one line on stderr says why the rest was not
-        print(f"golf-audit: error: {report.error}", file=sys.stderr)
+        print(f"golf-audit: error: {plain(report.error)}", file=sys.stderr)
     return report.exit_code
 
 
@@ -233,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return dispatch(args)
     except AuditError as e:
-        print(f"golf-audit: error: {e}", file=sys.stderr)
+        print(f"golf-audit: error: {plain(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("golf-audit: interrupted", file=sys.stderr)

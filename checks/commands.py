@@ -14,7 +14,7 @@ from checks import catalog
 from checks.static.engine import rule_by_id
 from harness import AuditError
 from reports import progress
-from reports.model import Report
+from reports.model import Report, plain
 from reports.render import render_many
 
 CLI = Path(__file__).resolve().parents[1] / "cli.py"
@@ -71,7 +71,8 @@ SCAN_SKIP_DIRS = {".git", "__pycache__", "node_modules", ".venv", "venv", ".golf
 SCAN_PASSTHROUGH = [("--val", "val", True), ("--tokenizer", "tokenizer", True), ("--max-tokens", "max_tokens", True),
                     ("--device", "device", True), ("--seed", "seed", True), ("--python", "python", True),
                     ("--baseline-bpb", "baseline_bpb", True), ("--baseline-record", "baseline_record", True),
-                    ("--no-exec", "no_exec", False)]
+                    ("--no-exec", "no_exec", False),
+                    ("--unsafe-no-sandbox", "unsafe_no_sandbox", False)]
 
 
 def is_submission_dir(path: Path) -> bool:
@@ -180,5 +181,5 @@ def scan(args) -> int:
     failed = [r for r in ordered if r.error]
     if failed:
         print(f"golf-audit: error: {len(failed)} of {len(ordered)} folder(s) could not be audited "
-              f"(first: {failed[0].submission}: {failed[0].error})", file=sys.stderr)
+              f"(first: {plain(failed[0].submission)}: {plain(failed[0].error)})", file=sys.stderr)
     return max(r.exit_code for r in ordered)

@@ -38,6 +38,7 @@ class AuditOptions:
     seed: int = 0
     no_exec: bool = False
     python: str | None = None  # interpreter for sandboxed submission code
+    unsafe_no_sandbox: bool = False  # run submission code even where no sandbox can start
     baseline_bpb: float | None = None
     baseline_record: str | None = None  # a submission folder: the record to beat, per seed
     baseline: str | None = None  # file of accepted findings

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from harness import AuditError
 from harness.safeio import read_text_bounded
-from harness.sandbox import Limits, findings_from_blocked, run_sandboxed
+from harness.sandbox import findings_from_blocked, limits_for, run_sandboxed
 from harness.submission import Submission
 from reports.model import Finding, Report
 
@@ -56,12 +56,6 @@ def log_metrics(text: str) -> list[tuple[str, float, float]]:
         order.append(label)
         out[label] = value
     return [(k, *out[k]) for k in order]
-
-
-# How the sandbox reports an AuditError raised in the child (harness/sandbox_child.py): the bounded
-# readers of artifacts, shards and tokenizers raise exactly AuditError (a submission's own failure to
-# build or run is another class and leaves the part skipped).
-INPUT_ERROR = "AuditError: "
 
 
 def pick_artifact(sub: Submission, given: str | None) -> Path | None:
@@ -107,15 +101,16 @@ def run(sub: Submission, opts, report: Report) -> None:
     # harness.caches_jit before the guards: numba reads and writes its kernel cache (beside our
     # code) at import; after them, the writes would be denied and the kernels compiled again.
     result = run_sandboxed("harness.drivers:reproduce_eval", args, copy_dir=sub.root, readable=readable,
-                           python=opts.python, limits=Limits(wall_seconds=float(opts.extra.get("repro_timeout", 3600))),
+                           python=opts.python, limits=limits_for(opts, wall_seconds=float(opts.extra.get("repro_timeout", 3600))),
                            preload=("torch", "harness.caches_jit"))
     for f in findings_from_blocked(result, sub):
         report.add(f)
     if not result.ok:
-        if (result.error or "").startswith(INPUT_ERROR):
+        if result.input_error or result.cannot_run:
             # The artifact, the validation shards or the tokenizer could not be read (truncated,
-            # hostile, unknown layout): the reproduction cannot be done, which is not a pass.
-            report.error = f"reproduction: {result.error[len(INPUT_ERROR):]}"
+            # hostile, unknown layout: one of our readers' AuditError subclasses, told by type), or
+            # no sandbox / CUDA could start: the reproduction cannot be done, which is not a pass.
+            report.error = f"reproduction: {result.error}"
             return
         report.skip("reproduction", f"the evaluation could not be rerun: {result.error}")
         return

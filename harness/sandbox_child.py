@@ -7,7 +7,8 @@ submission becomes an ``external-access`` finding.
 
 The guards are Python audit hooks: they see what Python code does through the standard library
 (open, os.*, socket, subprocess, ctypes loading) and cannot see what native code does on its own.
-The parent adds what the kernel can enforce (rlimits, a network namespace when available).
+They report what the submission tried; the boundary is the kernel's sandbox the parent starts
+this script in (harness/sandbox.py).
 """
 
 import json
@@ -170,14 +171,17 @@ def frame(data: bytes) -> bytes:
     return b"GASB1 %d\n" % len(data) + data
 
 
-def main() -> None:
-    fd = int(sys.argv[1])
-    payload = json.loads(sys.stdin.read())
-    sys.path.insert(0, payload["root"])
-    from harness.sandbox import encode  # our code, imported before any submission code
-
+def setup(payload: dict) -> None:
+    """Before any submission code: copy the submission into the private tmpfs, import what we
+    preload, start CUDA when asked (with its memory cap). Raises on failure."""
     import importlib
 
+    from harness.sandbox import copy_submission
+
+    if payload.get("src_dir"):
+        copy_submission(payload["src_dir"], payload["sub_dir"], int(payload["copy_bytes"]))
+    os.makedirs(payload["sub_dir"], exist_ok=True)
+    os.chdir(payload["sub_dir"])
     for name in payload.get("preload", []):
         try:
             importlib.import_module(name)
@@ -185,9 +189,45 @@ def main() -> None:
             pass
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(payload.get("threads", 2)))
-    module, func = payload["target"].split(":")
+    if payload.get("device") == "cuda":
+        start_cuda(float(payload.get("gpu_memory_fraction", 0.9)))
 
-    driver = getattr(importlib.import_module(module), func)
+
+def start_cuda(fraction: float) -> None:
+    """Initialise CUDA and cap each GPU's memory for this process at ``fraction`` of it."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("CUDA is not available in the sandbox (no device, driver or CUDA build of torch)")
+    for i in range(torch.cuda.device_count()):
+        torch.cuda.set_per_process_memory_fraction(fraction, i)
+    torch.zeros(1, device="cuda")
+
+
+def one_line(e: BaseException, guards: "Guards | None" = None, with_type: bool = True) -> str:
+    text = str(e).splitlines()[0][:300] if str(e) else ""
+    if guards is not None:  # name the private directory as the child sees it: reports must not carry temp paths
+        text = text.replace(guards.sub_dir, "<submission>").replace(guards.workdir, "~")
+    return f"{type(e).__name__}: {text}".rstrip(": ") if with_type or not text else text
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    payload = json.loads(sys.stdin.read())
+    sys.path.insert(0, payload["root"])
+    import importlib
+
+    from harness import AuditError  # our code, imported before any submission code
+    from harness.sandbox import ErrorKind, encode
+
+    try:
+        setup(payload)
+        module, func = payload["target"].split(":")
+        driver = getattr(importlib.import_module(module), func)
+    except BaseException as e:
+        stage = "CUDA did not start" if payload.get("device") == "cuda" and "torch" in sys.modules else "sandbox setup failed"
+        send(fd, {"ok": False, "error": f"{stage}: {one_line(e)}", "error_kind": ErrorKind.SETUP, "blocked": []})
+        return
     native_ok = sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, *[p for p in sys.path if "site-packages" in p]})
     guards = Guards(payload["workdir"], payload["sub_dir"], payload["readable"], native_ok)
     sys.addaudithook(guards.hook)
@@ -195,15 +235,21 @@ def main() -> None:
         value = driver(payload["args"])
         msg = {"ok": True, "value": encode(value), "blocked": guards.blocked}
     except BaseException as e:  # report, do not crash: the parent turns this into one line
-        text = str(e).splitlines()[0][:300] if str(e) else ""
-        # Name the private directory as the child sees it: reports must not carry temp paths.
-        text = text.replace(guards.sub_dir, "<submission>").replace(guards.workdir, "~")
-        msg = {"ok": False, "error": f"{type(e).__name__}: {text}".rstrip(": "), "blocked": guards.blocked}
+        # golf-audit's own input errors (harness.AuditError and its subclasses) say what was wrong
+        # with the input in their own words; anything else is named by its class.
+        ours = isinstance(e, AuditError)
+        msg = {"ok": False, "error": one_line(e, guards, with_type=not ours), "blocked": guards.blocked}
+        if ours:
+            msg["error_kind"] = ErrorKind.INPUT
+    send(fd, msg)
+
+
+def send(fd: int, msg: dict) -> None:
     try:
         data = json.dumps(msg, allow_nan=True).encode()
     except (TypeError, ValueError) as e:
         data = json.dumps({"ok": False, "error": f"driver result is not JSON-serializable: {e}",
-                           "blocked": guards.blocked}).encode()
+                           "blocked": msg.get("blocked", [])}).encode()
     with os.fdopen(fd, "wb") as f:
         f.write(frame(data))
 

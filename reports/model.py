@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from harness import __version__
@@ -229,6 +229,36 @@ class Report:
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"not a golf-audit report: {e}") from None
+
+
+# Characters that act on a terminal or reorder text instead of showing: C0 controls but tab and
+# newline, DEL, C1 controls (ESC and CSI start terminal escape sequences), and the bidirectional
+# overrides and isolates (text that reads differently from what it is).
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(text: str) -> str:
+    """``text`` with every control character written out as a visible escape (``\\x1b``)."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
+
+
+def without_controls(obj: Any) -> Any:
+    """A copy of a report (or any part of one) with ``plain`` applied to every string in it.
+
+    Reports carry text the submission controls (messages quoting its code, its paths, its
+    errors, its README and logs): every renderer gets it through here (reports.render).
+    """
+    if isinstance(obj, str):
+        return plain(obj)
+    if isinstance(obj, list):
+        return [without_controls(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(without_controls(v) for v in obj)
+    if isinstance(obj, dict):
+        return {without_controls(k): without_controls(v) for k, v in obj.items()}
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return replace(obj, **{f.name: without_controls(getattr(obj, f.name)) for f in fields(obj) if f.init})
+    return obj
 
 
 def json_default(o: Any) -> Any:

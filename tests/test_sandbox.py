@@ -1,6 +1,9 @@
 """The sandbox: limits, guards, the result channel, and findings from what it denied."""
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +12,14 @@ from harness.sandbox import run_sandboxed as _run_sandboxed
 from harness.submission import load_submission
 
 T = "tests.sandbox_drivers:"
+
+
+@pytest.fixture
+def outside():
+    """A host folder outside /tmp (inside the sandbox, /tmp is the sandbox's own tmpfs)."""
+    d = Path(tempfile.mkdtemp(prefix="golf-audit-test-", dir="/var/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def run_sandboxed(*a, **kw):
@@ -71,10 +82,10 @@ def test_denials_inside_submission_code_become_findings(tmp_path):
     assert findings_from_blocked(r, sub)[0].message == findings[0].message  # stable
 
 
-def test_secret_reads_and_outside_writes_are_denied(tmp_path):
+def test_secret_reads_and_outside_writes_are_denied(outside, tmp_path):
     r = run_sandboxed(T + "read_ssh", {"path": "/root/.ssh/id_rsa"})
     assert not r.ok and r.blocked[0]["kind"] == "secret"
-    target = tmp_path / "evil.txt"
+    target = outside / "evil.txt"
     r = run_sandboxed(T + "write_outside", {"path": str(target)})
     assert not r.ok and r.blocked[0]["event"] == "open-for-write" and not target.exists()
     r = run_sandboxed(T + "os_level_write", {"path": str(target)})
@@ -82,8 +93,8 @@ def test_secret_reads_and_outside_writes_are_denied(tmp_path):
     assert findings_from_blocked(r, load_submission(tmp_path)) == []  # a broken run, not a finding
 
 
-def test_every_other_bypass_is_denied(tmp_path):
-    victim = tmp_path / "victim.txt"
+def test_every_other_bypass_is_denied(outside):
+    victim = outside / "victim.txt"
     victim.write_text("keep me")
     r = run_sandboxed(T + "attempts", {"victim": str(victim)})
     assert r.ok, r.error
@@ -92,10 +103,16 @@ def test_every_other_bypass_is_denied(tmp_path):
     assert {b["kind"] for b in r.blocked} == {"write", "secret", "native", "process", "network"}
 
 
-@pytest.mark.skipif(network_namespace_prefix() is None, reason="unshare --net does not work here")
 def test_network_namespace_has_only_loopback():
     r = run_sandboxed(T + "net_interfaces", {})
-    assert r.ok and r.value == ["lo"] and "netns" in r.isolation
+    assert r.ok and r.value == ["lo"] and "bwrap" in r.isolation
+
+
+@pytest.mark.skipif(network_namespace_prefix() is None, reason="unshare --net does not work here")
+def test_unsandboxed_run_keeps_its_network_namespace(monkeypatch):
+    monkeypatch.setenv("GOLF_AUDIT_BWRAP", "/bin/false")
+    r = run_sandboxed(T + "net_interfaces", {}, limits=Limits(allow_unsandboxed=True))
+    assert r.ok and r.value == ["lo"] and {"unsandboxed", "netns"} <= set(r.isolation)
 
 
 def test_environment_is_scrubbed(monkeypatch):

@@ -47,7 +47,7 @@ def claim_facts(sub: Submission) -> dict:
 
 
 def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
-    from harness.sandbox import Limits, findings_from_blocked, run_sandboxed
+    from harness.sandbox import findings_from_blocked, limits_for, run_sandboxed
 
     if sub.entry is None:
         report.skip("probes", "no train_gpt.py: nothing to run")
@@ -65,10 +65,13 @@ def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
             "claim": {k: claim[k] for k in ("val_bpb", "precision") if k in claim},
             "val_tokens": claim.get("val_tokens"), "replay": replay, "only": opts.extra.get("probes"),
             "launch_env": dict(launch_of(sub, opts).env)}
-    limits = Limits(wall_seconds=SANDBOX_SECONDS.get(opts.profile, 1800.0), cpu_seconds=7200, threads=1)
+    limits = limits_for(opts, wall_seconds=SANDBOX_SECONDS.get(opts.profile, 1800.0), cpu_seconds=7200, threads=1)
     res = run_sandboxed("checks.probes.engine:run_probes", args, copy_dir=sub.root, python=opts.python, limits=limits)
     for f in findings_from_blocked(res, sub):
         report.add(f)
+    if res.cannot_run or res.input_error:  # no sandbox, CUDA did not start: not done, never a pass
+        report.error = f"probes: {res.error}"
+        return
     if not res.ok:
         report.skip("probes", f"the submission's eval could not be driven: {res.error}")
         return

@@ -1,6 +1,9 @@
 """Terminal report for a reviewer (rich): verdict line, findings by condition with code frames,
 probes with counterexamples and replay commands, claimed and reproduced numbers side by side,
 and the parts that were skipped with the reason. ``render_many`` is the scan summary table.
+
+Every string from the report is shown as ``Text`` (never parsed as rich markup); it arrives here
+without control characters (reports.render), so no terminal escape from a submission is printed.
 """
 
 from __future__ import annotations
@@ -117,7 +120,7 @@ def _probes(console: Console, report: Report) -> None:
     for col in ("probe", "condition", "status", "detail"):
         t.add_column(col, overflow="fold")
     for p in report.probes:
-        t.add_row(p.probe, p.condition or "–", Text(p.status, style=PROBE_STYLE[p.status]), p.detail)
+        t.add_row(Text(p.probe), Text(p.condition or "–"), Text(p.status, style=PROBE_STYLE[p.status]), Text(p.detail))
     console.print()
     console.print(t)
     for p in report.probes:
@@ -143,14 +146,14 @@ def _numbers(console: Console, report: Report) -> None:
         if cv is None and rv is None:
             continue
         shown.update({("c", ck), ("r", rk)})
-        t.add_row(label, fmt_value(cv), fmt_value(rv))
+        t.add_row(Text(label), Text(fmt_value(cv)), Text(fmt_value(rv)))
     # Whatever else the parts recorded (per-seed numbers, prefix notes), in its own column.
     for k, v in claims.items():
         if ("c", k) not in shown and v is not None:
-            t.add_row(k, fmt_value(v, k), "")
+            t.add_row(Text(k), Text(fmt_value(v, k)), "")
     for k, v in repro.items():
         if ("r", k) not in shown and v is not None:
-            t.add_row(k, "", fmt_value(v, k))
+            t.add_row(Text(k), "", Text(fmt_value(v, k)))
     console.print()
     console.print(t)
 
@@ -181,9 +184,9 @@ def render_many(reports: list[Report], color: bool = False, width: int = 160, ro
         verdict = Text(r.verdict, style=VERDICT_STYLE[r.verdict])
         if r.error:
             fams = Text(r.error, style="magenta")
-        t.add_row(name, verdict, fams if fams.plain else Text("–", style="dim"),
-                  fmt_value((r.claims or {}).get("claimed_bpb")), fmt_value((r.reproduction or {}).get("reproduced_bpb")),
-                  ", ".join(s.part for s in r.skipped))
+        t.add_row(Text(name), verdict, fams if fams.plain else Text("–", style="dim"),
+                  Text(fmt_value((r.claims or {}).get("claimed_bpb"))), Text(fmt_value((r.reproduction or {}).get("reproduced_bpb"))),
+                  Text(", ".join(s.part for s in r.skipped)))
     console.print(t)
     tally = {v: sum(r.verdict == v for r in reports) for v in ("pass", "fail", "error")}
     console.print(Group(Text.assemble(*[(f"{n} {v}  ", VERDICT_STYLE[v]) for v, n in tally.items()])))
