@@ -1,7 +1,7 @@
 """Static compliance rules: ``run(sub, opts, report)`` checks a submission's Python code without running it.
 
 The engine (``engine.py``) parses every Python file of the submission with libcst (unpacking
-self-extracting wrappers), runs a label-flow analysis over them together (``flow.py``) and hands the
+self-extracting wrappers), runs a label-flow analysis over them together (the ``flow`` package) and hands the
 events to the rules in ``rules/`` (one rule per file, each with its own valid and invalid examples).
 """
 

@@ -1,5 +1,5 @@
 """The static rule engine: parse a submission's Python files with libcst, run the label-flow analysis
-(``flow.py``) over all of them together, and let each rule turn the resulting events into findings.
+(the ``flow`` package) over all of them together, and let each rule turn the resulting events into findings.
 
 Never executes submission code. Self-extracting wrappers are unpacked (``harness.unwrap``) and the
 code inside is checked. Results are cached by the content hash of the sources (and the rule set), so
