@@ -15,7 +15,7 @@ from .engine import all_rules, check_files, read_readme  # noqa: F401 - all_rule
 
 # engine notes that say a file was not checked at all (others, such as a wrapper that could not be
 # unpacked, leave its outer code checked)
-UNCHECKED = (": not parsed as Python", ": cannot read:", " bytes, not checked")
+UNCHECKED = (": not parsed as Python", ": not analysed", ": cannot read:", " bytes, not checked")
 
 
 def run(sub: Submission, opts, report: Report) -> None:

@@ -29,11 +29,12 @@ from harness.unwrap import WrapperError, unwrap_source
 from reports.model import FAMILIES, RULE_SET_VERSION
 
 from . import flow
+from .reading import NotParsed, on_large_stack
+from .reading import parse as read_python
 
 # The official run: 8 ranks under torchrun; every other setting at its default unless the README's
 # run command sets it.
 OFFICIAL_ENV = {"WORLD_SIZE": "8", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "8"}
-PARSER_CONFIG = cst.PartialParserConfig(python_version="3.12")
 MAX_SOURCE_BYTES = 5_000_000
 _SUPPRESS = re.compile(r"#\s*golf-audit:\s*allow\[([A-Za-z0-9_, ]+)\]\s*(.*)$")
 _RUN_ENV = re.compile(r"(?:^|\s)([A-Z][A-Z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s;&|]+)")
@@ -147,11 +148,16 @@ def official_env(readme_text: str | None) -> dict[str, str]:
 
 
 def parse(text: str) -> cst.Module:
-    return cst.parse_module(text, PARSER_CONFIG)
+    """The libcst tree of a source (NotParsed when CPython or libcst rejects it)."""
+    return read_python(text)[0]
 
 
 def analyse(sources: list[Source], env: dict[str, str]) -> tuple[list[dict], list[str]]:
     """Findings (as dicts with ``rel`` paths) and one-line notes on files that could not be parsed."""
+    return on_large_stack(_analyse_program, sources, env)
+
+
+def _analyse_program(sources: list[Source], env: dict[str, str]) -> tuple[list[dict], list[str]]:
     prog = flow.Program(env)
     with _cyclic_gc_paused():
         try:
@@ -179,14 +185,19 @@ def _analyse(prog: flow.Program, sources: list[Source]) -> tuple[list[dict], lis
     by_rel = {}
     for src in sources:
         try:
-            tree = parse(src.text)
-        except (cst.ParserSyntaxError, RecursionError, ValueError) as e:
-            notes.append(f"{src.rel}: not parsed as Python ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__})")
+            tree, text = read_python(src.text)
+        except NotParsed as e:
+            notes.append(f"{src.rel}: not parsed as Python ({e})")
             continue
         name = src.rel[:-3].replace("/", ".") if src.rel.endswith(".py") else src.rel
-        prog.add_module(src.rel, name, tree, src.text)
+        prog.add_module(src.rel, name, tree, text)
         by_rel[src.rel] = src
-    prog.analyse()
+    try:
+        prog.analyse()
+    except RecursionError:
+        # nested deeper than the analysis follows, though CPython compiles it: nothing of it is checked
+        entry = sources[0].rel if sources else "<none>"
+        return [], notes + [f"{entry}: not analysed (code nested deeper than the static analysis follows)"]
     ctx = Context(prog, sources[0].rel if sources else None)
     rules = all_rules()
     out: list[dict] = []
