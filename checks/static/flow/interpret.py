@@ -454,7 +454,8 @@ class Walker(ConstEval, LibraryCalls):
         out = base_l | data
         if not sliced and ("val" in base_l or has_placeholder(base_l)):
             out = out | {"tok"}  # an element of a token array: a token id, usable as a table key
-        out = out - {"shift"} if not sliced else out
+        if not sliced and "shift" not in base_l:
+            out = out - {"shift"}  # an element read at i + 1 is a value; elements of shifted positions stay positions
         if inputs:
             out = out | {"inp"}  # the inputs of a split stream; shifting them again is not the target
         if target and "inp" not in base_l:
