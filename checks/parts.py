@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from harness import AuditError
+from harness.launch import Launch, resolve_launch
 from harness.submission import Submission
 from reports.model import Report
 
@@ -43,6 +44,17 @@ class AuditOptions:
     profile: str = "default"  # hypothesis profile for probes
     progress: bool = False
     extra: dict = field(default_factory=dict)
+    launch: Launch | None = None  # the submission's official launch, resolved once (launch_of)
+
+
+def launch_of(sub: Submission, opts: AuditOptions) -> Launch:
+    """The launch every part reads: the one the folder describes for its claimed result
+    (harness/launch.py), resolved on first use and kept in ``opts``."""
+    if opts.launch is None:
+        from checks.claims import read_claims
+
+        opts.launch = resolve_launch(sub.root, read_claims(sub))
+    return opts.launch
 
 
 def load_part(name: str) -> Callable | None:
@@ -57,6 +69,7 @@ def load_part(name: str) -> Callable | None:
 
 
 def run_parts(sub: Submission, opts: AuditOptions, names: list[str], report: Report) -> Report:
+    report.launch = launch_of(sub, opts).to_report()
     for name in names:
         if opts.no_exec and name in EXECUTING_PARTS:
             report.skip(name, "--no-exec: this part runs submission code")

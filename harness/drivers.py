@@ -35,8 +35,8 @@ def _prepare(args: dict):
     own_depth = None
 
     def build():
-        module = import_submission(args["entry"], env=env, autocast_on_cpu=args.get("autocast_on_cpu", True),
-                                   notes=load_notes)
+        module = import_submission(args["entry"], env=env, launch_env=args.get("launch_env"),
+                                   autocast_on_cpu=args.get("autocast_on_cpu", True), notes=load_notes)
         return (module, *model_build.construct(module, construction, device=device))
 
     try:

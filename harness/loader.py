@@ -1,9 +1,10 @@
 """Import a submission's training script as a module, without running its ``main()``.
 
 Runs inside the sandboxed child only (see harness/sandbox.py). The module is executed under the
-configuration of the official run: the environment variables its Hyperparameters read keep their
-defaults, except those the official 8-GPU launch sets (``WORLD_SIZE=8``), which the submission
-sees through ``OFFICIAL_ENV``. RANK is deliberately not set so that no process group is started.
+submission's launch (harness/launch.py, passed in by the caller as ``launch_env``; the challenge's
+8-rank default when none is given): the variables its README or run script sets and the world size
+torchrun gives it; everything else keeps its default. The rank variables (RANK, LOCAL_RANK) are the
+caller's to set (``env``): without them no process group is started.
 
 On a machine without CUDA, flash-attention, triton, ``torch.compile``, torch.distributed and CUDA
 autocast are replaced by CPU stand-ins first (harness/shims.py). A self-extracting wrapper
@@ -18,8 +19,12 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Mapping
 
-OFFICIAL_ENV = {"WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "8"}
+# Launch variables not applied to the importing process: which rank it is (the caller's), and settings
+# of the launching machine's loader and devices rather than of the submission.
+NOT_IMPORTED = ("RANK", "LOCAL_RANK", "CUDA_VISIBLE_DEVICES")
+NOT_IMPORTED_PREFIXES = ("LD_", "PYTHON")
 MODULE_NAME = "golf_audit_submission"
 
 
@@ -53,15 +58,27 @@ def compile_source(source: str, filename: str, notes: dict | None = None):
         return compile(text, filename, "exec", dont_inherit=True)
 
 
+def import_env(launch_env: Mapping[str, str] | None) -> dict[str, str]:
+    """The part of a launch's environment the importing process takes on."""
+    if launch_env is None:
+        from harness.launch import official_default
+
+        launch_env = official_default().env
+    return {k: str(v) for k, v in launch_env.items()
+            if k not in NOT_IMPORTED and not k.startswith(NOT_IMPORTED_PREFIXES)}
+
+
 def import_submission(entry: str | os.PathLike, env: dict[str, str] | None = None, *,
-                      shims: bool = True, autocast_on_cpu: bool = True, notes: dict | None = None) -> ModuleType:
+                      launch_env: Mapping[str, str] | None = None, shims: bool = True, autocast_on_cpu: bool = True,
+                      notes: dict | None = None) -> ModuleType:
     """Execute ``entry`` as module ``golf_audit_submission`` (``__name__`` is not ``__main__``).
 
-    ``env`` is applied after OFFICIAL_ENV (e.g. smaller model dims for a CPU forward). ``notes``
-    (if given) receives what was changed to load it (``fstrings_downlevelled``).
+    The launch's environment (``launch_env``, ``Launch.env``) is applied first, then ``env`` (e.g.
+    smaller model dims for a CPU forward). ``notes`` (if given) receives what was changed to load it
+    (``fstrings_downlevelled``).
     """
     entry = Path(entry)
-    os.environ.update(OFFICIAL_ENV)
+    os.environ.update(import_env(launch_env))
     os.environ.update(env or {})
     if shims:
         from harness import shims as cpu_shims

@@ -84,6 +84,7 @@ def _in_sandbox_path(p: Path, root: Path) -> tuple[str, list[Path]]:
 
 def run(sub: Submission, opts, report: Report) -> None:
     from checks.data import resolve_data
+    from checks.parts import launch_of
 
     if sub.entry is None:
         report.skip("reproduction", "no train_gpt.py to rerun")
@@ -101,7 +102,8 @@ def run(sub: Submission, opts, report: Report) -> None:
     readable += [val_dir, Path(tok).resolve()]
     entry_arg = "$SUBMISSION/" + sub.rel(sub.entry)
     args = {"entry": entry_arg, "artifact": art_arg, "val": str(val_dir / Path(val).name),
-            "tokenizer": str(Path(tok).resolve()), "max_tokens": opts.max_tokens, "device": opts.device}
+            "tokenizer": str(Path(tok).resolve()), "max_tokens": opts.max_tokens, "device": opts.device,
+            "launch_env": dict(launch_of(sub, opts).env)}  # the model is built as the launch configures it
     # harness.caches_jit before the guards: numba reads and writes its kernel cache (beside our
     # code) at import; after them, the writes would be denied and the kernels compiled again.
     result = run_sandboxed("harness.drivers:reproduce_eval", args, copy_dir=sub.root, readable=readable,

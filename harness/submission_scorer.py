@@ -8,11 +8,11 @@ module-level function whose name contains ``eval`` and that takes a token stream
 function reached from ``main()`` in call order (``main`` -> ``run_final_eval`` ->
 ``eval_val_ttt``), i.e. the one whose number the log prints last.
 
-How it is driven. The submission is imported (harness/loader.py, official env with
-``WORLD_SIZE=8``), its model built from its own GPT class (harness/model_build.py; random init,
+How it is driven. The submission is imported (harness/loader.py, under the launch's env:
+``WORLD_SIZE=8`` and its README's settings), its model built from its own GPT class (harness/model_build.py; random init,
 small dims), and the entry point called with arguments bound by parameter name: the
 Hyperparameters instance, the model, ``rank``/``world_size``, the device, the generated stream as
-``val_tokens`` (int64), byte LUTs, ``stride`` from the hyperparameters. The module sees the official
+``val_tokens`` (int64), byte LUTs, ``stride`` from the hyperparameters. The module sees the launch's
 env (``WORLD_SIZE=8``: flags such as "cache on when world_size > 1" resolve as in the official
 run); the eval function is called as rank 0 of 1 so that one call scores the whole stream and
 per-rank caches warm up on a short probe stream (``world_size=W`` runs ranks 0..W-1 in turn from
@@ -64,9 +64,8 @@ LOG_PARAMS = ("log0", "log", "log_fn", "logger", "print_fn")
 # Probe configuration: smaller dims and vocabulary than the official run; the pipeline logic is unchanged.
 PROBE_ENV = {"VOCAB_SIZE": "128", "TRAIN_SEQ_LEN": "64", "EVAL_SEQ_LEN": "64", "EVAL_STRIDE": "16",
              "EVAL_BATCH_SEQS": "8", "TTT_CHUNK_TOKENS": "64", "TTT_BATCH_SEQS": "4"}
-OFFICIAL_WORLD_SIZE = 8
-# Ranks the eval function is called as. The module and its Hyperparameters see the official env
-# (WORLD_SIZE=8); the eval itself runs as one rank over the whole stream, so per-rank caches warm
+# Ranks the eval function is called as. The module and its Hyperparameters see the launch's env
+# (harness/launch.py, passed in as ``launch_env``; WORLD_SIZE=8 by default); the eval itself runs as one rank over the whole stream, so per-rank caches warm
 # up on the short probe streams as they do on each rank's share of the real one.
 EVAL_WORLD_SIZE = 1
 DEBUG = False
@@ -483,7 +482,7 @@ class SubmissionPipeline:
 
     def __init__(self, entry_file: str, *, env: dict | None = None, entry_name: str | None = None,
                  world_size: int = EVAL_WORLD_SIZE, overrides: dict | None = None, seed: int = 0,
-                 seq_env: bool = True) -> None:
+                 seq_env: bool = True, launch_env: dict | None = None) -> None:
         import torch
 
         from harness.drivers import _prepare
@@ -491,7 +490,8 @@ class SubmissionPipeline:
 
         torch.manual_seed(seed)
         self.module, self.model, self.hparams, build = _prepare(
-            {"entry": entry_file, "small": True, "env": {**(PROBE_ENV if seq_env else {}), **(env or {})}})
+            {"entry": entry_file, "small": True, "env": {**(PROBE_ENV if seq_env else {}), **(env or {})},
+             "launch_env": launch_env})
         source, _ = read_source(entry_file)
         entries = find_entries(source)
         if not entries:
@@ -859,7 +859,8 @@ def score_streams(args: dict) -> dict:
     t0 = time.perf_counter()
     pipe = SubmissionPipeline(args["entry"], env=args.get("env"), entry_name=args.get("entry_name"),
                               world_size=int(args.get("world_size", EVAL_WORLD_SIZE)),
-                              overrides=args.get("overrides"), seed=int(args.get("seed", 0)))
+                              overrides=args.get("overrides"), seed=int(args.get("seed", 0)),
+                              launch_env=args.get("launch_env"))
     t1 = time.perf_counter()
     out = []
     for s in args["streams"]:
@@ -873,10 +874,11 @@ class SandboxedSubmissionScorer:
     """Parent-side Scorer: each ``score_many`` batch is one sandbox call (one import, one model build)."""
 
     def __init__(self, sub, *, python: str | None = None, env: dict | None = None, world_size: int = EVAL_WORLD_SIZE,
-                 entry_name: str | None = None, seed: int = 0, limits=None) -> None:
+                 entry_name: str | None = None, seed: int = 0, limits=None, launch=None) -> None:
         if sub.entry is None:
             raise ScorerError("the submission has no train_gpt.py to evaluate")
         self.sub, self.python, self.env, self.world_size = sub, python, env, world_size
+        self.launch_env = dict(launch.env) if launch is not None else None  # harness.launch.Launch
         self.entry_name, self.seed, self.limits = entry_name, seed, limits
         self.vocab_size = int((env or {}).get("VOCAB_SIZE", PROBE_ENV["VOCAB_SIZE"]))
         self.bos_id = None
@@ -891,7 +893,8 @@ class SandboxedSubmissionScorer:
         rel = self.sub.rel(self.sub.entry)
         r = run_sandboxed("harness.submission_scorer:score_streams",
                           {"entry": f"$SUBMISSION/{rel}", "streams": [np.asarray(s, dtype=np.int64).tolist() for s in streams],
-                           "env": self.env, "world_size": self.world_size, "entry_name": self.entry_name, "seed": self.seed},
+                           "env": self.env, "world_size": self.world_size, "entry_name": self.entry_name, "seed": self.seed,
+                           "launch_env": self.launch_env},
                           copy_dir=self.sub.root, python=self.python, limits=self.limits or Limits(threads=1))
         if not r.ok:
             raise ScorerError(f"scoring in the sandbox failed: {r.error}")

@@ -1,7 +1,7 @@
 """The report every audit part writes into and every renderer reads from.
 
 Stable JSON shape: see the contract (``tool``, ``submission``, ``verdict``, ``findings``,
-``probes``, ``claims``, ``reproduction``). Fields added beyond it (``skipped``, ``inputs``,
+``probes``, ``claims``, ``reproduction``). Fields added beyond it (``launch``, ``skipped``, ``inputs``,
 ``rule_set``) are extensions; nothing here holds timestamps or absolute paths, so two audits of
 the same inputs serialize byte-identically.
 """
@@ -162,6 +162,7 @@ class Report:
     parts_run: list[str] = field(default_factory=list)
     inputs: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     error: str | None = None  # set when the audit could not be done
+    launch: dict[str, Any] | None = None  # the official launch the parts used (harness.launch.Launch.to_report)
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -201,6 +202,7 @@ class Report:
             "probes": [p.to_dict() for p in self.probes],
             "claims": self.claims,
             "reproduction": self.reproduction,
+            "launch": self.launch,
             "parts_run": list(self.parts_run),
             "skipped": [asdict(s) for s in self.skipped],
             "inputs": dict(sorted(self.inputs.items())),
@@ -223,6 +225,7 @@ class Report:
                 parts_run=list(d.get("parts_run", [])),
                 inputs=dict(d.get("inputs", {})),
                 error=d.get("error"),
+                launch=d.get("launch"),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"not a golf-audit report: {e}") from None

@@ -15,7 +15,7 @@ def import_entry(args):
     """Import the submission's entry file the way probes and reproduction do."""
     from harness.loader import import_submission
 
-    mod = import_submission(args["entry"])
+    mod = import_submission(args["entry"], launch_env=args.get("launch_env"))
     return {"result": getattr(mod, "RESULT", None)}
 
 

@@ -260,6 +260,18 @@ def per_seed_route(chosen: list[LogRun], claims: Claims) -> Selection | None:
     return sel
 
 
+def read_claims(sub: Submission) -> Claims | None:
+    """What submission.json claims, read quietly (the part reports its problems); None when it cannot
+    be read. The launch resolver picks the launch of these seeds."""
+    json_path = find_json(sub)
+    if json_path is None:
+        return None
+    try:
+        return parse_claims(load_json(read_text_bounded(json_path, MAX_JSON_BYTES, within=sub.root)))
+    except (AuditError, ValueError):
+        return None
+
+
 # ---- the part -------------------------------------------------------------------------------------
 
 def run(sub: Submission, opts, report: Report) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from checks.parts import AuditOptions
+from checks.parts import AuditOptions, launch_of
 from harness import AuditError
 from harness.submission import Submission
 from reports.model import Finding, ProbeResult, Report
@@ -63,7 +63,8 @@ def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
             raise AuditError(f"--replay: {e}") from None
     args = {"entry": f"$SUBMISSION/{sub.rel(sub.entry)}", "profile": opts.profile, "seed": opts.seed,
             "claim": {k: claim[k] for k in ("val_bpb", "precision") if k in claim},
-            "val_tokens": claim.get("val_tokens"), "replay": replay, "only": opts.extra.get("probes")}
+            "val_tokens": claim.get("val_tokens"), "replay": replay, "only": opts.extra.get("probes"),
+            "launch_env": dict(launch_of(sub, opts).env)}
     limits = Limits(wall_seconds=SANDBOX_SECONDS.get(opts.profile, 1800.0), cpu_seconds=7200, threads=1)
     res = run_sandboxed("checks.probes.engine:run_probes", args, copy_dir=sub.root, python=opts.python, limits=limits)
     for f in findings_from_blocked(res, sub):

@@ -106,11 +106,12 @@ def _official_pipeline(args: dict):
     for k in keys:
         os.environ.pop(k, None)
     # The official values are the Hyperparameters' defaults under the official env.
-    hp = import_submission(args["entry"]).Hyperparameters()
+    hp = import_submission(args["entry"], launch_env=args.get("launch_env")).Hyperparameters()
     env = {"VOCAB_SIZE": PROBE_ENV["VOCAB_SIZE"]}
     env.update({k: str(getattr(hp, k.lower())) for k in keys[:3] if isinstance(getattr(hp, k.lower(), None), int)})
     return SubmissionPipeline(args["entry"], env=env, seq_env=False, entry_name=args.get("entry_name"),
-                              world_size=int(args.get("world_size", 1)), seed=int(args.get("seed", 0)))
+                              world_size=int(args.get("world_size", 1)), seed=int(args.get("seed", 0)),
+                              launch_env=args.get("launch_env"))
 
 
 def run_probes(args: dict) -> dict:
@@ -119,7 +120,8 @@ def run_probes(args: dict) -> dict:
 
     t0 = time.perf_counter()
     pipe = SubmissionPipeline(args["entry"], env=args.get("env"), entry_name=args.get("entry_name"),
-                              world_size=int(args.get("world_size", 1)), seed=int(args.get("seed", 0)))
+                              world_size=int(args.get("world_size", 1)), seed=int(args.get("seed", 0)),
+                              launch_env=args.get("launch_env"))
     ctx = Context(pipe=pipe, tol=1e-5, norm_tol=2e-2 if pipe.info.build.get("autocast_bf16") else 1e-3,
                   val_tokens=args.get("val_tokens"), claim=args.get("claim") or {})
     out = run_context(ctx, args, official=lambda: _official_pipeline(args))

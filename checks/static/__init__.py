@@ -7,10 +7,11 @@ events to the rules in ``rules/`` (one rule per file, each with its own valid an
 
 from __future__ import annotations
 
+from checks.parts import launch_of
 from harness.submission import Submission
 from reports.model import Finding, Report
 
-from .engine import all_rules, check_files, read_readme  # noqa: F401 - all_rules re-exported for commands and renderers
+from .engine import all_rules, check_files  # noqa: F401 - all_rules re-exported for commands and renderers
 
 
 # engine notes that say a file was not checked at all (others, such as a wrapper that could not be
@@ -22,7 +23,7 @@ def run(sub: Submission, opts, report: Report) -> None:
     if not sub.sources:
         report.skip("static", "no Python files in the submission")
         return
-    findings, notes = check_files(sub.root, sub.sources, read_readme(sub))
+    findings, notes = check_files(sub.root, sub.sources, launch_of(sub, opts).env)
     for f in findings:
         path = sub.display(sub.root / f["rel"])
         report.add(Finding(rule=f["rule"], family=f["family"], severity=f["severity"], message=f["message"], path=path,

@@ -21,10 +21,12 @@ import textwrap
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import libcst as cst
 
 from harness import __version__
+from harness.launch import official_default, resolve_launch
 from harness.unwrap import WrapperError, unwrap_source
 from reports.model import FAMILIES, RULE_SET_VERSION
 
@@ -32,12 +34,11 @@ from . import flow
 from .reading import NotParsed, on_large_stack
 from .reading import parse as read_python
 
-# The official run: 8 ranks under torchrun; every other setting at its default unless the README's
-# run command sets it.
-OFFICIAL_ENV = {"WORLD_SIZE": "8", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "8"}
+# The official run when the folder names no launch (harness/launch.py resolves the launch of a folder:
+# its README's or run script's env, torchrun's ranks; every other setting at the code's default).
+OFFICIAL_ENV = dict(official_default().env)
 MAX_SOURCE_BYTES = 5_000_000
 _SUPPRESS = re.compile(r"#\s*golf-audit:\s*allow\[([A-Za-z0-9_, ]+)\]\s*(.*)$")
-_RUN_ENV = re.compile(r"(?:^|\s)([A-Z][A-Z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s;&|]+)")
 
 
 class Rule:
@@ -132,19 +133,6 @@ class Context:
 
     def fact(self, kind: str, gid: int) -> flow.Event | None:
         return self.prog.facts.get((kind, gid))
-
-
-def official_env(readme_text: str | None) -> dict[str, str]:
-    """The official environment: 8 ranks, plus the settings the README's run command exports."""
-    env = dict(OFFICIAL_ENV)
-    if readme_text:
-        # a command continued over several lines with trailing backslashes is one line
-        for line in re.sub(r"\\[ \t]*\n", " ", readme_text).splitlines():
-            if "torchrun" in line or "train_gpt" in line:
-                head = line.split("torchrun")[0].split("python")[0]
-                for k, v in _RUN_ENV.findall(head):
-                    env.setdefault(k, v.strip("\"'"))
-    return env
 
 
 def parse(text: str) -> cst.Module:
@@ -293,7 +281,7 @@ def _finding(rule: Rule, module: flow.ModuleInfo, src: Source, node, where: str,
     if src.wrapped:
         message += " (in the code unpacked from the self-extracting wrapper)"
     if disabled:
-        message += "; disabled in the submitted configuration (official run: WORLD_SIZE=8, default settings)"
+        message += "; disabled in the submitted configuration (under the resolved launch: the report's launch)"
     sec = rule.sections()
     return {"rule": rule.ID, "family": rule.family, "severity": severity, "message": message, "rel": src.rel,
             "line": line, "column": col, "why": sec["why"] or None, "fix": sec["fix"] or None,
@@ -391,11 +379,11 @@ def _raw_files(root: Path, files: list[Path]) -> list[tuple[str, bytes]]:
     return out
 
 
-def _cache_path(root: Path, files: list[Path], readme_text: str | None) -> Path | None:
+def _cache_path(root: Path, files: list[Path], env: Mapping[str, str]) -> Path | None:
     cdir = cache_dir()
     if cdir is None:
         return None
-    key = cache_key(_raw_files(root, files), official_env(readme_text))
+    key = cache_key(_raw_files(root, files), dict(env))
     return cdir / "static" / key[:2] / f"{key}.json"
 
 
@@ -409,14 +397,16 @@ def cached(path: Path | None):
         return None
 
 
-def check_files(root: Path, files: list[Path], readme_text: str | None, use_cache: bool = True) -> tuple[list[dict], list[str]]:
-    """Findings for one submission's files, and notes on files not checked (cached by content hash)."""
-    path = _cache_path(root, files, readme_text) if use_cache else None
+def check_files(root: Path, files: list[Path], env: Mapping[str, str], use_cache: bool = True) -> tuple[list[dict], list[str]]:
+    """Findings for one submission's files under the environment of its launch (``Launch.env``: env reads
+    resolve to it, so code it switches off is reported as disabled), and notes on files not checked
+    (cached by content hash and environment)."""
+    path = _cache_path(root, files, env) if use_cache else None
     hit = cached(path)
     if hit is not None:
         return hit
     sources, notes = read_sources(root, files)
-    findings, parse_notes = analyse(sources, official_env(readme_text))
+    findings, parse_notes = analyse(sources, dict(env))
     result = (findings, notes + parse_notes)
     if path is not None:
         try:
@@ -429,26 +419,16 @@ def check_files(root: Path, files: list[Path], readme_text: str | None, use_cach
     return result
 
 
-def read_readme(sub) -> str | None:
-    """The README's text (its run command sets env vars of the official run), or None."""
-    if sub.readme is None:
-        return None
-    try:
-        return sub.readme.read_text(encoding="utf-8", errors="replace")[:200_000]
-    except OSError:
-        return None
-
-
 def _folder_inputs(folder: str):
     from harness.submission import load_submission
 
     sub = load_submission(folder)
-    return sub.root, sub.sources, read_readme(sub)
+    return sub.root, sub.sources, resolve_launch(sub.root).env
 
 
 def check_folder(folder: str, use_cache: bool = True) -> tuple[list[dict], list[str]]:
-    root, files, readme = _folder_inputs(folder)
-    return check_files(root, files, readme, use_cache)
+    root, files, env = _folder_inputs(folder)
+    return check_files(root, files, env, use_cache)
 
 
 def check_many(folders: list[str], jobs: int = 2, use_cache: bool = True) -> dict[str, tuple[list[dict], list[str]]]:

@@ -189,3 +189,32 @@ def fmt_value(v: object, key: str = "") -> str:
     if isinstance(v, dict):
         return ", ".join(f"{k}: {fmt_value(x, str(k))}" for k, x in v.items())
     return str(v)
+
+
+# The launcher's own variables, shown after the folder's settings.
+RANK_VARS = ("WORLD_SIZE", "LOCAL_WORLD_SIZE", "RANK", "LOCAL_RANK")
+MAX_COMMAND_CHARS = 400
+
+
+def launch_summary(report: Report) -> str | None:
+    """One line: the world size and where the launch was read ("8 ranks, README.md:68-72"), or None."""
+    launch = report.launch
+    if not launch:
+        return None
+    n = launch.get("world_size")
+    return f"{n} rank{'s' if n != 1 else ''}, from {launch.get('origin')}"
+
+
+def launch_rows(report: Report) -> list[tuple[str, str, str]]:
+    """(variable, value, where it came from): the folder's settings by name, then the rank variables."""
+    launch = report.launch or {}
+    env, sources = launch.get("env") or {}, launch.get("sources") or {}
+    names = sorted(k for k in env if k not in RANK_VARS) + [k for k in RANK_VARS if k in env]
+    return [(k, str(env[k]), str(sources.get(k, "–"))) for k in names]
+
+
+def launch_command(report: Report) -> str | None:
+    command = (report.launch or {}).get("command")
+    if not command:
+        return None
+    return command if len(command) <= MAX_COMMAND_CHARS else command[:MAX_COMMAND_CHARS - 1] + "…"

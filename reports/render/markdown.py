@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from typing import Any
 
 from harness import __version__
 from reports.model import CONDITION_TITLES, CONDITIONS, RULE_SET_VERSION, Report
-from reports.render.common import finding_path, fmt_value
+from reports.render.common import finding_path, fmt_value, launch_command, launch_rows, launch_summary
 
 MARKER = "<!-- golf-audit report -->"
 VERDICT_BADGE = {"pass": "✅ PASS", "fail": "❌ FAIL", "error": "⚠️ ERROR"}
@@ -91,10 +92,30 @@ def _report_lines(r: Report, link_base: str | None, level: int) -> list[str]:
                     if k not in ("reported_bpb", "reproduced_bpb", "legal_bpb")}}
         if extra:
             out += ["", "| detail | value |", "|---|---|", *[_row(f"`{k}`", fmt_value(v)) for k, v in extra.items()]]
+    out += _launch_lines(r, h)
     if r.skipped:
         out += ["", "<details><summary>Skipped parts</summary>", "", *[f"- **{s.part}**: {_esc(s.reason)}" for s in r.skipped],
                 "", "</details>"]
     return out
+
+
+def _launch_lines(r: Report, h: str) -> list[str]:
+    summary = launch_summary(r)
+    if summary is None:
+        return []
+    out = ["", f"<details><summary>Launch: {_esc(summary)}</summary>", ""]
+    command = launch_command(r)
+    if command:
+        out += [_code_block(command), ""]
+    out += ["| variable | value | from |", "|---|---|---|", *[_row(f"`{k}`", v, s) for k, v, s in launch_rows(r)]]
+    return out + ["", "</details>"]
+
+
+def _code_block(text: str) -> str:
+    """A fenced block that the text cannot close (its fence is longer than any backtick run in it)."""
+    runs = [len(m) for m in re.findall(r"`+", text)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return f"{fence}bash\n{text}\n{fence}"
 
 
 def _where(r: Report, f, link_base: str | None) -> str:

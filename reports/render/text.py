@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from reports.model import CONDITION_TITLES, CONDITIONS, Report
-from reports.render.common import finding_path, fmt_value
+from reports.render.common import finding_path, fmt_value, launch_command, launch_rows, launch_summary
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold magenta"}
@@ -59,11 +59,28 @@ def render(report: Report, color: bool = False, width: int = 100, **_: Any) -> s
     _findings(console, report)
     _probes(console, report)
     _numbers(console, report)
+    _launch(console, report)
     if report.skipped:
         console.print(Text("\nSkipped", style="bold"))
         for s in report.skipped:
             console.print(Text.assemble(("  " + s.part, "bold dim"), (f": {s.reason}", "dim")))
     return buf.getvalue()
+
+
+def _launch(console: Console, report: Report) -> None:
+    summary = launch_summary(report)
+    if summary is None:
+        return
+    console.print(Text.assemble(("\nLaunch", "bold"), (f"  {summary}", "dim")))
+    command = launch_command(report)
+    if command:
+        console.print(Text(f"  {command}", style="dim"))
+    t = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 2))
+    for _ in range(3):
+        t.add_column(overflow="fold")
+    for name, value, source in launch_rows(report):
+        t.add_row(Text(name), Text(value), Text(source, style="dim"))
+    console.print(t)
 
 
 def _findings(console: Console, report: Report) -> None:
