@@ -442,7 +442,7 @@ class Walker(ConstEval, LibraryCalls):
                     target = True
                 if s.lower is None and s.upper is not None and self.const(s.upper) == -1:
                     inputs = True
-            elif "shift" in lab:
+            elif "shift" in lab and "tok" not in lab:  # positions one past the input (not a key hashed from tokens)
                 target = True
         if isinstance(base, (Tup, It)) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
             s = node.slice[0].slice.value
@@ -451,11 +451,14 @@ class Walker(ConstEval, LibraryCalls):
             if isinstance(base, It):
                 return base.elem
         data = frozenset(x for x in idx if not x.startswith(STRUCTURAL_PREFIXES) and x not in ("shift", "mask"))
+        positions = "shift" in base_l  # an array of positions one past the inputs (the targets' positions)
+        if positions and not sliced:
+            data = data - {"tok"}  # positions picked by any selector are still positions, not token ids
         out = base_l | data
-        if not sliced and ("val" in base_l or has_placeholder(base_l)):
+        if not sliced and ("val" in base_l or has_placeholder(base_l)) and not positions:
             out = out | {"tok"}  # an element of a token array: a token id, usable as a table key
-        if not sliced and "shift" not in base_l:
-            out = out - {"shift"}  # an element read at i + 1 is a value; elements of shifted positions stay positions
+        if not sliced and not positions:
+            out = out - {"shift"}  # an element read at i + 1 is a value
         if inputs:
             out = out | {"inp"}  # the inputs of a split stream; shifting them again is not the target
         if target and "inp" not in base_l:
@@ -534,7 +537,7 @@ class Walker(ConstEval, LibraryCalls):
                 # equality with the target (not with a class looked up from it) evaluates an indicator feature at the target, not a gate
                 out = frozenset("tgteq" if x == "tgt" else f"eq?{x}" if x.startswith("p:") else x
                                 for x in out if x not in ("mix", "mixp") and not x.startswith("tgt?"))
-            return out | {"mask"}
+            return (out - {"shift"}) | {"mask"}  # a truth value, not a position
         if t is cst.UnaryOperation:
             return self.ev(node.expression)
         if t is cst.BooleanOperation:
