@@ -15,6 +15,11 @@ from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summar
 from .tree import code, dotted, literal_value
 
 
+def _positional(labels: frozenset) -> bool:
+    """A window start, end or length, or positions one past the inputs: arithmetic on positions, not a hash."""
+    return "shift" in labels or "valsize" in labels or any(x.startswith(("ws:", "wend:", "wlen:")) for x in labels)
+
+
 class Walker(ConstEval, LibraryCalls):
     """Walks one function (or a module's top level) in statement order."""
 
@@ -433,6 +438,8 @@ class Walker(ConstEval, LibraryCalls):
         for el in node.slice:
             s = el.slice
             lab = self.index_labels(el)
+            if isinstance(s, cst.Index) and "bool" in lab:
+                continue  # a boolean mask selects elements: no key, and its labels are not the values'
             idx = idx | lab
             if isinstance(s, cst.Index):
                 keyl = keyl | lab
@@ -450,7 +457,7 @@ class Walker(ConstEval, LibraryCalls):
                 return base.items[literal_value(s)]
             if isinstance(base, It):
                 return base.elem
-        data = frozenset(x for x in idx if not x.startswith(STRUCTURAL_PREFIXES) and x not in ("shift", "mask"))
+        data = frozenset(x for x in idx if not x.startswith(STRUCTURAL_PREFIXES) and x not in ("shift", "mask", "valsize"))
         positions = "shift" in base_l  # an array of positions one past the inputs (the targets' positions)
         if positions and not sliced:
             data = data - {"tok"}  # positions picked by any selector are still positions, not token ids
@@ -537,7 +544,7 @@ class Walker(ConstEval, LibraryCalls):
                 # equality with the target (not with a class looked up from it) evaluates an indicator feature at the target, not a gate
                 out = frozenset("tgteq" if x == "tgt" else f"eq?{x}" if x.startswith("p:") else x
                                 for x in out if x not in ("mix", "mixp") and not x.startswith("tgt?"))
-            return (out - {"shift"}) | {"mask"}  # a truth value, not a position
+            return (out - {"shift"}) | {"mask", "bool"}  # truth values, not positions
         if t is cst.UnaryOperation:
             return self.ev(node.expression)
         if t is cst.BooleanOperation:
@@ -634,6 +641,8 @@ class Walker(ConstEval, LibraryCalls):
         left, right = flat(self.ev(node.left)), flat(self.ev(node.right))
         op = node.operator
         out = frozenset(x for x in left | right if not x.startswith("cls:"))
+        if not isinstance(op, (cst.BitAnd, cst.BitOr, cst.BitXor)):
+            out = out - {"bool"}  # arithmetic on truth values gives numbers; & | ^ of masks give masks
         if isinstance(op, cst.Add) and (isinstance(node.right, cst.Integer) and literal_value(node.right) >= 1
                                         or isinstance(node.left, cst.Integer) and literal_value(node.left) >= 1):
             out = out | {"shift"}
@@ -647,7 +656,8 @@ class Walker(ConstEval, LibraryCalls):
             out = frozenset(x for x in out if not x.startswith(("ws:", "wend:")) or x in left and not x.startswith("ws:"))
         literal = (cst.Integer, cst.Float, cst.SimpleString)
         if left and right and not isinstance(node.left, literal) and not isinstance(node.right, literal) \
-                and not isinstance(op, (cst.Subtract, cst.Divide, cst.MatrixMultiply)):
+                and not isinstance(op, (cst.Subtract, cst.Divide, cst.MatrixMultiply)) \
+                and not (_positional(left) or _positional(right)):
             out = out | {"mixp"}  # two data operands combined: a hash or a pair index when one is the target
         if isinstance(op, cst.Divide):
             for lab in left:
