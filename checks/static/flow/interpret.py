@@ -105,12 +105,8 @@ class Walker(ConstEval, LibraryCalls):
 
     def finish(self) -> None:
         """Order checks over this body's effects; resolve or keep this function's events."""
-        seen_score = False
         for k, (eff, site) in enumerate(self.effects):
-            if eff.kind == "score":
-                seen_score = True
-                continue
-            if eff.kind != "train" or seen_score:
+            if eff.kind != "train" or self.scored_first(k, site):
                 continue
             later = [e for e, _ in self.effects[k + 1:] if e.kind == "score"]
             if not later:
@@ -123,6 +119,16 @@ class Walker(ConstEval, LibraryCalls):
         self.summary.effects = [e for e, _ in self.effects]
         self.summary.env = self.env
         self.summary.events = [e for e in self.summary.events if e.state() == "maybe"]
+
+    def scored_first(self, k: int, site: int) -> bool:
+        """Whether the training step ``k`` comes after a score it may follow: inside a loop, any earlier
+        score (a score-first loop trains on chunks already scored); at the top of the body (a call to a
+        whole adaptation phase), a score of the same call (a score-first evaluation that trains as it goes)
+        -- a score by an earlier, separate evaluation does not make a later training pass legal."""
+        before = [s for e, s in self.effects[:k] if e.kind == "score"]
+        if self.loop_site.get(site, 0):
+            return bool(before)
+        return site in before
 
     def late_train_reads(self) -> None:
         """A forward on training data after a loop that stops at a wall-clock cap: work on the training
@@ -720,14 +726,33 @@ class Walker(ConstEval, LibraryCalls):
         target = self.resolve(func, q, recv_l)
         if target is not None:
             if isinstance(target, tuple):  # class construction; an object built on training files reads them
-                return frozenset({f"cls:{target[2]}"}) | ({"trainobj"} if "train" in allargs else EMPTY)
+                obj = frozenset({f"cls:{target[2]}"})
+                init = target[1].classes.get(target[2], {}).get("__init__")
+                if init is not None and not init.in_progress:  # its fields are set before the object is used
+                    self.apply(node, init, [obj] + vals, kwvals)
+                return obj | ({"trainobj"} if "train" in allargs else EMPTY)
             bound = type(func) is cst.Attribute and target.cls is not None and target.params[:1] == ["self"]
-            return self.apply(node, target, ([recv] if bound else []) + vals, kwvals)
+            return self.passed_functions(node, pos, vals, self.apply(node, target, ([recv] if bound else []) + vals, kwvals))
         if type(func) is cst.Name and func.value in self.local_funcs:
             f = self.local_funcs[func.value]
-            return self.apply(node, f, vals, kwvals)
+            return self.passed_functions(node, pos, vals, self.apply(node, f, vals, kwvals))
 
         return self.library_call(node, func, name, q, pos, vals, kwvals, allargs, recv, recv_l)
+
+    def passed_functions(self, node, pos, vals, ret):
+        """A submission function handed to another one with its arguments (``timed_eval(name, eval_val, h,
+        model)``, ``run(fn, *args)``) is taken as called there with the arguments that follow it: its
+        effects and events happen at this call, and its result joins the call's."""
+        for i, a in enumerate(pos):
+            if type(a.value) is not cst.Name:
+                continue
+            f = self.local_funcs.get(a.value.value)
+            if f is None:
+                target = self.resolve(a.value, "", EMPTY)
+                f = target if isinstance(target, FunctionDef) else None
+            if f is not None and not f.in_progress:
+                ret = join(ret, self.apply(node, f, vals[i + 1:], {}))
+        return ret
 
     def forwards(self, func, nargs: int, recv_l) -> list[FunctionDef]:
         """Class-hierarchy resolution of ``model(...)`` and ``obj.method(...)`` on values of unknown class:
