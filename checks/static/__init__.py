@@ -1,7 +1,7 @@
 """Static compliance rules: ``run(sub, opts, report)`` checks a submission's Python code without running it.
 
 The engine (``engine.py``) parses every Python file of the submission with libcst (unpacking
-self-extracting wrappers), runs a label-flow analysis over them together (``flow.py``) and hands the
+self-extracting wrappers), runs a label-flow analysis over them together (the ``flow`` package) and hands the
 events to the rules in ``rules/`` (one rule per file, each with its own valid and invalid examples).
 """
 
@@ -16,7 +16,7 @@ from .engine import all_rules, check_files  # noqa: F401 - all_rules re-exported
 
 # engine notes that say a file was not checked at all (others, such as a wrapper that could not be
 # unpacked, leave its outer code checked)
-UNCHECKED = (": not parsed as Python", ": cannot read:", " bytes, not checked")
+UNCHECKED = (": not parsed as Python", ": not analysed", ": cannot read:", " bytes, not checked")
 
 
 def run(sub: Submission, opts, report: Report) -> None:

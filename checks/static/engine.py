@@ -1,5 +1,5 @@
 """The static rule engine: parse a submission's Python files with libcst, run the label-flow analysis
-(``flow.py``) over all of them together, and let each rule turn the resulting events into findings.
+(the ``flow`` package) over all of them together, and let each rule turn the resulting events into findings.
 
 Never executes submission code. Self-extracting wrappers are unpacked (``harness.unwrap``) and the
 code inside is checked. Results are cached by the content hash of the sources (and the rule set), so
@@ -31,11 +31,12 @@ from harness.unwrap import WrapperError, unwrap_source
 from reports.model import FAMILIES, RULE_SET_VERSION
 
 from . import codedeps, flow
+from .reading import NotParsed, on_large_stack
+from .reading import parse as read_python
 
 # The official run when the folder names no launch (harness/launch.py resolves the launch of a folder:
 # its README's or run script's env, torchrun's ranks; every other setting at the code's default).
 OFFICIAL_ENV = dict(official_default().env)
-PARSER_CONFIG = cst.PartialParserConfig(python_version="3.12")
 MAX_SOURCE_BYTES = 5_000_000
 _SUPPRESS = re.compile(r"#\s*golf-audit:\s*allow\[([A-Za-z0-9_, ]+)\]\s*(.*)$")
 
@@ -135,11 +136,16 @@ class Context:
 
 
 def parse(text: str) -> cst.Module:
-    return cst.parse_module(text, PARSER_CONFIG)
+    """The libcst tree of a source (NotParsed when CPython or libcst rejects it)."""
+    return read_python(text)[0]
 
 
 def analyse(sources: list[Source], env: dict[str, str]) -> tuple[list[dict], list[str]]:
     """Findings (as dicts with ``rel`` paths) and one-line notes on files that could not be parsed."""
+    return on_large_stack(_analyse_program, sources, env)
+
+
+def _analyse_program(sources: list[Source], env: dict[str, str]) -> tuple[list[dict], list[str]]:
     prog = flow.Program(env)
     with _cyclic_gc_paused():
         try:
@@ -167,14 +173,19 @@ def _analyse(prog: flow.Program, sources: list[Source]) -> tuple[list[dict], lis
     by_rel = {}
     for src in sources:
         try:
-            tree = parse(src.text)
-        except (cst.ParserSyntaxError, RecursionError, ValueError) as e:
-            notes.append(f"{src.rel}: not parsed as Python ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__})")
+            tree, text = read_python(src.text)
+        except NotParsed as e:
+            notes.append(f"{src.rel}: not parsed as Python ({e})")
             continue
         name = src.rel[:-3].replace("/", ".") if src.rel.endswith(".py") else src.rel
-        prog.add_module(src.rel, name, tree, src.text)
+        prog.add_module(src.rel, name, tree, text)
         by_rel[src.rel] = src
-    prog.analyse()
+    try:
+        prog.analyse()
+    except RecursionError:
+        # nested deeper than the analysis follows, though CPython compiles it: nothing of it is checked
+        entry = sources[0].rel if sources else "<none>"
+        return [], notes + [f"{entry}: not analysed (code nested deeper than the static analysis follows)"]
     ctx = Context(prog, sources[0].rel if sources else None)
     rules = all_rules()
     out: list[dict] = []

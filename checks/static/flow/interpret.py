@@ -1,0 +1,855 @@
+"""The interpretation: ``Walker`` walks one function (or a module's top level) in statement order,
+carrying the labels of every local value, and emits events and effects."""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
+from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
+                     history, join, substitute)
+from .library import DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
+from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
+from .tree import code, dotted, literal_value
+
+
+def _positional(labels: frozenset) -> bool:
+    """A window start, end or length, or positions one past the inputs: arithmetic on positions, not a hash."""
+    return "shift" in labels or "valsize" in labels or any(x.startswith(("ws:", "wend:", "wlen:")) for x in labels)
+
+
+class Walker(ConstEval, LibraryCalls):
+    """Walks one function (or a module's top level) in statement order."""
+
+    def __init__(self, prog: Program, module: ModuleInfo, func: FunctionDef | None):
+        self.p, self.m, self.f = prog, module, func
+        self.env: dict[str, object] = {}
+        self.consts: dict[str, object] = {}
+        self.local_funcs: dict[str, FunctionDef] = {}
+        self.summary = Summary()
+        self.loop_depth = 0
+        self.disabled = False
+        self.effects: list[tuple[Effect, int]] = []  # (effect, site node id)
+        self.where = func.qualname if func else "<module>"
+        self.fresh_names: set[str] = set()
+        self.loop_site: dict[int, int] = {}
+        self.hooks = False
+        self.nums: dict[str, object] = {}  # numbers under the official run, updated by augmented assignments
+        self.caps: list[float] = []  # wall-clock caps compared inside the current outermost loop
+
+    # --- entry points -------------------------------------------------------------------------
+
+    def module_prelude(self) -> None:
+        """Module-level constants and class-level settings (Hyperparameters), before any function."""
+        for stmt in self.m.tree.body:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                self.stmt(stmt)
+            elif isinstance(stmt, cst.ClassDef):
+                saved = dict(self.env)
+                for item in stmt.body.body:
+                    if isinstance(item, cst.SimpleStatementLine):
+                        for s in item.body:
+                            if isinstance(s, (cst.Assign, cst.AnnAssign)) and s.value is not None:
+                                targets = [t.target for t in s.targets] if isinstance(s, cst.Assign) else [s.target]
+                                v = flat(self.ev(s.value))
+                                c = self.const(s.value)
+                                for t in targets:
+                                    if isinstance(t, cst.Name):
+                                        self.env[t.value] = v  # later class attributes may use earlier ones
+                                        self.consts[t.value] = c
+                                        self.p.attrs[t.value] = self.p.attrs.get(t.value, EMPTY) | v
+                                        key = (stmt.name.value, t.value)
+                                        self.p.class_settings.add(key)
+                                        self.p.attrs[key] = self.p.attrs.get(key, EMPTY) | v
+                                        if c is not UNKNOWN:
+                                            self.p.attr_consts[t.value] = c
+                self.env = saved
+        self.m.globals.update(self.env)
+        self.m.consts.update(self.consts)
+
+    def module_body(self) -> None:
+        self.env = dict(self.m.globals)
+        self.consts = dict(self.m.consts)
+        for stmt in self.m.tree.body:
+            if not isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+                self.stmt(stmt)
+        self.finish()
+
+    def run_function(self) -> Summary:
+        f = self.f
+        for i, name in enumerate(f.params):
+            self.env[name] = frozenset({f"p:{i}"}) | f.param_classes.get(i, EMPTY)
+        for name in f.kwonly:
+            self.env[name] = EMPTY
+        if f.star:
+            self.env[f.star] = frozenset({f"p:{len(f.params)}"})
+        if f.outer is not None:  # closures read the enclosing function's values
+            for k, v in f.outer.env.items():
+                self.env.setdefault(k, v)
+            self.consts.update(f.outer.consts)
+            self.local_funcs.update(f.outer.local_funcs)
+        for p in [*f.node.params.params, *f.node.params.kwonly_params]:
+            if p.default is not None:
+                c = self.const(p.default)
+                if c is not UNKNOWN and p.name.value not in self.consts:
+                    self.consts[p.name.value] = c
+        self.block(f.node.body)
+        for i, name in enumerate(f.params):
+            v = flat(self.env.get(name, EMPTY)) - {f"p:{i}"} - f.param_classes.get(i, EMPTY)
+            if v:
+                self.summary.param_writes[i] = v
+        self.finish()
+        return self.summary
+
+    def finish(self) -> None:
+        """Order checks over this body's effects; resolve or keep this function's events."""
+        for k, (eff, site) in enumerate(self.effects):
+            if eff.kind != "train" or self.scored_first(k, site):
+                continue
+            later = [e for e, _ in self.effects[k + 1:] if e.kind == "score"]
+            if not later:
+                continue
+            score_labels = EMPTY.union(*[e.labels for e in later])
+            kind = "eto" if eff.fresh else "ubs"
+            self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")),
+                             data={"origin": eff.origin, "loop": self.loop_site.get(site, 0), "func": self.f}))
+        self.late_train_reads()
+        self.summary.effects = [e for e, _ in self.effects]
+        self.summary.env = self.env
+        self.summary.events = [e for e in self.summary.events if e.state() == "maybe"]
+
+    def scored_first(self, k: int, site: int) -> bool:
+        """Whether the training step ``k`` comes after a score it may follow: inside a loop, any earlier
+        score (a score-first loop trains on chunks already scored); at the top of the body (a call to a
+        whole adaptation phase), a score of the same call (a score-first evaluation that trains as it goes)
+        -- a score by an earlier, separate evaluation does not make a later training pass legal."""
+        before = [s for e, s in self.effects[:k] if e.kind == "score"]
+        if self.loop_site.get(site, 0):
+            return bool(before)
+        return site in before
+
+    def late_train_reads(self) -> None:
+        """A forward on training data after a loop that stops at a wall-clock cap: work on the training
+        shards after the timed training (GPTQ calibration). A cap below 600 s reserves time for it."""
+        cap, seen = None, set()
+        for eff, site in self.effects:
+            if eff.kind == "cap":
+                cap, seen = (eff.data[0] if cap is None else max(cap, eff.data[0])), set()
+            elif eff.kind == "tfwd" and cap is not None and cap >= OFFICIAL_CAP_S and "val" not in eff.labels:
+                # training data: a training-file label, or objects whose classes hold training files (known
+                # once every function is analysed); the first forward of each kind after this cap stands
+                # for the work (the calls inside a model's forward follow it)
+                direct = bool(eff.labels & TRAIN_READ)
+                classes = frozenset(x[4:] for x in eff.labels if x.startswith("cls:"))
+                key = True if direct else classes
+                if (direct or classes) and key not in seen:
+                    seen.add(key)
+                    self.event(Event("tlate", eff.origin, (), disabled=eff.data[0],
+                                     data={"origin": eff.origin, "cap": cap, "direct": direct, "classes": classes}))
+
+    # --- events -------------------------------------------------------------------------------
+
+    def gid(self, node) -> int:
+        return self.p.gid(self.m, node, self.where)
+
+    def event(self, ev: Event) -> None:
+        ev.disabled = ev.disabled or self.disabled
+        st = ev.state()
+        if st == "yes":
+            self.p.record(ev)
+        elif st == "maybe":
+            self.summary.events.append(ev)
+
+    # --- statements ---------------------------------------------------------------------------
+
+    def block(self, body) -> None:
+        stmts = body.body if hasattr(body, "body") else body
+        if isinstance(stmts, (list, tuple)):
+            for s in stmts:
+                self.stmt(s)
+        else:
+            self.stmt(stmts)
+
+    def stmt(self, s) -> None:
+        if isinstance(s, cst.BaseSmallStatement):  # the body of a one-line suite: "if x: y = 1; z = 2"
+            self.small(s)
+        elif isinstance(s, cst.SimpleStatementLine):
+            for x in s.body:
+                self.small(x)
+        elif isinstance(s, cst.If):
+            self.if_stmt(s)
+        elif isinstance(s, cst.For):
+            it = self.ev(s.iter)
+            self.loop(s, lambda: (self.assign(s.target, elem(it)), self.block(s.body)))
+            if s.orelse:
+                self.block(s.orelse.body)
+        elif isinstance(s, cst.While):
+            c = self.const(s.test)
+            self.ev(s.test)
+            if c is not UNKNOWN and not c:
+                self.with_disabled(lambda: self.loop(s, lambda: self.block(s.body)))
+            else:
+                self.loop(s, lambda: (self.ev(s.test), self.block(s.body)))
+        elif isinstance(s, cst.With):
+            for item in s.items:
+                v = self.ev(item.item)
+                if item.asname is not None:
+                    self.assign(item.asname.name, v)
+            self.block(s.body)
+        elif isinstance(s, cst.Try):
+            self.block(s.body)
+            for h in s.handlers:
+                self.block(h.body)
+            if s.orelse:
+                self.block(s.orelse.body)
+            if s.finalbody:
+                self.block(s.finalbody.body)
+        elif isinstance(s, cst.FunctionDef):
+            f = FunctionDef(s, self.m, f"{self.where}.{s.name.value}", None, outer=self)
+            self.local_funcs[s.name.value] = f
+            self.p.defs.append(f)
+            self.env[s.name.value] = EMPTY
+        elif isinstance(s, cst.ClassDef):
+            pass
+        elif isinstance(s, cst.Match):
+            self.ev(s.subject)
+            for case in s.cases:
+                self.block(case.body)
+        elif hasattr(s, "body") and isinstance(getattr(s, "body"), cst.BaseSuite):
+            self.block(s.body)
+
+    def with_disabled(self, fn) -> None:
+        old = self.disabled
+        self.disabled = True
+        try:
+            fn()
+        finally:
+            self.disabled = old
+
+    def if_stmt(self, s: cst.If) -> None:
+        self.ev(s.test)
+        c = self.const(s.test)
+        if c is not UNKNOWN and not c:
+            self.with_disabled(lambda: self.block(s.body))
+        else:
+            self.block(s.body)
+        if s.orelse is not None:
+            if c is not UNKNOWN and c:
+                self.with_disabled(lambda: self.stmt(s.orelse) if isinstance(s.orelse, cst.If) else self.block(s.orelse.body))
+            elif isinstance(s.orelse, cst.If):
+                self.if_stmt(s.orelse)
+            else:
+                self.block(s.orelse.body)
+
+    def loop(self, node, body_fn) -> None:
+        self.loop_depth += 1
+        outer = self.loop_depth == 1
+        try:
+            body_fn()
+            if self.loop_depth == 1:  # a second walk carries values around the outermost loop
+                n = len(self.effects)
+                body_fn()
+                del self.effects[n:]
+        finally:
+            self.loop_depth -= 1
+        if outer and self.caps:  # the loop stops at a wall-clock cap: what follows runs after it
+            g = self.gid(node)
+            self.effects.append((Effect("cap", g, EMPTY, data=(max(self.caps),)), g))
+            self.caps = []
+
+    def small(self, x) -> None:
+        if isinstance(x, cst.Assign):
+            v = self.ev(x.value)
+            n = self.num(x.value) if len(x.targets) == 1 and isinstance(x.targets[0].target, cst.Name) else UNKNOWN
+            for t in x.targets:
+                self.assign(t.target, v, value_node=x.value)
+            if len(x.targets) == 1 and isinstance(x.targets[0].target, cst.Name):
+                name = x.targets[0].target.value
+                self.set_num(name, n)
+                c = self.const(x.value)
+                if c is not UNKNOWN:
+                    self.consts[name] = c
+                elif name in self.consts:
+                    del self.consts[name]
+                # acc = acc + v is an accumulation like acc += v
+                if isinstance(x.value, cst.BinaryOperation) and isinstance(x.value.operator, cst.Add) \
+                        and isinstance(x.value.left, cst.Name) and x.value.left.value == name:
+                    self.accumulate(x, self.ev(x.value.right))
+        elif isinstance(x, cst.AnnAssign):
+            if x.value is not None:
+                v = self.ev(x.value)
+                self.assign(x.target, v, value_node=x.value)
+                if isinstance(x.target, cst.Name):
+                    c = self.const(x.value)
+                    if c is not UNKNOWN:
+                        self.consts[x.target.value] = c
+        elif isinstance(x, cst.AugAssign):
+            new = UNKNOWN
+            if isinstance(x.target, cst.Name) and not self.loop_depth:  # a loop's walks would repeat it
+                a, b = self.num(x.target), self.num(x.value)
+                try:
+                    op = getattr(cst, type(x.operator).__name__.replace("Assign", ""))()
+                    new = UNKNOWN if UNKNOWN in (a, b) else _binop(op, a, b)
+                except Exception:  # noqa: BLE001 - a value we cannot compute is unknown
+                    new = UNKNOWN
+            v = self.ev(x.value)
+            if isinstance(x.target, cst.Subscript):
+                self.write(x.target, v, x)
+            else:
+                self.assign(x.target, v)
+                if isinstance(x.target, cst.Name):
+                    self.set_num(x.target.value, new)
+            if isinstance(x.operator, (cst.AddAssign, cst.SubtractAssign)):
+                self.accumulate(x, v)
+                if _is_gram(x.value):  # H += X^T X: a Hessian / calibration statistic
+                    self.event(Event("vcal", self.gid(x), (Need(flat(v), "val"),), data={"how": "gram"}))
+        elif isinstance(x, cst.Expr):
+            self.ev(x.value)
+        elif isinstance(x, cst.Return):
+            if x.value is not None:
+                self.summary.ret = join(self.summary.ret, self.ev(x.value))
+        elif isinstance(x, (cst.Import, cst.ImportFrom)):
+            self.p._declare(self.m, cst.SimpleStatementLine(body=[x]))
+        elif isinstance(x, cst.Assert):
+            self.ev(x.test)
+        elif isinstance(x, cst.Raise):
+            if x.exc is not None:
+                self.ev(x.exc)
+        elif isinstance(x, cst.Del):
+            pass
+
+    def accumulate(self, node, v) -> None:
+        """``acc += v``: a score when v is a loss of validation data; its provenance reaches the score."""
+        labels = flat(v)
+        if "loss" not in labels:
+            return
+        g = self.gid(node)
+        if "val" in labels or has_placeholder(labels):
+            self.effects.append((Effect("score", g, labels), g))
+            self.loop_site[g] = self.loop_depth
+            # training-split data inside the score of validation data: the eval reads training shards
+            self.event(Event("tde", g, (Need(labels, "train"), Need(labels, "val"))))
+        for lab in labels:
+            if "@" in lab:
+                kind, _, origin = lab.partition("@")
+                self.event(Event("sink:" + kind, int(origin), (Need(labels, "val"),)))
+
+    def assign(self, target, v, value_node=None) -> None:
+        if isinstance(target, cst.Name):
+            if not self.disabled:  # code off in the official run leaves the numbers as they were
+                self.nums.pop(target.value, None)
+            if value_node is not None and self.is_fresh(value_node):
+                v = flat(v) | {"fresh"}
+            self.env[target.value] = join(self.env.get(target.value), v) if self.loop_depth else v
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            elts = [e.value for e in target.elements]
+            if isinstance(v, Tup) and len(v.items) == len(elts) and not any(isinstance(e, cst.StarredElement) for e in target.elements):
+                for t, x in zip(elts, v.items):
+                    self.assign(t, x)
+            else:
+                for t in elts:
+                    self.assign(t, flat(v) if not isinstance(v, It) else elem(v))
+        elif isinstance(target, cst.Attribute):
+            key = dotted(target)
+            if key:
+                self.env[key] = join(self.env.get(key), v)
+            labels = frozenset(x for x in flat(v) if not x.startswith("p:"))
+            self.p.attrs[target.attr.value] = self.p.attrs.get(target.attr.value, EMPTY) | labels
+            for c in self.classes_of(target.value):
+                self.p.attrs[(c, target.attr.value)] = self.p.attrs.get((c, target.attr.value), EMPTY) | labels
+            self.ev(target.value)
+        elif isinstance(target, cst.Subscript):
+            self.write(target, v, target)
+        elif isinstance(target, cst.StarredElement):
+            self.assign(target.value, flat(v))
+
+    def classes_of(self, obj, labels=None) -> list[str]:
+        if isinstance(obj, cst.Name) and obj.value == "self" and self.f is not None and self.f.cls:
+            return [self.f.cls]
+        if labels is None:
+            labels = flat(self.ev(obj)) if isinstance(obj, cst.Name) else EMPTY
+        return sorted(x[4:] for x in flat(labels) if x.startswith("cls:"))
+
+    def root_name(self, node) -> str | None:
+        while isinstance(node, (cst.Subscript, cst.Attribute)):
+            if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+                return dotted(node)
+            node = node.value
+        return node.value if isinstance(node, cst.Name) else None
+
+    def write(self, target: cst.Subscript, v, node) -> None:
+        """``t[k] = v``: a history-table write when the key comes from data, else a buffer fill."""
+        key = EMPTY
+        keyed = False
+        for el in target.slice:
+            lab = self.index_labels(el)
+            key = key | lab
+            if isinstance(el.slice, cst.Index) and _data_key(lab):
+                keyed = True
+        self.ev(target.value)
+        self.table_write(target.value, key, flat(v), node, keyed)
+
+    def table_write(self, table_node, key: frozenset, v: frozenset, node, keyed: bool | None = None) -> None:
+        name = self.root_name(table_node)
+        if name is None:
+            return
+        if keyed is None:
+            keyed = _data_key(key)
+        if keyed:  # indexed by token data: a history table
+            new = history(v | key)
+            if self.loop_depth == 0 and self.f is not None and not self.disabled:
+                new = new | {self.future(node)}
+        else:
+            new = v | key
+        self.env[name] = join(self.env.get(name), new)
+
+    # --- expressions --------------------------------------------------------------------------
+
+    def lookup(self, name: str):
+        if name in self.env:
+            return self.env[name]
+        if name in self.m.globals:
+            return self.m.globals[name]
+        return EMPTY
+
+    def index_labels(self, el) -> frozenset:
+        s = el.slice
+        if isinstance(s, cst.Index):
+            return flat(self.ev(s.value))
+        out = EMPTY
+        for part in (s.lower, s.upper, s.step):
+            if part is not None:
+                out = out | flat(self.ev(part))
+        return out
+
+    @staticmethod
+    def shifted(node) -> bool:
+        """``1``, ``i + 1``, ``a + 1``: a bound one past the input position."""
+        if isinstance(node, cst.Integer):
+            return literal_value(node) >= 1
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
+            return any(isinstance(x, cst.Integer) and literal_value(x) >= 1 for x in (node.left, node.right))
+        return False
+
+    def subscript(self, node: cst.Subscript):
+        base = self.ev(node.value)
+        base_l = flat(base)
+        idx = EMPTY
+        keyl = EMPTY
+        inputs = False
+        target = False
+        sliced = False
+        for el in node.slice:
+            s = el.slice
+            lab = self.index_labels(el)
+            if isinstance(s, cst.Index) and "bool" in lab:
+                continue  # a boolean mask selects elements: no key, and its labels are not the values'
+            idx = idx | lab
+            if isinstance(s, cst.Index):
+                keyl = keyl | lab
+            if isinstance(s, cst.Slice):
+                sliced = True
+                if s.lower is not None and (self.shifted(s.lower) or "shift" in flat(self.ev(s.lower))):
+                    target = True
+                if s.lower is None and s.upper is not None and self.const(s.upper) == -1:
+                    inputs = True
+            elif "shift" in lab and "tok" not in lab:  # positions one past the input (not a key hashed from tokens)
+                target = True
+        if isinstance(base, (Tup, It)) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
+            s = node.slice[0].slice.value
+            if isinstance(base, Tup) and isinstance(s, cst.Integer) and literal_value(s) < len(base.items):
+                return base.items[literal_value(s)]
+            if isinstance(base, It):
+                return base.elem
+        data = frozenset(x for x in idx if not x.startswith(STRUCTURAL_PREFIXES) and x not in ("shift", "mask", "valsize"))
+        positions = "shift" in base_l  # an array of positions one past the inputs (the targets' positions)
+        if positions and not sliced:
+            data = data - {"tok"}  # positions picked by any selector are still positions, not token ids
+        out = base_l | data
+        if not sliced and ("val" in base_l or has_placeholder(base_l)) and not positions:
+            out = out | {"tok"}  # an element of a token array: a token id, usable as a table key
+        if not sliced and not positions:
+            out = out - {"shift"}  # an element read at i + 1 is a value
+        if inputs:
+            out = out | {"inp"}  # the inputs of a split stream; shifting them again is not the target
+        if target and "inp" not in base_l:
+            if "val" in base_l:
+                out = out | {"tgt"}
+            else:
+                out = out | {f"tgt?{x}" for x in base_l if x.startswith("p:")}
+        if "val" in base_l and not sliced and "rand" in idx:
+            self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "random"}))
+        if sliced and "val" in base_l:
+            for el in node.slice:
+                s = el.slice
+                if isinstance(s, cst.Slice) and s.upper is not None and (s.lower is None or self.const(s.lower) == 0):
+                    up = flat(self.ev(s.upper))
+                    if "env" in up and "valsize" not in up:
+                        self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "limit"}))
+        return self.read(node, base_l, keyl - {"mask"}, out, self.root_name(node.value))
+
+    def read(self, node, table: frozenset, key: frozenset, out: frozenset, root: str | None = None) -> frozenset:
+        """A read ``table[key]``: the model's distribution at the target is the score; any other table
+        read with a key that depends on the target is a target-keyed read (``tread``)."""
+        if "tgt" in key or has_placeholder(key):
+            mixed = "mix" in key or "mixp" in key
+            if "dist" in table and not mixed:
+                return (out | {"tgtprob"}) - {"tgt"}
+            if "dist" not in table:
+                g = self.gid(node)
+                self.event(Event("tread", g, (Need(key, "tgt"), Need(table, "!dist"))))
+                if root:
+                    self.p.read_roots[g] = root
+                return out | {f"tread@{g}"}
+        return out
+
+    def ev(self, node):  # noqa: C901 - one dispatch over expression kinds
+        t = type(node)
+        if t is cst.Name:
+            return self.lookup(node.value)
+        if t is cst.Attribute:
+            if node.attr.value in SIZE_ATTRS:
+                base = flat(self.ev(node.value))
+                return frozenset({"valsize"}) if "val" in base else EMPTY
+            key = dotted(node)
+            base = self.ev(node.value)
+            fields = [self.p.attrs[(c, node.attr.value)] for c in self.classes_of(node.value, base)
+                      if (c, node.attr.value) in self.p.attrs]
+            # a field of a known class (field-sensitive); of an unknown object, every field of that name
+            out = flat(base) | (EMPTY.union(*fields) if fields else self.p.attrs.get(node.attr.value, EMPTY))
+            fieldcls = {x for x in (EMPTY.union(*fields) if fields else EMPTY) if x.startswith("cls:")}
+            if key and key in self.env:
+                out = out | flat(self.env[key])
+            return frozenset(x for x in out if not x.startswith("cls:") or x in fieldcls)
+        if t is cst.Call:
+            return self.call(node)
+        if t is cst.Subscript:
+            return self.subscript(node)
+        if t is cst.BinaryOperation:
+            return self.binop(node)
+        if t is cst.Comparison:
+            if all(isinstance(c.operator, (cst.Is, cst.IsNot)) for c in node.comparisons):
+                self.ev(node.left)
+                return frozenset({"mask"})  # "x is None" asks whether a value exists, not what it is
+            out = flat(self.ev(node.left))
+            eq = False
+            prev, prev_node = out, node.left
+            for c in node.comparisons:
+                right = flat(self.ev(c.comparator))
+                if self.loop_depth and isinstance(c.operator, ORDER_OPS) and ("clock" in prev) != ("clock" in right):
+                    self.cap_compared(c.comparator if "clock" in prev else prev_node)
+                prev, prev_node = right, c.comparator
+                if isinstance(c.operator, (cst.Is, cst.IsNot)):
+                    continue  # "x is None" asks whether a value exists, not what it is
+                out = out | right
+                if isinstance(c.operator, (cst.Equal, cst.NotEqual, cst.In, cst.NotIn)):
+                    eq = True
+            if eq and not any(x.startswith("tread@") for x in out):
+                # equality with the target (not with a class looked up from it) evaluates an indicator feature at the target, not a gate
+                out = frozenset("tgteq" if x == "tgt" else f"eq?{x}" if x.startswith("p:") else x
+                                for x in out if x not in ("mix", "mixp") and not x.startswith("tgt?"))
+            return (out - {"shift"}) | {"mask", "bool"}  # truth values, not positions
+        if t is cst.UnaryOperation:
+            return self.ev(node.expression)
+        if t is cst.BooleanOperation:
+            return flat(self.ev(node.left)) | flat(self.ev(node.right))
+        if t is cst.IfExp:
+            test = flat(self.ev(node.test))
+            out = join(self.ev(node.body), self.ev(node.orelse))
+            return self.gate(node, test, flat(out))
+        if t in (cst.Tuple, cst.List):
+            items = tuple(self.ev(e.value) for e in node.elements)
+            if t is cst.Tuple and not any(isinstance(e, cst.StarredElement) for e in node.elements):
+                return Tup(items)
+            out = EMPTY
+            for x in items:
+                out = out | flat(x)
+            return out
+        if t in (cst.Set, cst.Dict):
+            out = EMPTY
+            for e in node.elements:
+                if isinstance(e, cst.DictElement):
+                    out = out | flat(self.ev(e.key)) | flat(self.ev(e.value))
+                elif hasattr(e, "value"):
+                    out = out | flat(self.ev(e.value))
+            return out
+        if t in (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp):
+            return self.comprehension(node)
+        if t in (cst.SimpleString, cst.ConcatenatedString):
+            return self.string(node)
+        if t is cst.FormattedString:
+            out = EMPTY
+            for part in node.parts:
+                if isinstance(part, cst.FormattedStringExpression):
+                    out = out | flat(self.ev(part.expression))
+                elif isinstance(part, cst.FormattedStringText):
+                    out = out | self.path_labels(part.value)
+            return out
+        if t in (cst.Yield,):
+            self.summary.generator = True
+            if node.value is not None and not isinstance(node.value, cst.From):
+                self.summary.ret = join(self.summary.ret, self.ev(node.value))
+            return EMPTY
+        if t is cst.Await:
+            return self.ev(node.expression)
+        if t is cst.NamedExpr:
+            v = self.ev(node.value)
+            self.assign(node.target, v)
+            return v
+        if t is cst.StarredElement:
+            return flat(self.ev(node.value))
+        if t is cst.Lambda:
+            return EMPTY
+        return EMPTY
+
+    def string(self, node) -> frozenset:
+        try:
+            s = literal_value(node)
+        except Exception:  # noqa: BLE001 - odd literals carry no labels
+            return EMPTY
+        if isinstance(s, bytes):
+            return EMPTY
+        return self.path_labels(s or "")
+
+    @staticmethod
+    def path_labels(s: str) -> frozenset:
+        if not _PATHISH.search(s) or len(s) > 300:
+            return EMPTY
+        if _VAL_PATH.search(s):
+            return frozenset({"val"})
+        if _TRAIN_PATH.search(s):
+            return frozenset({"train"})
+        return EMPTY
+
+    def comprehension(self, node):
+        saved = dict(self.env)
+        self.loop_depth += 1
+        try:
+            f = node.for_in
+            while f is not None:
+                it = self.ev(f.iter)
+                self.assign(f.target, elem(it))
+                for cond in f.ifs:
+                    self.ev(cond.test)
+                f = f.inner_for_in
+            if isinstance(node, cst.DictComp):
+                out = flat(self.ev(node.key)) | flat(self.ev(node.value))
+            else:
+                out = self.ev(node.elt)
+        finally:
+            self.loop_depth -= 1
+            self.env = {**saved, **{k: v for k, v in self.env.items() if k in saved}}
+        return It(out) if isinstance(node, cst.GeneratorExp) else flat(out)
+
+    def binop(self, node: cst.BinaryOperation) -> frozenset:
+        left, right = flat(self.ev(node.left)), flat(self.ev(node.right))
+        op = node.operator
+        out = frozenset(x for x in left | right if not x.startswith("cls:"))
+        if not isinstance(op, (cst.BitAnd, cst.BitOr, cst.BitXor)):
+            out = out - {"bool"}  # arithmetic on truth values gives numbers; & | ^ of masks give masks
+        if isinstance(op, cst.Add) and (isinstance(node.right, cst.Integer) and literal_value(node.right) >= 1
+                                        or isinstance(node.left, cst.Integer) and literal_value(node.left) >= 1):
+            out = out | {"shift"}
+        if isinstance(op, cst.Subtract):
+            out = out - {"shift"}
+            for lab in left:
+                if lab.startswith("wend:"):
+                    out = (out - {lab}) | {"wlen:" + lab[5:]}
+                if lab.startswith("wlen:") and code(node.right) == lab[5:]:
+                    self.event(Event("dbl", self.gid(node), (), data={"stride": lab[5:]}))
+            out = frozenset(x for x in out if not x.startswith(("ws:", "wend:")) or x in left and not x.startswith("ws:"))
+        literal = (cst.Integer, cst.Float, cst.SimpleString)
+        if left and right and not isinstance(node.left, literal) and not isinstance(node.right, literal) \
+                and not isinstance(op, (cst.Subtract, cst.Divide, cst.MatrixMultiply)) \
+                and not (_positional(left) or _positional(right)):
+            out = out | {"mixp"}  # two data operands combined: a hash or a pair index when one is the target
+        if isinstance(op, (cst.Divide, cst.Multiply)) and ("loss" in left) != ("loss" in right):
+            # a score scaled by a count (NLL per byte, with bytes read by the target from the byte tables) is the
+            # metric's normalization: a probability is mixed in before the log, not multiplied onto a score
+            count = right if "loss" in left else left
+            out = out - {x for x in count if x.startswith("tread@") and x not in (left if count is right else right)}
+        if isinstance(op, cst.Divide):
+            for lab in left:
+                if lab.startswith("tread@"):
+                    root = self.p.read_roots.get(int(lab[6:]))
+                    rc = code(node.right)
+                    if root and re.search(rf"\b{re.escape(root)}\b", rc) and "sum" in rc:
+                        out = out - {lab}  # row[tgt] / row.sum(): normalized over the row
+        return out
+
+    def future(self, node) -> str:
+        """A statistic of the whole stream, computed outside any loop."""
+        g = self.gid(node)
+        self.event(Event("fut", g, ()))
+        return f"fut@{g}"
+
+    def gate(self, node, test: frozenset, out: frozenset) -> frozenset:
+        if "tgt" in test or has_placeholder(test):
+            g = self.gid(node)
+            self.event(Event("gate", g, (Need(test, "tgt"),)))
+            # the gate is the finding; the target-keyed reads inside its condition are part of it
+            return out | {x for x in test if not x.startswith("tread@")} | {f"gate@{g}"}
+        return out | test
+
+    # --- calls --------------------------------------------------------------------------------
+
+    def qualname(self, func) -> str:
+        """Dotted name through the module's imports (``F.cross_entropy`` -> ``torch.nn.functional.cross_entropy``)."""
+        d = dotted(func)
+        if not d:
+            return ""
+        head, _, rest = d.partition(".")
+        if head in self.env and head not in self.m.aliases:
+            return ""
+        full = self.m.aliases.get(head)
+        if full is None:
+            return d if head in ("os", "subprocess", "socket", "urllib", "requests") else ""
+        return f"{full}.{rest}" if rest else full
+
+    def call(self, node: cst.Call):  # noqa: C901
+        func = node.func
+        args = [a for a in node.args]
+        pos = [a for a in args if a.keyword is None]
+        kw = {a.keyword.value: a for a in args if a.keyword is not None}
+        vals = [self.ev(a.value) for a in pos]
+        kwvals = {k: self.ev(a.value) for k, a in kw.items()}
+        allargs = EMPTY
+        for k, v in [*enumerate(vals), *kwvals.items()]:
+            if isinstance(k, int) or k in DATA_KEYWORDS:
+                allargs = allargs | flat(v)
+        name = func.attr.value if type(func) is cst.Attribute else func.value if type(func) is cst.Name else ""
+        recv = self.ev(func.value) if type(func) is cst.Attribute else EMPTY
+        recv_l = flat(recv)
+        q = self.qualname(func)
+
+        self.external(node, q)
+        if q in CLOCK_CALLS:
+            return frozenset({"clock"})
+        # submission functions and classes
+        target = self.resolve(func, q, recv_l)
+        if target is not None:
+            if isinstance(target, tuple):  # class construction; an object built on training files reads them
+                obj = frozenset({f"cls:{target[2]}"})
+                init = target[1].classes.get(target[2], {}).get("__init__")
+                if init is not None and not init.in_progress:  # its fields are set before the object is used
+                    self.apply(node, init, [obj] + vals, kwvals)
+                return obj | ({"trainobj"} if "train" in allargs else EMPTY)
+            bound = type(func) is cst.Attribute and target.cls is not None and target.params[:1] == ["self"]
+            return self.passed_functions(node, pos, vals, self.apply(node, target, ([recv] if bound else []) + vals, kwvals))
+        if type(func) is cst.Name and func.value in self.local_funcs:
+            f = self.local_funcs[func.value]
+            return self.passed_functions(node, pos, vals, self.apply(node, f, vals, kwvals))
+
+        return self.library_call(node, func, name, q, pos, vals, kwvals, allargs, recv, recv_l)
+
+    def passed_functions(self, node, pos, vals, ret):
+        """A submission function handed to another one with its arguments (``timed_eval(name, eval_val, h,
+        model)``, ``run(fn, *args)``) is taken as called there with the arguments that follow it: its
+        effects and events happen at this call, and its result joins the call's."""
+        for i, a in enumerate(pos):
+            if type(a.value) is not cst.Name:
+                continue
+            f = self.local_funcs.get(a.value.value)
+            if f is None:
+                target = self.resolve(a.value, "", EMPTY)
+                f = target if isinstance(target, FunctionDef) else None
+            if f is not None and not f.in_progress:
+                ret = join(ret, self.apply(node, f, vals[i + 1:], {}))
+        return ret
+
+    def forwards(self, func, nargs: int, recv_l) -> list[FunctionDef]:
+        """Class-hierarchy resolution of ``model(...)`` and ``obj.method(...)`` on values of unknown class:
+        every submission method of that name that takes these arguments (of the known classes, if any)."""
+        name = func.attr.value if type(func) is cst.Attribute else func.value
+        classes = [x[4:] for x in recv_l if x.startswith("cls:")]
+        if type(func) is cst.Name or name == "__call__":
+            name = "forward"
+        cands = self.p.methods.get(name, [])
+        if classes:
+            cands = [f for f in cands if f.cls in classes]
+        return [f for f in cands if self._arity_ok(f, nargs)][:8]
+
+    @staticmethod
+    def _arity_ok(f: FunctionDef, nargs: int) -> bool:
+        params = f.params[1:] if f.params[:1] == ["self"] else f.params
+        required = len([p for p in (f.node.params.params[1:] if f.params[:1] == ["self"] else f.node.params.params) if p.default is None])
+        return required <= nargs <= len(params) or (f.star is not None and nargs >= required)
+
+    def resolve(self, func, q: str, recv_l):
+        if type(func) is cst.Name:
+            n = func.value
+            if n in self.local_funcs or (n in self.env and n not in self.m.functions and n not in self.m.classes):
+                return None
+            if n in self.m.functions:
+                return self.m.functions[n]
+            if n in self.m.classes:
+                return ("class", self.m, n)
+            if n in self.m.aliases:
+                return self.p.resolve_import(self.m, self.m.aliases[n])
+            return None
+        if type(func) is cst.Attribute:
+            meth = func.attr.value
+            if isinstance(func.value, cst.Name) and func.value.value == "self" and self.f is not None and self.f.cls:
+                f = self.m.classes.get(self.f.cls, {}).get(meth)
+                if f is not None:
+                    return f
+                for base in self.m.bases.get(self.f.cls, []):
+                    f = self.m.classes.get(base, {}).get(meth)
+                    if f is not None:
+                        return f
+                return None
+            if q:
+                r = self.p.resolve_import(self.m, q)
+                if r is not None:
+                    return r
+            classes = [x[4:] for x in recv_l if x.startswith("cls:")]
+            for c in classes:
+                for m in self.p.modules:
+                    f = m.classes.get(c, {}).get(meth)
+                    if f is not None:
+                        return f
+        return None
+
+    def apply(self, node, f: FunctionDef, vals: list, kwvals: dict):
+        if f.summary is None and not f.in_progress:
+            # the classes of the first caller's arguments resolve method calls on the parameters
+            for i, v in enumerate(vals[:len(f.params)]):
+                classes = frozenset(x for x in flat(v) if x.startswith("cls:"))
+                if classes:
+                    f.param_classes[i] = classes
+        s = self.p.summary(f)
+        args = list(vals)
+        for i, pname in enumerate(f.params):
+            if i >= len(args):
+                args.append(kwvals.get(pname, EMPTY))
+        if f.star is not None:
+            extra = EMPTY
+            for v in vals[len(f.params):]:
+                extra = extra | flat(v)
+            args = args[:len(f.params)] + [extra]
+        f.called = True
+        if self.loop_depth:
+            f.called_in_loop = True
+        g = self.gid(node)
+        for eff in s.effects:
+            labels = flat(substitute(eff.labels, args))
+            data = (eff.data[0] or self.disabled,) if eff.kind == "tfwd" else eff.data
+            self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh, data), g))
+            self.loop_site[g] = self.loop_depth
+        for ev in s.events:
+            self.event(ev.instantiate(args, self.disabled))
+        for i, labels in s.param_writes.items():
+            if i < len(node.args) if i < len(vals) else False:
+                name = self.root_name(node.args[i].value) if i < len(node.args) else None
+                if name:
+                    w = history(flat(substitute(labels, args)))
+                    if self.loop_depth:
+                        w = frozenset(x for x in w if not x.startswith("fut@"))
+                    self.env[name] = join(self.env.get(name), w)
+        ret = substitute(s.ret if s.ret is not None else EMPTY, args)
+        if self.loop_depth:  # aggregates built per loop iteration are history, not the whole stream
+            ret = _drop_fut(ret)
+        return It(ret) if s.generator else ret
+

@@ -1,0 +1,173 @@
+"""Library call models: what a call to a known library function does to the labels of its arguments
+(API semantics by the function's last name, not submission names), and outside access."""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from .labels import CURRENT, EMPTY, It, Tup, elem, flat, has_placeholder
+from .model import Effect, Event, Need
+from .tree import code, dotted
+
+_VAL_PATH = re.compile(r"(?<![a-z])(val|valid|validation)(?![a-z])", re.I)
+_TRAIN_PATH = re.compile(r"(?<![a-z])train(?![a-z])", re.I)
+_PATHISH = re.compile(r"[*/]|\.bin\b|\.npy\b|\.pt\b")
+
+# Library calls by their last name (API semantics, not submission names).
+SIZE_CALLS = {"len", "numel", "size", "dim", "ndimension", "nelement", "__len__"}
+SIZE_ATTRS = {"shape", "ndim", "dtype", "device", "is_cuda", "itemsize", "nbytes"}
+LOSS_CALLS = {"cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"}
+LOG_CALLS = {"log", "log2", "log10", "log1p", "log_"}
+DIST_CALLS = {"softmax", "log_softmax", "sigmoid"}
+AGGREGATE_CALLS = {"bincount", "histc", "histogram", "histogramdd", "unique", "Counter", "unique_consecutive"}
+MIN_CALLS = {"minimum", "fmin", "min", "amin"}
+READ_METHODS = {"gather", "take_along_dim", "index_select", "take", "get"}
+TABLE_WRITE_FUNCS = {("add", "at"), ("subtract", "at"), ("maximum", "at")}
+TABLE_WRITE_METHODS = {"index_add_", "scatter_add_", "scatter_", "index_put_", "index_copy_", "put_", "scatter_reduce_"}
+# Keyword arguments that carry data into a library call (others: device, dtype, reduction, ...).
+DATA_KEYWORDS = {"input", "target", "other", "index", "src", "source", "weight", "x", "y", "a", "b", "values", "logits",
+                 "labels", "tensors", "out", "minlength", "weights"}
+RANDOM_CALLS = {"randint", "randperm", "choice", "sample", "permutation", "shuffle", "multinomial"}
+NETWORK_MODULES = ("socket", "urllib", "requests", "http", "httpx", "aiohttp", "huggingface_hub", "ftplib", "smtplib",
+                   "paramiko", "websocket", "boto3", "gdown", "wget")
+NETWORK_CALLS = {("torch", "hub"), ("datasets", "load_dataset"), ("transformers", "from_pretrained")}
+CLOCK_CALLS = {"time.perf_counter", "time.time", "time.monotonic", "time.perf_counter_ns", "time.monotonic_ns"}
+PROGRAM_CALLS = {("os", "system"), ("os", "popen"), ("os", "execv"), ("os", "execvp"), ("os", "spawnv")}
+
+
+def _is_gram(node) -> bool:
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply):
+        return "T" in code(node.left) or "t()" in code(node.left) or "transpose" in code(node.left)
+    if isinstance(node, cst.Call) and dotted(node.func).rsplit(".", 1)[-1] in ("matmul", "mm") and node.args:
+        first = code(node.args[0].value)
+        return ".T" in first or "t()" in first or "transpose" in first
+    return False
+
+
+
+class LibraryCalls:
+    """Calls that resolve to no submission function (a mixin of ``Walker``)."""
+
+    def library_call(self, node, func, name: str, q: str, pos, vals, kwvals, allargs, recv, recv_l):  # noqa: C901
+        if name in SIZE_CALLS and not q.startswith(("os.", "subprocess")):
+            src = recv_l | allargs
+            return frozenset({"valsize"}) if "val" in src else EMPTY
+        if name in ("register_forward_hook", "register_forward_pre_hook") and type(func) is cst.Attribute:
+            self.hooks = True
+            return EMPTY
+        if name == "backward" and type(func) is cst.Attribute:
+            g = self.gid(node)
+            self.effects.append((Effect("train", g, recv_l, fresh="fresh" in recv_l), g))
+            self.loop_site[g] = self.loop_depth
+            return EMPTY
+        if q.endswith(("environ.get", "getenv")) or q == "os.environ.get":
+            return frozenset({"env"}) | allargs
+        if name in LOSS_CALLS:
+            return allargs | recv_l | {"loss"} - {"dist"}
+        if name in DIST_CALLS:
+            out = allargs | recv_l | {"dist"}
+            return out | {"loss"} if name == "log_softmax" else out
+        if name in LOG_CALLS and (allargs | recv_l):
+            return allargs | recv_l | {"loss"}
+        if name in AGGREGATE_CALLS:
+            src = allargs | recv_l
+            out = src - CURRENT
+            if ("val" in src or has_placeholder(src)) and self.f is not None and self.loop_depth == 0 and not self.disabled:
+                out = out | {self.future(node)}
+            return out
+        if name in ("where",) and len(vals) == 3:
+            return self.gate(node, flat(vals[0]), flat(vals[1]) | flat(vals[2]))
+        if name in MIN_CALLS and len(vals) >= 2 and sum("loss" in flat(v) for v in vals) >= 2:
+            g = self.gid(node)
+            self.event(Event("orc", g, (Need(allargs, "val"),)))
+            return allargs | {f"orc@{g}"}
+        if name in READ_METHODS and type(func) is cst.Attribute and vals and not q:
+            key = flat(vals[-1]) if name != "get" else flat(vals[0])
+            return self.read(node, recv_l, key, recv_l | allargs, self.root_name(func.value))
+        if name == "gather" and q and len(vals) >= 3:
+            return self.read(node, flat(vals[0]), flat(vals[2]), allargs)
+        if type(func) is cst.Attribute and (name in TABLE_WRITE_METHODS or (dotted(func.value).rsplit(".", 1)[-1], name) in TABLE_WRITE_FUNCS):
+            if name in TABLE_WRITE_METHODS:
+                key = flat(vals[1]) if len(vals) >= 2 else EMPTY
+                self.table_write(func.value, key, allargs, node)
+                return recv_l
+            if len(vals) >= 2:
+                self.table_write(node.args[0].value, flat(vals[1]), allargs, node)
+            return EMPTY
+        if name in RANDOM_CALLS:
+            return allargs | recv_l | {"rand"}
+        if name == "range":
+            out = allargs - {"shift"}
+            if len(vals) == 3:
+                stop = pos[1].value
+                if not (isinstance(stop, cst.BinaryOperation) and isinstance(stop.operator, cst.Subtract)):
+                    out = out | {f"ws:{code(pos[2].value)}"}
+            return It(out)
+        if name == "arange":
+            return allargs
+        if name == "min" and q == "" and vals:
+            out = allargs
+            for lab in flat(vals[0]):
+                if lab.startswith("ws:"):
+                    out = out | {"wend:" + lab[3:]}
+            return out
+        if name == "enumerate" and vals:
+            return It(Tup((EMPTY, elem(vals[0]))))
+        if name == "zip" and vals:
+            return It(Tup(tuple(elem(v) for v in vals)))
+        if name in ("iter", "reversed", "sorted", "list", "tuple") and vals and not type(func) is cst.Attribute:
+            return vals[0] if name != "tuple" else vals[0]
+        if name == "next" and vals:
+            return elem(vals[0])
+        if name in ("items", "values", "keys") and type(func) is cst.Attribute:
+            return It(recv_l)
+        # a model (an nn.Module) called on data: its outputs are logits, a distribution over the vocabulary
+        out = recv_l | allargs
+        callable_value = type(func) is cst.Attribute or (type(func) is cst.Name and func.value in self.env)
+        if callable_value and not q and (allargs & {"val", "train"} or has_placeholder(allargs)):
+            forwards = self.forwards(func, len(vals), recv_l)
+            if "val" not in allargs and (forwards or type(func) is cst.Name or name in ("forward", "forward_logits")):
+                # a model's forward, perhaps on training data (the labels tell, once known)
+                g = self.gid(node)
+                self.effects.append((Effect("tfwd", g, allargs, data=(self.disabled,)), g))
+            if self.hooks and ("val" in allargs or has_placeholder(allargs)):
+                self.event(Event("vcal", self.gid(node), (Need(allargs, "val"),), data={"how": "hooks"}))
+            if forwards:
+                res = EMPTY
+                for f in forwards:
+                    res = res | flat(self.apply(node, f, [recv] + vals if f.params[:1] == ["self"] else vals, kwvals))
+                return res | (frozenset({"dist"}) if "loss" not in res else EMPTY)
+            if type(func) is cst.Name or name in ("forward", "forward_logits"):
+                out = out | {"dist"}
+        return frozenset(x for x in out if not x.startswith("cls:"))  # a call's result is not the receiver
+
+    def is_fresh(self, node) -> bool:
+        """A tensor created here with requires_grad=True (a per-window delta, a bias to optimize)."""
+        if isinstance(node, cst.Call):
+            for a in node.args:
+                if a.keyword is not None and a.keyword.value == "requires_grad" and isinstance(a.value, cst.Name) \
+                        and a.value.value == "True":
+                    return True
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("requires_grad_", "Parameter"):
+                return True
+            return any(self.is_fresh(a.value) for a in node.args) if isinstance(node.func, cst.Attribute) \
+                and node.func.attr.value == "Parameter" else False
+        return False
+
+
+    def external(self, node, q: str) -> None:
+        if not q:
+            return
+        head = q.split(".")[0]
+        parts = tuple(q.split("."))
+        kind = None
+        if head in NETWORK_MODULES or parts[:2] in NETWORK_CALLS or parts[-1] in ("hf_hub_download", "snapshot_download"):
+            kind = "network"
+        elif head == "subprocess" or parts[:2] in PROGRAM_CALLS:
+            kind = "program"
+        elif head == "ctypes" and parts[-1] in ("CDLL", "cdll", "LoadLibrary", "PyDLL"):
+            kind = "native"
+        if kind:
+            self.event(Event("ext", self.gid(node), (), data={"kind": kind, "call": q}))
