@@ -105,6 +105,7 @@ def options_from(args: argparse.Namespace):
         raise AuditError(f"--baseline-record {args.baseline_record}: not a folder")
     check_destinations(args)
     return AuditOptions(
+        command=args.command,
         artifact=args.artifact,
         val=args.val,
         tokenizer=args.tokenizer,
@@ -227,6 +228,10 @@ def dispatch(args: argparse.Namespace) -> int:
     emit(render(report, args.format, **render_options(args)), args.output)
     if report.error:  # the report says what was done; one line on stderr says why the rest was not
         print(f"golf-audit: error: {plain(report.error)}", file=sys.stderr)
+    elif report.verdict == "incomplete":
+        first = report.incomplete[0]
+        more = f" (and {len(report.incomplete) - 1} more)" if len(report.incomplete) > 1 else ""
+        print(f"golf-audit: incomplete: {plain(first.part)} could not run: {plain(first.reason)}{more}", file=sys.stderr)
     return report.exit_code
 
 

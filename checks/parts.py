@@ -1,8 +1,11 @@
 """The audit parts and the options they share; ``run_parts`` fills one Report.
 
 A part is a function ``run(sub, opts, report)`` that adds findings, probe results, claims or
-reproduction numbers to the report, or calls ``report.skip(part, reason)`` when it cannot apply.
-It raises AuditError only when the input makes the whole audit impossible.
+reproduction numbers to the report. A part that was asked for and cannot examine the submission
+calls ``report.could_not_run(part, reason)``: the verdict is then "incomplete" (exit 2), never a
+pass. Only a part with nothing to run on by design (``--no-exec``; no artifact in the folder under
+``audit``) calls ``report.skip(part, reason)``. It raises AuditError only when the input makes the
+whole audit impossible.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ EXECUTING_PARTS = {"probes", "reproduction"}
 
 @dataclass
 class AuditOptions:
+    command: str = "audit"  # the CLI command the parts run under (what was asked for)
     artifact: str | None = None
     val: str | None = None
     tokenizer: str | None = None
@@ -77,7 +81,7 @@ def run_parts(sub: Submission, opts: AuditOptions, names: list[str], report: Rep
             continue
         run = load_part(name)
         if run is None:
-            report.skip(name, "not available in this version of golf-audit")
+            report.could_not_run(name, "this part is missing from this installation of golf-audit")
             continue
         try:
             run(sub, opts, report)

@@ -81,15 +81,18 @@ def run(sub: Submission, opts, report: Report) -> None:
     from checks.parts import launch_of
 
     if sub.entry is None:
-        report.skip("reproduction", "no train_gpt.py to rerun")
+        report.could_not_run("reproduction", "no train_gpt.py to rerun")
         return
     artifact = pick_artifact(sub, opts.artifact)
     if artifact is None:
-        report.skip("reproduction", "no trained artifact in the folder; pass --artifact")
+        if opts.command == "audit" and not opts.artifact:  # audit reproduces what the folder ships
+            report.skip("reproduction", "no trained artifact in the folder; pass --artifact")
+        else:
+            report.could_not_run("reproduction", "no trained artifact found; pass --artifact")
         return
     val, tok = resolve_data(sub, opts)
     if val is None or tok is None:
-        report.skip("reproduction", "no validation data or tokenizer found; pass --val and --tokenizer")
+        report.could_not_run("reproduction", "no validation data or tokenizer found; pass --val and --tokenizer")
         return
     art_arg, readable = _in_sandbox_path(artifact, sub.root)
     val_dir = Path(val).parent.resolve()
@@ -112,7 +115,7 @@ def run(sub: Submission, opts, report: Report) -> None:
             # no sandbox / CUDA could start: the reproduction cannot be done, which is not a pass.
             report.error = f"reproduction: {result.error}"
             return
-        report.skip("reproduction", f"the evaluation could not be rerun: {result.error}")
+        report.could_not_run("reproduction", f"the evaluation could not be rerun: {result.error}")
         return
     report.reproduction = compare(result.value, sub, opts.max_tokens, report)
 

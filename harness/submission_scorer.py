@@ -14,9 +14,11 @@ small dims), and the entry point called with arguments bound by parameter name: 
 Hyperparameters instance, the model, ``rank``/``world_size``, the device, the generated stream as
 ``val_tokens`` (int64), byte LUTs, ``stride`` from the hyperparameters. The module sees the launch's
 env (``WORLD_SIZE=8``: flags such as "cache on when world_size > 1" resolve as in the official
-run); the eval function is called as rank 0 of 1 so that one call scores the whole stream and
-per-rank caches warm up on a short probe stream (``world_size=W`` runs ranks 0..W-1 in turn from
-the same initial state instead; collectives are single-rank shims).
+run); with ``world_size=W`` (the launch's) the eval function is called as ranks 0..W-1 in turn, each
+from the same initial state (its own caches and TTT weights) on its own share of the windows, and
+the per-position scores of all ranks are merged; collectives are single-rank shims. Each rank's
+captured scores are checked against the loss it returns (check_capture): what cannot be traced
+is a ScorerError, never a pass.
 
 How per-position NLL is recovered (the capture). While the eval runs, a ``TorchFunctionMode``
 tags tensors with the stream position they belong to:
@@ -44,6 +46,7 @@ probes say "not captured" rather than pass.
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import inspect
 import math
@@ -64,9 +67,8 @@ LOG_PARAMS = ("log0", "log", "log_fn", "logger", "print_fn")
 # Probe configuration: smaller dims and vocabulary than the official run; the pipeline logic is unchanged.
 PROBE_ENV = {"VOCAB_SIZE": "128", "TRAIN_SEQ_LEN": "64", "EVAL_SEQ_LEN": "64", "EVAL_STRIDE": "16",
              "EVAL_BATCH_SEQS": "8", "TTT_CHUNK_TOKENS": "64", "TTT_BATCH_SEQS": "4"}
-# Ranks the eval function is called as. The module and its Hyperparameters see the launch's env
-# (harness/launch.py, passed in as ``launch_env``; WORLD_SIZE=8 by default); the eval itself runs as one rank over the whole stream, so per-rank caches warm
-# up on the short probe streams as they do on each rank's share of the real one.
+# Ranks the eval function is called as when the caller names none (in-process tools, tests); the
+# probes pass the launch's world size (harness/launch.py; WORLD_SIZE=8 by default).
 EVAL_WORLD_SIZE = 1
 DEBUG = False
 
@@ -279,7 +281,7 @@ class Capture:
 
     def result(self) -> ScoreResult:
         self.active = False
-        used = [r for r in self.records if r.used] or self._matched()
+        used = self.scoring(self.records)
         nll = np.full(self.n, np.nan)
         count = np.zeros(self.n, dtype=np.int64)
         for r in used:
@@ -290,17 +292,21 @@ class Capture:
             np.add.at(count, p, 1)
         return ScoreResult(nll=nll, count=count, total_nll=float(sum(r.total for r in used)))
 
-    def _matched(self) -> list[Record]:
+    def scoring(self, records: list[Record]) -> list[Record]:
+        """The records that reached the eval's accumulator: added as tensors (``used``), else by value."""
+        return [r for r in records if r.used] or self._matched(records)
+
+    def _matched(self, records: list[Record]) -> list[Record]:
         # Records whose value was added to an accumulator by value (float()/python numbers).
         adds = set(self.adds)
         hit = []
-        for r in self.records:
+        for r in records:
             if r.total in adds or float(np.float32(r.total)) in adds:
                 hit.append(r)
             elif r.total != 0 and (-r.total in adds or float(np.float32(-r.total)) in adds):
                 # ``loss_sum += float(-np.log(p).sum())``: the sum of log-probabilities, negated after.
                 hit.append(Record(r.pos, -r.values, -r.total, True))
-        return hit or self.records
+        return hit or records
 
 
 CAPTURE = Capture()
@@ -316,6 +322,7 @@ def _torch_mode():
                  torch.squeeze, Tensor.unsqueeze, torch.unsqueeze, Tensor.contiguous, Tensor.view_as, Tensor.reshape_as}
     sums = {Tensor.sum, torch.sum}
     adds = {Tensor.__iadd__, Tensor.add_, Tensor.__add__, Tensor.__radd__, torch.add, Tensor.add}
+    from_array = {torch.as_tensor, torch.tensor, torch.asarray}
 
     class Mode(TorchFunctionMode):
         """Propagates position tags (``Mode.tags``: id(tensor) -> (weakref, tags))."""
@@ -369,6 +376,10 @@ def _torch_mode():
             CAPTURE.record(tags, vals, float(vals[tags >= 0].sum()))
 
         def _after(self, func, args, kwargs, out) -> None:
+            if func in from_array and args and isinstance(args[0], TaggedArray) and args[0].pos is not None \
+                    and isinstance(out, Tensor) and tuple(out.shape[: args[0].pos.ndim]) == args[0].pos.shape:
+                self.tag(out, args[0].pos)
+                return
             if func in adds:
                 for a in args[1:2]:
                     rec = self.sum_ids.get(id(a)) if isinstance(a, Tensor) else None
@@ -432,6 +443,61 @@ def _torch_mode():
                 pass
 
     return Mode()
+
+
+@contextlib.contextmanager
+def _from_numpy_tagged(torch, mode):
+    """``torch.from_numpy`` of a tagged array gives a tagged tensor while an eval runs (the function
+    does not dispatch through torch function modes, so the module attribute is swapped for the call)."""
+    orig = torch.from_numpy
+
+    def from_numpy(arr):
+        out = orig(arr)
+        if isinstance(arr, TaggedArray) and arr.pos is not None and tuple(out.shape[: arr.pos.ndim]) == arr.pos.shape:
+            mode.tag(out, arr.pos)
+        return out
+
+    torch.from_numpy = from_numpy
+    try:
+        yield
+    finally:
+        torch.from_numpy = orig
+
+
+def returned_losses(value) -> list[float]:
+    """The finite numbers an eval returned (``(val_loss, val_bpb)``, a dict of metrics, one float)."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if not isinstance(value, (list, tuple)):
+        value = [value]
+    return [float(v) for v in value if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+
+
+def check_capture(records: list, returned, fn_name: str, rank: int) -> None:
+    """Fail closed when the per-position scores captured from one rank's call are not the scores it used.
+
+    A captured mean NLL that is none of the numbers the call returned (its mean loss in nats or bits
+    per token; the same total is also accepted) means the probes would judge something other than
+    what the submission scores: a ScorerError, never a pass. A call that returns no finite number
+    (a rank without windows, an eval that returns nothing) cannot be checked this way.
+    """
+    numbers = returned_losses(returned)
+    if not numbers:
+        return
+    used = CAPTURE.scoring(records)
+    scored = sum(int(r.pos.shape[0]) for r in used)
+    if scored == 0:
+        raise ScorerError(f"{fn_name} returned {numbers[0]:.6g} as rank {rank} but none of its per-position "
+                          "scores could be captured")
+    total = sum(r.total for r in used)
+    mean = total / scored
+    candidates = (mean, mean / math.log(2), total)
+    if any(math.isclose(n, c, rel_tol=2e-3, abs_tol=1e-6) for n in numbers for c in candidates):
+        return
+    raise ScorerError(
+        f"the per-position scores captured from {fn_name} as rank {rank} (mean NLL {mean:.6g} nats over "
+        f"{scored} scorings) match none of the numbers it returned ({', '.join(f'{n:.6g}' for n in numbers[:4])}): "
+        "part of its scoring could not be traced")
 
 
 class _Replace(Exception):
@@ -505,6 +571,8 @@ class SubmissionPipeline:
         self.vocab_size = int(getattr(self.hparams, "vocab_size", 0) or 1024)
         self.bos_id = _bos_id(self.module)
         self.world_size = world_size
+        # Ranks of the official launch: each holds its own share of the stream in its caches.
+        self.launch_world_size = max(1, int(float((launch_env or {}).get("WORLD_SIZE", 8))))
         self.randomized = _randomize_zeros(self.model, seed)
         self.model.eval()
         self.params = list(self.model.parameters())
@@ -515,15 +583,18 @@ class SubmissionPipeline:
         self.luts = _luts(self.vocab_size, seed)
         self.watch: set[int] = set()
         self.watched: list[tuple[int, np.ndarray]] = []
+        self.rank_watched: list[int] = []  # the rank whose call produced each watched row
+        self.current_rank = 0
         self.forwards = 0
-        self.rank_plan: dict[int, list[int]] = {}
+        self.rank_plan: dict[int, list[int]] = {}  # stream length -> ranks that score something
+        self.rank_owner: dict[int, np.ndarray] = {}  # stream length -> the rank scoring each position first
         self.stream: np.ndarray | None = None
         self._wrap_model()
         self.info = PipelineInfo(
             entry=chosen.name, entries=[e.name for e in entries], vocab_size=self.vocab_size, world_size=world_size,
             stateful=False, seq_len=_int_attr(self.hparams, ("eval_seq_len", "train_seq_len")),
             stride=_int_attr(self.hparams, ("eval_stride", "stride")), bos_id=self.bos_id,
-            hashed_tables=hashed_tables(self.hparams), build=build)
+            hashed_tables=hashed_tables(self.hparams, source), build=build)
 
     # -- model wrapper: locate rows, tag logits, cache pristine forwards, watch positions -------
     def _wrap_model(self) -> None:
@@ -579,6 +650,7 @@ class SubmissionPipeline:
                         hit = np.isin(tags, list(self.watch))
                         for r, c in zip(*np.nonzero(hit)):
                             self.watched.append((int(tags[r, c]), out[r, c].detach().float().cpu().numpy().copy()))
+                            self.rank_watched.append(self.current_rank)
             return out
 
         call.__name__ = getattr(orig, "__name__", "forward")
@@ -622,17 +694,24 @@ class SubmissionPipeline:
     def _locate(self, row: np.ndarray, k: int) -> int | None:
         key = row[:k].tobytes()
         cands = self._index.get(key, [])
+        if not cands:
+            # A window of the last k-1 targets or fewer, padded after the stream's end.
+            n = self.stream.shape[0] - 1
+            cands = [ws for ws in range(max(0, n - k + 1), n) if np.array_equal(row[: n - ws], self.stream[ws:n])]
         if len(cands) <= 1:
             return cands[0] if cands else None
-        # Several starts share the first k tokens: take the one matching the longest prefix.
-        best, best_len, tie = None, -1, False
+        # Several starts share the first k tokens: take the one matching the longest prefix; at equal
+        # length, the one whose match runs to the end of the stream (a tail window, padded after it).
+        best, best_key, tie = None, (-1, False), False
+        inputs = self.stream[:-1]  # model inputs never hold the last token (it is only a target)
         for ws in cands:
-            seg = self.stream[ws : ws + row.shape[0]]
+            seg = inputs[ws : ws + row.shape[0]]
             eq = seg == row[: seg.shape[0]]
             ln = int(np.argmin(eq)) if not eq.all() else seg.shape[0]
-            if ln > best_len:
-                best, best_len, tie = ws, ln, False
-            elif ln == best_len:
+            key = (ln, ln == seg.shape[0] < row.shape[0])
+            if key > best_key:
+                best, best_key, tie = ws, key, False
+            elif key == best_key:
                 tie = True
         return None if tie else best
 
@@ -650,17 +729,17 @@ class SubmissionPipeline:
         self._index: dict[bytes, list[int]] = {}
         for ws in range(tokens.shape[0] - 1):
             self._index.setdefault(tokens[ws : ws + k].tobytes(), []).append(ws)
-        self.watch, self.watched = set(watch), []
+        self.watch, self.watched, self.rank_watched = set(watch), [], []
         val = torch.from_numpy(tokens.copy())
-        CAPTURE.start(tokens.shape[0] - 1)
-        returned = []
+        length = tokens.shape[0]
+        CAPTURE.start(length - 1)
+        returned, spans, errors = [], [], []
         try:
-            errors = []
-            with self.mode:
-                plan = self.rank_plan.get(tokens.shape[0], range(self.world_size))
-                scored_ranks = []
+            with self.mode, _from_numpy_tagged(torch, self.mode):
+                plan = self._plan(length, watch)
                 for rank in plan:
                     self._restore()
+                    self.current_rank = rank
                     before = len(CAPTURE.records)
                     try:
                         returned.append(self._call(val, rank))
@@ -671,21 +750,53 @@ class SubmissionPipeline:
                         # (the real run all-reduces first); a rank that scored and then failed is fine too.
                         returned.append(None)
                         errors.append((rank, len(CAPTURE.records) > before, e))
-                    if len(CAPTURE.records) > before:
-                        scored_ranks.append(rank)
-                # Which ranks score anything depends on the stream length only (the windows are
-                # split by index): later streams of this length skip the idle ranks.
-                if tokens.shape[0] not in self.rank_plan and scored_ranks:
-                    self.rank_plan[tokens.shape[0]] = scored_ranks
+                    spans.append((rank, before, len(CAPTURE.records), returned[-1]))
+            self._learn_ranks(length, spans)
             if errors and len(errors) == len(plan) and not CAPTURE.records:
                 rank, _, e = errors[0]
                 raise ScorerError(f"{self.fn.__name__} raised on every rank: {type(e).__name__}: {str(e)[:160]}")
+            for rank, first, end, value in spans:
+                check_capture(CAPTURE.records[first:end], value, self.fn.__name__, rank)
         finally:
             res = CAPTURE.result()
             self.stream = None
+        if not res.count.any():
+            raise ScorerError(f"no per-position score of {self.fn.__name__} could be captured (its scores never "
+                              "reached an accumulator through a traced operation)")
         res.returned = returned  # type: ignore[attr-defined]
-        res.watched = list(self.watched)  # type: ignore[attr-defined]
+        # Logits at a watched position count from the rank that scores it (another rank may see the
+        # position as context after its own updates, as its own process would).
+        owner = self.rank_owner.get(length)
+        res.watched = [w for w, r in zip(self.watched, self.rank_watched)  # type: ignore[attr-defined]
+                       if owner is None or owner[w[0]] in (-1, r)]
         return res
+
+    def _plan(self, length: int, watch) -> list[int]:
+        """The ranks to run on a stream of ``length``: every rank with windows, or, when only some
+        positions are watched (a sweep), just the ranks that score them."""
+        owner = self.rank_owner.get(length)
+        if watch and owner is not None:
+            ranks = {int(owner[t]) for t in watch if 0 <= t < owner.shape[0]}
+            if ranks and -1 not in ranks:
+                return sorted(ranks)
+        return list(self.rank_plan.get(length, range(self.world_size)))
+
+    def _learn_ranks(self, length: int, spans) -> None:
+        # Which rank scores which position depends on the stream length only (the windows are
+        # split by index): later streams of this length skip idle ranks, and sweeps run one rank.
+        if length in self.rank_plan:
+            return
+        owner = np.full(length - 1, -1, dtype=np.int64)
+        scored = []
+        for rank, first, end, _ in spans:
+            for rec in CAPTURE.records[first:end]:
+                p = rec.pos[rec.pos < length - 1]
+                owner[p] = np.where(owner[p] == -1, rank, owner[p])
+            if end > first:
+                scored.append(rank)
+        if scored:
+            self.rank_plan[length] = scored
+            self.rank_owner[length] = owner
 
     def score_many(self, streams: list[np.ndarray], watch: tuple[int, ...] = ()) -> list[ScoreResult]:
         return [self.score(s, watch) for s in streams]
@@ -813,10 +924,14 @@ def _bos_id(module) -> int | None:
 
 
 HASHED_TABLE_ATTR = re.compile(r"(bucket|hash_size|table_size|hash_bits|num_buckets)", re.I)
+# A table size read from the environment inside the code (``int(os.environ.get("NGRAM_BUCKETS",
+# "4194304"))`` in the eval) is named by this prefix and the variable: "$NGRAM_BUCKETS".
+ENV_TABLE = "$"
 
 
-def hashed_tables(hparams) -> dict[str, int]:
-    """Hyperparameters that size a hashed table (n-gram buckets, hint tables): name -> value."""
+def hashed_tables(hparams, source: str | None = None) -> dict[str, int]:
+    """Sizes of hashed tables (n-gram buckets, hint tables): hyperparameter name -> value, and
+    ``$VAR`` -> value for each environment variable the source reads a table size from."""
     out = {}
     for name in dir(hparams):
         if name.startswith("_") or not HASHED_TABLE_ATTR.search(name):
@@ -824,12 +939,93 @@ def hashed_tables(hparams) -> dict[str, int]:
         v = getattr(hparams, name, None)
         if isinstance(v, int) and not isinstance(v, bool) and v > 1:
             out[name] = v
+    if source is not None:
+        out.update(env_tables(source))
     return out
+
+
+def env_tables(source: str) -> dict[str, int]:
+    """``$VAR`` -> size for every ``os.environ.get("VAR", default)`` / ``os.getenv`` / ``os.environ["VAR"]``
+    whose name sizes a hashed table, valued as the running environment (the launch's) or the default."""
+    import os
+
+    out = {}
+    for node in ast.walk(ast.parse(source)):
+        var, default = _env_read(node)
+        if var is None or not HASHED_TABLE_ATTR.search(var):
+            continue
+        raw = os.environ.get(var, default)
+        try:
+            v = int(float(raw)) if raw is not None else None
+        except (TypeError, ValueError):
+            continue
+        if v is not None and v > 1:
+            out[ENV_TABLE + var] = v
+    return out
+
+
+def _env_read(node) -> tuple[str | None, str | None]:
+    """(variable, default as text) of an environment read, else (None, None)."""
+    def is_environ(n) -> bool:
+        return isinstance(n, ast.Attribute) and n.attr == "environ" or isinstance(n, ast.Name) and n.id == "environ"
+
+    def const(n):
+        return n.value if isinstance(n, ast.Constant) and isinstance(n.value, (str, int, float)) else None
+
+    if isinstance(node, ast.Call) and node.args and isinstance(const(node.args[0]), str):
+        f = node.func
+        getter = (isinstance(f, ast.Attribute) and f.attr == "get" and is_environ(f.value)) or \
+                 (isinstance(f, ast.Attribute) and f.attr == "getenv") or (isinstance(f, ast.Name) and f.id == "getenv")
+        if getter:
+            d = const(node.args[1]) if len(node.args) > 1 else None
+            return node.args[0].value, None if d is None else str(d)
+    if isinstance(node, ast.Subscript) and is_environ(node.value) and isinstance(const(node.slice), str):
+        return node.slice.value, None
+    return None, None
+
+
+@contextlib.contextmanager
+def sized_tables(hparams, sizes: dict[str, int]):
+    """Hashed tables resized for the duration (hyperparameters set, ``$VAR`` exported), then restored."""
+    import os
+
+    saved_attrs, saved_env = {}, {}
+    try:
+        for k, v in sizes.items():
+            if k.startswith(ENV_TABLE):
+                saved_env[k[1:]] = os.environ.get(k[1:])
+                os.environ[k[1:]] = str(v)
+            else:
+                saved_attrs[k] = getattr(hparams, k)
+                setattr(hparams, k, v)
+        yield
+    finally:
+        for k, v in saved_attrs.items():
+            setattr(hparams, k, v)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def collapsed(tables: dict[str, int]) -> dict[str, int]:
     """The what-if configuration: every hashed table down to a single bucket (``*_bits`` to 0)."""
     return {k: (0 if "bits" in k.lower() else 1) for k in tables}
+
+
+def loaded(tables: dict[str, int], stream_len: int, inserted_per_rank: float) -> dict[str, int]:
+    """Every hashed table sized so that a stream of ``stream_len`` tokens fills it as the official run
+    fills the full-size table with its ``inserted_per_rank`` tokens (the same entries per bucket, so
+    the same share of colliding keys): a power of two, at least one bucket; ``*_bits`` accordingly."""
+    out = {}
+    for k, size in tables.items():
+        bits = "bits" in k.lower()
+        buckets = (1 << size) if bits else size
+        scaled = max(1.0, buckets * stream_len / max(inserted_per_rank, 1.0))
+        p = max(0, round(math.log2(scaled)))
+        out[k] = p if bits else min(1 << p, buckets)
+    return out
 
 
 def _luts(vocab: int, seed: int) -> dict[str, Any]:

@@ -72,7 +72,12 @@ CONDITION_TITLES: dict[str, str] = {
     "rules": "Challenge rules",
 }
 SEVERITIES = ("error", "warning", "info")
-PROBE_STATUSES = ("pass", "fail", "skipped")
+# "could-not-run": the probe was asked for and the submission's pipeline could not be driven for it
+# (or its scores could not be captured); the audit is then incomplete, never a pass.
+PROBE_STATUSES = ("pass", "fail", "skipped", "could-not-run")
+# The verdict of a report, in the order one outranks the next: an audit that could not be done,
+# a violation found, a part asked for that could not run, and nothing of these.
+VERDICT_EXIT = {"error": 2, "fail": 1, "incomplete": 2, "pass": 0}
 
 
 @dataclass
@@ -147,6 +152,16 @@ class ProbeResult:
 
 @dataclass
 class Skipped:
+    """A part with nothing to run on by design (``--no-exec``, no artifact under ``audit``)."""
+
+    part: str
+    reason: str
+
+
+@dataclass
+class NotRun:
+    """A part (or one probe) that was asked for and could not run: the audit is incomplete."""
+
     part: str
     reason: str
 
@@ -159,6 +174,7 @@ class Report:
     claims: dict[str, Any] | None = None
     reproduction: dict[str, Any] | None = None
     skipped: list[Skipped] = field(default_factory=list)
+    incomplete: list[NotRun] = field(default_factory=list)
     parts_run: list[str] = field(default_factory=list)
     inputs: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     error: str | None = None  # set when the audit could not be done
@@ -170,6 +186,10 @@ class Report:
     def skip(self, part: str, reason: str) -> None:
         self.skipped.append(Skipped(part, reason))
 
+    def could_not_run(self, part: str, reason: str) -> None:
+        """``part`` was asked for and could not examine the submission: never a pass (fail closed)."""
+        self.incomplete.append(NotRun(part, reason))
+
     def active_findings(self) -> list[Finding]:
         return [f for f in self.findings if not f.suppressed]
 
@@ -179,11 +199,13 @@ class Report:
             return "error"
         if any(f.severity == "error" for f in self.active_findings()):
             return "fail"
+        if self.incomplete:
+            return "incomplete"
         return "pass"
 
     @property
     def exit_code(self) -> int:
-        return {"pass": 0, "fail": 1, "error": 2}[self.verdict]
+        return VERDICT_EXIT[self.verdict]
 
     def sorted(self) -> "Report":
         """Deterministic order: findings by path, line, rule; probes by name."""
@@ -205,6 +227,7 @@ class Report:
             "launch": self.launch,
             "parts_run": list(self.parts_run),
             "skipped": [asdict(s) for s in self.skipped],
+            "incomplete": [asdict(s) for s in self.incomplete],
             "inputs": dict(sorted(self.inputs.items())),
         }
 
@@ -222,6 +245,7 @@ class Report:
                 claims=d.get("claims"),
                 reproduction=d.get("reproduction"),
                 skipped=[Skipped(**s) for s in d.get("skipped", [])],
+                incomplete=[NotRun(**s) for s in d.get("incomplete", [])],
                 parts_run=list(d.get("parts_run", [])),
                 inputs=dict(d.get("inputs", {})),
                 error=d.get("error"),

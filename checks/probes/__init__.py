@@ -50,7 +50,7 @@ def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
     from harness.sandbox import findings_from_blocked, limits_for, run_sandboxed
 
     if sub.entry is None:
-        report.skip("probes", "no train_gpt.py: nothing to run")
+        report.could_not_run("probes", "no train_gpt.py: no pipeline to run")
         return
     claim = claim_facts(sub)
     replay = opts.extra.get("replay")
@@ -64,21 +64,26 @@ def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
     args = {"entry": f"$SUBMISSION/{sub.rel(sub.entry)}", "profile": opts.profile, "seed": opts.seed,
             "claim": {k: claim[k] for k in ("val_bpb", "precision") if k in claim},
             "val_tokens": claim.get("val_tokens"), "replay": replay, "only": opts.extra.get("probes"),
-            "launch_env": dict(launch_of(sub, opts).env)}
+            "launch_env": dict(launch_of(sub, opts).env),
+            # The eval runs as every rank of the launch, each on its own share with its own state.
+            "world_size": launch_of(sub, opts).world_size}
     limits = limits_for(opts, wall_seconds=SANDBOX_SECONDS.get(opts.profile, 1800.0), cpu_seconds=7200, threads=1)
     res = run_sandboxed("checks.probes.engine:run_probes", args, copy_dir=sub.root, python=opts.python, limits=limits)
     for f in findings_from_blocked(res, sub):
         report.add(f)
-    if res.cannot_run or res.input_error:  # no sandbox, CUDA did not start: not done, never a pass
+    if res.cannot_run:  # no sandbox, CUDA did not start: the audit cannot be done here
         report.error = f"probes: {res.error}"
         return
-    if not res.ok:
-        report.skip("probes", f"the submission's eval could not be driven: {res.error}")
+    if not res.ok:  # the submission could not be imported, built or driven: not examined, never a pass
+        report.could_not_run("probes", f"the submission's eval could not be driven: {res.error}")
         return
     entry = sub.display(sub.entry)
     pipeline = res.value.get("pipeline", {})
     for r in res.value["results"]:
         add_result(report, sub, r, entry, pipeline, opts)
+    for pr in report.probes:
+        if pr.status == "could-not-run":
+            report.could_not_run("probes", f"probe {pr.probe}: {pr.detail}")
 
 
 def replay_command(sub: Submission, spec: str) -> str:

@@ -13,6 +13,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+# Tokens of the challenge's validation split (FineWeb, sp1024 tokenizer), for when the logs do not say.
+OFFICIAL_VAL_TOKENS = 62_021_632
+
 
 class NotApplicable(Exception):
     """The probe does not apply to this pipeline (the message says why)."""
@@ -43,6 +46,22 @@ class Context:
     @property
     def vocab(self) -> int:
         return self.pipe.vocab_size
+
+    @property
+    def ranks(self) -> int:
+        """Ranks the eval runs as on each stream (the launch's world size); the streams a probe
+        draws are this many times longer, so that each rank's share is as long as one stream."""
+        return max(1, int(getattr(self.pipe, "world_size", 1)))
+
+    def loaded_tables(self, stream_len: int) -> dict[str, int]:
+        """Hashed-table sizes at which each rank's share of a stream of ``stream_len`` tokens fills the
+        tables as each rank of the official launch fills them with its share of the validation
+        stream (harness loaded())."""
+        from harness.submission_scorer import loaded
+
+        official_ranks = getattr(self.pipe, "launch_world_size", 1)
+        return loaded(self.pipe.info.hashed_tables, stream_len / self.ranks,
+                      (self.val_tokens or OFFICIAL_VAL_TOKENS) / official_ranks)
 
     def score(self, s: np.ndarray, watch: tuple[int, ...] = ()):
         return self.pipe.score(s, watch)

@@ -14,36 +14,22 @@ import numpy as np
 from checks.probes.base import Context, Probe
 from checks.probes.normalization import sweep_facts
 from checks.probes.streams import make_stream, position_specs
-from harness.submission_scorer import collapsed
+from harness.submission_scorer import collapsed, sized_tables
 
 
 def applies(ctx: Context) -> str | None:
     if not ctx.pipe.info.hashed_tables:
-        return "no hashed table sizes among the hyperparameters"
+        return "no hashed table sizes among the hyperparameters or the environment reads of the code"
     return None
 
 
-class _Collapsed:
-    def __init__(self, ctx: Context):
-        self.ctx, self.saved = ctx, {}
-
-    def __enter__(self):
-        hp = self.ctx.pipe.hparams
-        for k, v in collapsed(self.ctx.pipe.info.hashed_tables).items():
-            self.saved[k] = getattr(hp, k)
-            setattr(hp, k, v)
-
-    def __exit__(self, *exc):
-        for k, v in self.saved.items():
-            setattr(self.ctx.pipe.hparams, k, v)
-
-
 def check(ctx: Context, ex: dict) -> dict | None:
-    with _Collapsed(ctx):
-        cex = sweep_facts(ctx, ex)
-        if cex is None:
-            return None
-        s = make_stream(ex["seed"], ex["n"], ctx.vocab)
+    one_bucket = collapsed(ctx.pipe.info.hashed_tables)
+    cex = sweep_facts(ctx, ex, tables=one_bucket)
+    if cex is None:
+        return None
+    s = make_stream(ex["seed"], ex["n"], ctx.vocab)
+    with sized_tables(ctx.pipe.hparams, one_bucket):
         cex["mean_nll_collapsed"] = float(np.nanmean(ctx.score(s).nll))
     cex["mean_nll_official"] = float(np.nanmean(ctx.score(s).nll))
     cex["tables"] = dict(ctx.pipe.info.hashed_tables)
@@ -54,5 +40,5 @@ def check(ctx: Context, ex: dict) -> dict | None:
 PROBE = Probe(
     name="bucket-collapse", condition="C1", family="target-in-key",
     title="with every hashed table shrunk to one bucket the scores of every possible x_t still sum to one",
-    strategy=lambda ctx: position_specs(min_len=100, max_len=200), check=check, applies=applies, cost=24,
+    strategy=lambda ctx: position_specs(min_len=100, max_len=200, ranks=ctx.ranks), check=check, applies=applies, cost=24,
 )

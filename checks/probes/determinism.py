@@ -23,5 +23,5 @@ def check(ctx: Context, ex: dict) -> dict | None:
 PROBE = Probe(
     name="determinism", condition="rules", family="claims-mismatch",
     title="the same stream scored twice from a fresh state gives the same NLL at every position",
-    strategy=lambda ctx: stream_specs(), check=check,
+    strategy=lambda ctx: stream_specs(ranks=ctx.ranks), check=check,
 )

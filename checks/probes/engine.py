@@ -14,7 +14,7 @@ import random
 import time
 
 from hypothesis import HealthCheck, Phase, find, settings
-from hypothesis.errors import NoSuchExample
+from hypothesis.errors import Flaky, NoSuchExample
 
 from checks.probes.base import Context, NotApplicable, Probe
 from harness.submission_scorer import ScorerError
@@ -59,8 +59,13 @@ def _search(probe: Probe, ctx: Context, profile: str, seed: int) -> tuple[dict |
     tried = 0
     unscorable: list[str] = []
 
+    seen: dict[str, bool] = {}
+
     def fails(ex: dict) -> bool:
         nonlocal tried
+        spec = spec_string(probe.name, ex)
+        if spec in seen:  # the same answer for the same example, in time or out of it
+            return seen[spec]
         if time.perf_counter() - t0 > budget:
             return False  # out of time: keep the smallest failure found so far
         tried += 1
@@ -68,18 +73,28 @@ def _search(probe: Probe, ctx: Context, profile: str, seed: int) -> tuple[dict |
             cex = probe.check(ctx, ex)
         except ScorerError as e:  # e.g. a stream shorter than the eval's window: not this example
             unscorable.append(str(e))
+            seen[spec] = False
             return False
         if cex is not None:
-            found[spec_string(probe.name, ex)] = cex
-        return cex is not None
+            found[spec] = cex
+        seen[spec] = cex is not None
+        return seen[spec]
 
     s = settings(max_examples=n_examples, database=None, deadline=None, derandomize=False,
                  suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink])
     try:
         ex = find(probe.strategy(ctx), fails, settings=s, random=random.Random(seed))
+    except Flaky:  # the pipeline answered differently for one example: report the smallest failure seen
+        if not found:
+            raise ScorerError("the eval gave different answers for the same generated stream") from None
+        spec = min(found, key=lambda k: (len(k), k))
+        ex = parse_spec(spec)[1]
+        return ex, found[spec], tried - len(unscorable)
     except NoSuchExample:
         if tried and len(unscorable) == tried:
-            raise NotApplicable(f"the eval could not score any generated stream: {unscorable[0]}") from None
+            raise ScorerError(f"the eval could not score any generated stream: {unscorable[0]}") from None
+        if not tried:
+            raise ScorerError("no generated stream could be scored within the probe's time budget")
         return None, None, tried - len(unscorable)
     return ex, found.get(spec_string(probe.name, ex)) or probe.check(ctx, ex), tried - len(unscorable)
 
@@ -153,8 +168,11 @@ def run_context(ctx: Context, args: dict, official=None) -> list[dict]:
             reason = probe.applies(ctx)
             if not reason:
                 ex, cex, tried = _search(probe, ctx, args.get("profile", "default"), int(args.get("seed", 0)))
-        except (NotApplicable, ScorerError) as e:
+        except NotApplicable as e:
             reason = str(e)
+        except ScorerError as e:  # asked for and not done: never a pass
+            out.append(_result(probe, ctx, "could-not-run", str(e)))
+            continue
         if reason:
             out.append(_result(probe, ctx, "skipped", reason))
             continue

@@ -46,5 +46,5 @@ def family_of(ctx: Context, cex: dict) -> str:
 PROBE = Probe(
     name="future-invariance", condition="C1", family="multi-pass",
     title="changing a token at or after t leaves the scored NLL of every position before t unchanged",
-    strategy=lambda ctx: change_specs(), check=check, family_of=family_of, cost=2,
+    strategy=lambda ctx: change_specs(ranks=ctx.ranks), check=check, family_of=family_of, cost=2,
 )

@@ -45,5 +45,5 @@ def check(ctx: Context, ex: dict) -> dict | None:
 PROBE = Probe(
     name="score-before-update", condition="C3", family="update-before-score",
     title="the model state that scores x_t does not depend on x_t (sweeping x_t leaves the logits at t unchanged)",
-    strategy=lambda ctx: change_specs(min_len=80, max_len=200), check=check, applies=applies, cost=2,
+    strategy=lambda ctx: change_specs(min_len=80, max_len=200, ranks=ctx.ranks), check=check, applies=applies, cost=2,
 )

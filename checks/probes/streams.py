@@ -43,41 +43,47 @@ def make_documents(seed: int, docs: int, vocab: int, bos: int) -> tuple[np.ndarr
     return np.concatenate(parts).astype(np.int64), starts
 
 
-def repeated_context_targets(s: np.ndarray, order: int = 4) -> list[int]:
-    """Target indices i (predicting s[i+1]) whose preceding ``order`` tokens occurred at least twice before."""
-    seen: dict[bytes, int] = {}
+def repeated_context_targets(s: np.ndarray, order: int = 4, share=None) -> list[int]:
+    """Target indices i (predicting s[i+1]) whose preceding ``order`` tokens occurred at least twice
+    before; with ``share`` (i -> a length), only occurrences in the ``share(i)`` tokens before i count
+    (the part of the stream the rank scoring i has seen)."""
+    seen: dict[bytes, list[int]] = {}
     out = []
     for i in range(order - 1, s.shape[0] - 1):
         key = s[i - order + 1 : i + 1].tobytes()
-        if seen.get(key, 0) >= 2:
+        earlier = seen.setdefault(key, [])
+        since = i - share(i) if share is not None else -1
+        if sum(1 for j in earlier if j >= since) >= 2:
             out.append(i)
-        seen[key] = seen.get(key, 0) + 1
+        earlier.append(i)
     return out
 
 
-# -- strategies (each draws a dict of small ints: the replay spec) -------------------------------
-
-def stream_specs(min_len: int = 24, max_len: int = 160):
-    return st.fixed_dictionaries({"seed": st.integers(0, 999), "n": st.integers(min_len, max_len)})
-
-
-def probed_position(spec: dict, vocab: int, min_t: int = 8, repeated: bool = True) -> int:
-    """A target index in the stream drawn by ``spec['k']``: preferably one whose context recurred."""
+def probed_position(spec: dict, vocab: int, min_t: int = 8, repeated: bool = True, share=None) -> int:
+    """A target index in the stream drawn by ``spec['k']``: preferably one whose context recurred
+    (within ``share(i)`` tokens before it, when given)."""
     s = make_stream(spec["seed"], spec["n"], vocab)
-    cands = [i for i in repeated_context_targets(s) if i >= min_t] if repeated else []
+    cands = [i for i in repeated_context_targets(s, share=share) if i >= min_t] if repeated else []
     if not cands:
         cands = list(range(min(min_t, s.shape[0] - 2), s.shape[0] - 1))
     return cands[spec["k"] % len(cands)]
 
 
-def position_specs(min_len: int = 24, max_len: int = 160):
-    return st.fixed_dictionaries({"seed": st.integers(0, 999), "n": st.integers(min_len, max_len),
+# Each strategy's lengths are per rank: with ``ranks`` ranks the eval splits a stream among them, so
+# the drawn streams are ``ranks`` times longer and each rank's share is as long as one stream.
+
+def stream_specs(min_len: int = 24, max_len: int = 160, ranks: int = 1):
+    return st.fixed_dictionaries({"seed": st.integers(0, 999), "n": st.integers(min_len * ranks, max_len * ranks)})
+
+
+def position_specs(min_len: int = 24, max_len: int = 160, ranks: int = 1):
+    return st.fixed_dictionaries({"seed": st.integers(0, 999), "n": st.integers(min_len * ranks, max_len * ranks),
                                   "k": st.integers(0, 1 << 16)})
 
 
-def change_specs(min_len: int = 24, max_len: int = 160):
+def change_specs(min_len: int = 24, max_len: int = 160, ranks: int = 1):
     """A stream, a position (``k``), how far after it the change lands (``d``) and the new token (``b``)."""
-    return st.fixed_dictionaries({"seed": st.integers(0, 999), "n": st.integers(min_len, max_len),
+    return st.fixed_dictionaries({"seed": st.integers(0, 999), "n": st.integers(min_len * ranks, max_len * ranks),
                                   "k": st.integers(0, 1 << 16), "d": st.integers(0, 63), "b": st.integers(0, 1 << 16)})
 
 

@@ -21,7 +21,7 @@ UNCHECKED = (": not parsed as Python", ": not analysed", ": cannot read:", " byt
 
 def run(sub: Submission, opts, report: Report) -> None:
     if not sub.sources:
-        report.skip("static", "no Python files in the submission")
+        report.could_not_run("static", "no Python files in the submission to check")
         return
     findings, notes = check_files(sub.root, sub.sources, launch_of(sub, opts).env)
     for f in findings:

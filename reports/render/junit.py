@@ -46,6 +46,10 @@ def _suite(r: Report) -> ET.Element:
         cases.append(case)
     for part in r.parts_run:
         cases.append(_case(r, "part", part))
+    for s in r.incomplete:
+        case = _case(r, "part", s.part)
+        ET.SubElement(case, "error", message=s.reason, type="could-not-run").text = s.reason
+        cases.append(case)
     for s in r.skipped:
         case = _case(r, "part", s.part)
         ET.SubElement(case, "skipped", message=s.reason)
@@ -75,6 +79,8 @@ def _suite(r: Report) -> ET.Element:
             ET.SubElement(case, "failure", message=p.detail, type=p.family or "probe").text = "\n".join(body)
         elif p.status == "skipped":
             ET.SubElement(case, "skipped", message=p.detail)
+        elif p.status == "could-not-run":
+            ET.SubElement(case, "error", message=p.detail, type="could-not-run").text = p.detail
         cases.append(case)
     suite.extend(cases)
     suite.set("tests", str(len(cases)))

@@ -30,9 +30,9 @@ from reports.render.common import finding_path, fmt_value, launch_command, launc
 MD_ACTIVE = re.compile(r"([\\`*_\[\]<>|~!$])")
 ZWSP = "\u200b"  # breaks what GitHub would link on its own: @mentions, #123, bare URLs
 MARKER = "<!-- golf-audit report -->"
-VERDICT_BADGE = {"pass": "✅ PASS", "fail": "❌ FAIL", "error": "⚠️ ERROR"}
+VERDICT_BADGE = {"pass": "✅ PASS", "fail": "❌ FAIL", "incomplete": "⚠️ INCOMPLETE", "error": "⚠️ ERROR"}
 SEVERITY_BADGE = {"error": "🔴 error", "warning": "🟡 warning", "info": "🔵 info"}
-PROBE_BADGE = {"pass": "✅ pass", "fail": "❌ fail", "skipped": "⏭️ skipped"}
+PROBE_BADGE = {"pass": "✅ pass", "fail": "❌ fail", "skipped": "⏭️ skipped", "could-not-run": "⚠️ could not run"}
 # A PR comment holds at most 65,536 characters; long tables are cut with a count of the rest.
 MAX_ROWS = 60
 NUMBER_ROWS = [
@@ -105,6 +105,9 @@ def _report_lines(r: Report, link_base: str | None, level: int) -> list[str]:
         if extra:
             out += ["", "| detail | value |", "|---|---|", *[_row(_code(k), _md(fmt_value(v))) for k, v in extra.items()]]
     out += _launch_lines(r)
+    if r.incomplete:
+        out += ["", f"{h}# Could not run (the audit is incomplete: not a pass)", "",
+                *[f"- **{_md(s.part)}**: {_md(s.reason)}" for s in r.incomplete]]
     if r.skipped:
         out += ["", "<details><summary>Skipped parts</summary>", "", *[f"- **{_md(s.part)}**: {_md(s.reason)}" for s in r.skipped],
                 "", "</details>"]

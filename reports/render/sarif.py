@@ -50,7 +50,7 @@ def render_many(reports: list[Report], **_: Any) -> str:
         "automationDetails": {"id": "golf-audit/"},
         "invocations": [
             {
-                "executionSuccessful": all(r.verdict != "error" for r in reports),
+                "executionSuccessful": all(r.verdict not in ("error", "incomplete") for r in reports),
                 "exitCode": max((r.exit_code for r in reports), default=0),
                 "toolExecutionNotifications": notes,
             }
@@ -152,6 +152,9 @@ def _notifications(report: Report) -> list[dict[str, Any]]:
     out = []
     if report.error:
         out.append({"level": "error", "message": {"text": f"{report.submission}: audit could not be done: {report.error}"}})
+    for s in report.incomplete:
+        out.append({"level": "error", "message": {"text": f"{report.submission}: {s.part} could not run: {s.reason}"},
+                    "descriptor": {"id": f"could-not-run/{s.part}"}})
     for s in report.skipped:
         out.append({"level": "note", "message": {"text": f"{report.submission}: {s.part} skipped: {s.reason}"},
                     "descriptor": {"id": f"skipped/{s.part}"}})

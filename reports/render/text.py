@@ -21,8 +21,8 @@ from reports.model import CONDITION_TITLES, CONDITIONS, Report
 from reports.render.common import finding_path, fmt_value, launch_command, launch_rows, launch_summary
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold magenta"}
-PROBE_STYLE = {"pass": "green", "fail": "bold red", "skipped": "dim"}
+VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "incomplete": "bold yellow", "error": "bold magenta"}
+PROBE_STYLE = {"pass": "green", "fail": "bold red", "skipped": "dim", "could-not-run": "bold yellow"}
 # (label, claims key, reproduction key) rows of the numbers table; a missing side shows "–".
 NUMBER_ROWS = [
     ("val_bpb", "claimed_bpb", "reproduced_bpb"),
@@ -63,6 +63,10 @@ def render(report: Report, color: bool = False, width: int = 100, **_: Any) -> s
     _probes(console, report)
     _numbers(console, report)
     _launch(console, report)
+    if report.incomplete:
+        console.print(Text("\nCould not run (the audit is incomplete: not a pass)", style="bold yellow"))
+        for s in report.incomplete:
+            console.print(Text.assemble(("  " + s.part, "bold yellow"), f": {s.reason}"))
     if report.skipped:
         console.print(Text("\nSkipped", style="bold"))
         for s in report.skipped:
@@ -186,9 +190,9 @@ def render_many(reports: list[Report], color: bool = False, width: int = 160, ro
             fams = Text(r.error, style="magenta")
         t.add_row(Text(name), verdict, fams if fams.plain else Text("–", style="dim"),
                   Text(fmt_value((r.claims or {}).get("claimed_bpb"))), Text(fmt_value((r.reproduction or {}).get("reproduced_bpb"))),
-                  Text(", ".join(s.part for s in r.skipped)))
+                  Text(", ".join([s.part for s in r.incomplete] + [s.part for s in r.skipped])))
     console.print(t)
-    tally = {v: sum(r.verdict == v for r in reports) for v in ("pass", "fail", "error")}
+    tally = {v: sum(r.verdict == v for r in reports) for v in ("pass", "fail", "incomplete", "error")}
     console.print(Group(Text.assemble(*[(f"{n} {v}  ", VERDICT_STYLE[v]) for v, n in tally.items()])))
     return buf.getvalue()
 
