@@ -140,3 +140,24 @@ def main():
 '''
     entries = find_entries(src)
     assert [(e.name, e.final) for e in entries] == [("eval_val_sliding", True), ("eval_val", False)]
+
+
+@pytest.mark.parametrize("bound, severity", [(5e-5, "warning"), (1e-4, "warning"), (3e-4, "error"), (None, "error")])
+def test_tail_rescoring_is_an_error_only_above_what_hardware_explains(bound, severity):
+    """Shared tail code re-scores a few tokens: a warning while its bounded BPB effect at the real
+    validation length is at most 1e-4, an error above it or when nothing bounds it."""
+    from checks.parts import AuditOptions
+    from checks.probes import add_result
+    from checks.probes.exactly_once import HARDWARE_NOISE_BPB
+    from harness.submission import load_submission
+    from reports.model import Report
+
+    effect = {} if bound is None else {"bpb_effect_bound": bound, "val_tokens": 62_021_632, "seq_len": 2048,
+                                       "stride": 64, "extra_scorings": 3, "printed_precision": 1e-8,
+                                       "within_hardware_noise": bound <= HARDWARE_NOISE_BPB}
+    r = {"probe": "exactly-once", "status": "fail", "detail": "d", "condition": "C4", "family": "double-scoring",
+         "counterexample": {"stream_length": 21, "position": 16}, "data": {"effect": effect}}
+    report = Report(submission="x")
+    sub = load_submission(SUBMISSIONS / "double_score_tail")
+    add_result(report, sub, r, "train_gpt.py", {"entry": "eval_val_sliding"}, AuditOptions())
+    assert [f.severity for f in report.findings] == [severity]

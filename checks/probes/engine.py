@@ -181,7 +181,7 @@ def run_context(ctx: Context, args: dict, official=None) -> list[dict]:
                                examples=tried))
             continue
         res = _result(probe, ctx, "fail", f"{probe.title}: fails", ex, cex, examples=tried)
-        if probe.name == "exactly-once" and ctx.val_tokens and official is not None:
+        if probe.name == "exactly-once" and official is not None:
             from checks.probes.exactly_once import effect_at_val_length
 
             try:

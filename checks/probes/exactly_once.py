@@ -5,8 +5,9 @@ also measures the effect at the real validation length: the submission's own eva
 official sequence length and stride on a stream with the same tail arithmetic as the real one
 (same length modulo lcm(seq_len, stride)); the extra scorings E found there, over the N real
 tokens, bound the shift of the printed BPB by E / (N + E) * val_bpb (the re-scored tokens' NLL
-lies between 0 and twice the mean). Below the claim's printed precision it is a warning, above
-it an error.
+lies between 0 and twice the mean). N is the log's count, else the challenge's 62,021,632. A bound
+of at most 1e-4 BPB (what other hardware and kernels explain) is a warning, above it an error; with
+no claimed BPB to bound it stays an error.
 """
 
 from __future__ import annotations
@@ -15,8 +16,13 @@ import math
 
 import numpy as np
 
-from checks.probes.base import Context, Probe
+from checks.probes.base import OFFICIAL_VAL_TOKENS, Context, Probe
 from checks.probes.streams import make_stream, stream_specs
+
+
+# A BPB shift this small is what other hardware and kernels explain: re-scoring a tail that moves
+# the score by less is a warning, not a violation (merged records carry the shared tail code).
+HARDWARE_NOISE_BPB = 1e-4
 
 
 def check(ctx: Context, ex: dict) -> dict | None:
@@ -42,9 +48,9 @@ def check(ctx: Context, ex: dict) -> dict | None:
 
 def effect_at_val_length(ctx: Context, official) -> dict | None:
     """Extra scorings of the eval at its official seq_len/stride for the real val length, and the BPB bound."""
-    n_val = ctx.val_tokens
+    n_val = ctx.val_tokens or OFFICIAL_VAL_TOKENS
     seq, stride = official.info.seq_len, official.info.stride
-    if not n_val or not seq or not stride:
+    if not seq or not stride:
         return None
     period = seq * stride // math.gcd(seq, stride)
     length = 3 * seq + (n_val - 3 * seq) % period if n_val > 3 * seq else n_val
@@ -58,7 +64,8 @@ def effect_at_val_length(ctx: Context, official) -> dict | None:
     if bpb:
         bound = (extra + skipped) / (n_val + extra) * float(bpb)
         out.update(bpb_effect_bound=bound, printed_precision=ctx.claim.get("precision"),
-                   below_precision=bool(ctx.claim.get("precision") and bound < ctx.claim["precision"] / 2))
+                   below_precision=bool(ctx.claim.get("precision") and bound < ctx.claim["precision"] / 2),
+                   within_hardware_noise=bound <= HARDWARE_NOISE_BPB)
     return out
 
 
