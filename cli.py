@@ -1,19 +1,19 @@
 """golf-audit command line: parse, load the submission, run parts, render one report.
 
-Exit codes: 0 no error-level finding, 1 at least one, 2 the audit could not be done
-(one line on stderr, never a traceback; set GOLF_AUDIT_DEBUG=1 to see one).
+Exit codes: 0 no error-level finding and every part asked for ran, 1 at least one, 2 a part asked
+for could not run or the audit could not be done (one line on stderr, never a traceback; set
+GOLF_AUDIT_DEBUG=1 to see one).
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
 import os
-import shutil
 import sys
 from pathlib import Path
 
 from harness import AuditError, __version__
+from reports.output import check_destinations, emit, gate, render_options
 from reports.model import plain
 
 # command -> the parts it runs, in order
@@ -124,19 +124,6 @@ def options_from(args: argparse.Namespace):
     )
 
 
-def check_destinations(args: argparse.Namespace) -> None:
-    """Refuse a bad --baseline or --output before any work, not after a long audit."""
-    if getattr(args, "baseline", None):
-        from reports import baseline
-
-        baseline.load(args.baseline)
-    for opt in ("output", "write_baseline"):
-        dest = getattr(args, opt, None)
-        if dest and not Path(dest).resolve().parent.is_dir():
-            what = "report" if opt == "output" else "baseline"
-            raise AuditError(f"{dest}: cannot write {what}: {os.strerror(errno.ENOENT)}")
-
-
 def run_command(args: argparse.Namespace):
     """Build the Report for a submission command."""
     from checks.parts import run_parts
@@ -153,30 +140,6 @@ def run_command(args: argparse.Namespace):
             run_parts(sub, opts, [part], report)
     report.inputs = sub.input_hashes()
     return report
-
-
-def gate(reports: list, args: argparse.Namespace) -> None:
-    """Apply --baseline, then --write-baseline (which accepts what it writes), to the reports."""
-    from reports import baseline
-
-    if args.baseline:
-        accepted = baseline.load(args.baseline)
-        for r in reports:
-            baseline.apply(r, accepted)
-    if args.write_baseline:
-        n = baseline.write(args.write_baseline, reports)
-        accepted = baseline.load(args.write_baseline)
-        for r in reports:
-            baseline.apply(r, accepted)
-        print(f"golf-audit: wrote {n} accepted finding(s) to {args.write_baseline}", file=sys.stderr)
-
-
-def render_options(args: argparse.Namespace) -> dict:
-    tty = not args.output and sys.stdout.isatty()
-    opts = {"color": args.color or (tty and not os.environ.get("NO_COLOR")), "link_base": args.link_base}
-    if tty:
-        opts["width"] = shutil.get_terminal_size().columns
-    return opts
 
 
 def render_saved(args: argparse.Namespace) -> int:
@@ -203,22 +166,11 @@ def render_saved(args: argparse.Namespace) -> int:
     return max((r.exit_code for r in reports), default=0)
 
 
-def emit(text: str, output: str | None) -> None:
-    if output:
-        try:
-            Path(output).write_text(text, encoding="utf-8")
-        except OSError as e:
-            raise AuditError(f"{output}: cannot write report: {e.strerror}") from None
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-
 def dispatch(args: argparse.Namespace) -> int:
     from reports.render import render
 
     if args.command in ("rules", "explain", "scan"):
-        from checks import commands
+        from reports import commands
 
         return getattr(commands, args.command)(args)
     if args.command == "render":

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from checks.commands import find_submissions  # noqa: E402
+from reports.commands import find_submissions  # noqa: E402
 from checks.static import engine  # noqa: E402
 from harness.submission import load_submission  # noqa: E402
 

@@ -25,7 +25,7 @@ PARTS: dict[str, str] = {
     "claims": "checks.claims:run",
     "static": "checks.static:run",
     "probes": "checks.probes:run",
-    "reproduction": "harness.reproduce:run",
+    "reproduction": "checks.reproduce:run",
 }
 # Parts that execute submission code (in the sandbox); --no-exec skips them.
 EXECUTING_PARTS = {"probes", "reproduction"}

@@ -1,7 +1,5 @@
 """golf-audit harness: challenge data formats, evaluation, caches, reproduction."""
 
-__version__ = "0.1.0"
+from reports.base import AuditError, __version__
 
-
-class AuditError(Exception):
-    """An input problem that stops the audit: reported as one line on stderr, exit code 2."""
+__all__ = ["AuditError", "__version__"]

@@ -13,7 +13,7 @@ the last bit.
 Importing this module compiles the kernels for the signatures below, or loads them from numba's
 on-disk cache (``__pycache__`` next to this file, else numba's per-user cache directory, else
 none: the kernels are then compiled in memory at every import, a few seconds). The sandbox
-imports it before its guards go up (harness/reproduce.py), so that the cache files it reads or
+imports it before its guards go up (checks/reproduce.py), so that the cache files it reads or
 writes stay outside what the guards see. ImportError where numba is not installed.
 """
 

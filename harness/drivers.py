@@ -95,7 +95,7 @@ def forward_check(args: dict) -> dict:
     return info
 
 
-# ------------------------------------------------------------------ reproduction (harness/reproduce.py)
+# ------------------------------------------------------------------ reproduction (checks/reproduce.py)
 
 # Names the submission's own dequantizers go by, with how to call them on a decoded artifact.
 OWN_DEQUANTIZERS = (

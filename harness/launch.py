@@ -661,7 +661,7 @@ class _LogEvidence:
 
 def _claimed_logs(root: Path, claim: ClaimsLike | None) -> list[_LogEvidence]:
     """The logs of the claimed runs: those whose seed the claim names (all of them without a claim)."""
-    from checks.claims.logparse import parse_log  # the one reader of seeds in logs
+    from harness.logparse import parse_log  # the one reader of seeds in logs
 
     logs = []
     for path in _log_files(root):

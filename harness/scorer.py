@@ -2,7 +2,7 @@
 
 A pipeline (model + n-gram cache + TTT, as a submission runs it) is treated as a black box that
 scores a stream ``tokens[0..n]``: target ``tokens[t+1]`` is predicted from ``tokens[..t]``.
-Probes (checks/probes) and reproduction (harness/reproduce) both consume this interface.
+Probes (checks/probes) and reproduction (checks/reproduce) both consume this interface.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
-from harness import __version__
+from reports.base import __version__
 
 RULE_SET_VERSION = "2026.11"
 

@@ -81,7 +81,7 @@ def emitted_families() -> dict[str, set[str]]:
 def test_the_collector_sees_every_part():
     """The collector itself: each part's IDs are found where they are written."""
     ids = emitted()
-    for prefix, where in (("GA1", "checks/static/rules/"), ("CLM", "checks/claims/"), ("REPRO", "harness/"),
+    for prefix, where in (("GA1", "checks/static/rules/"), ("CLM", "checks/claims/"), ("REPRO", "checks/reproduce.py"),
                           ("SBX", "harness/"), ("DATA", "checks/"), ("PRB-", "checks/probes/")):
         assert any(i.startswith(prefix) and any(f.startswith(where) for f in fs) for i, fs in ids.items()), prefix
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from checks.claims import agrees, run as claims_run
-from checks.claims.logparse import PATTERNS, decimals, parse_log, seed_in_name
+from harness.logparse import PATTERNS, decimals, parse_log, seed_in_name
 from checks.claims.stats import t_sf, welch_improvement
 from checks.claims.subjson import load_json, parse_claims
 from checks.parts import AuditOptions
@@ -61,7 +61,7 @@ def edit_text(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
-# Read here with one small regex, independently of checks/claims/logparse.py: the examples' final
+# Read here with one small regex, independently of harness/logparse.py: the examples' final
 # scored line, `<stage>_exact val_loss:<x> val_bpb:<y>` (the last one a log prints).
 EXACT_FINAL = re.compile(r"^(\w+)_exact val_loss:([0-9.]+) val_bpb:([0-9.]+)$", re.M)
 

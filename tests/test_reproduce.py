@@ -14,7 +14,7 @@ import pytest
 
 from harness.examples import EXAMPLES
 from harness.examples.build import final_metrics
-from harness.reproduce import log_metrics
+from checks.reproduce import log_metrics
 from tests.cli_run import report_validator, run_cli
 from tests.conftest import SUBMISSIONS
 

@@ -31,7 +31,7 @@ from harness.submission import LOG_SUFFIXES, NOT_LOGS, Submission, load_submissi
 from reports.model import Finding, Report
 
 from checks.claims import stats
-from checks.claims.logparse import LogRun, Metric, decimals, parse_log
+from harness.logparse import LogRun, Metric, decimals, parse_log
 from checks.claims.subjson import Claims, Num, load_json, parse_claims
 
 SIZE_CAP = 16_000_000  # bytes, decimal

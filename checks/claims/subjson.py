@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from checks.claims.logparse import decimals
+from harness.logparse import decimals
 
 # canonical name -> the keys the records use for it, in order of preference
 TOP_ALIASES: dict[str, tuple[str, ...]] = {

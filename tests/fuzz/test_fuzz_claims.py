@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from checks.claims import run as claims_run
-from checks.claims.logparse import PATTERNS, parse_log
+from harness.logparse import PATTERNS, parse_log
 from checks.claims.subjson import load_json, parse_claims
 from checks.parts import AuditOptions
 from harness.submission import load_submission

@@ -19,10 +19,10 @@ prefix of the validation tokens, and the report says so.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from harness import AuditError
+from harness.logparse import parse_log
 from harness.safeio import read_text_bounded
 from harness.sandbox import findings_from_blocked, limits_for, run_sandboxed
 from harness.submission import Submission
@@ -36,25 +36,21 @@ LEGAL_VARIANT = {
     "tilt_target_gated": ("tilt", "target-gated-mixing"),
     "ttt_update_before_score": ("ttt_score_first", "update-before-score"),
 }
-METRIC_LINE = re.compile(r"^(\S+?) val_loss:([0-9.]+) val_bpb:([0-9.]+)", re.M)
-
-
 def log_metrics(text: str) -> list[tuple[str, float, float]]:
-    """(label, val_loss, val_bpb) of every metrics line, in order; ``X_exact`` lines replace X."""
+    """(label, val_loss, val_bpb) of every metrics line the log parser reads (harness/logparse.py),
+    in order of last appearance; an ``X_exact`` line replaces X, a rounded X after it never does."""
     out: dict[str, tuple[float, float]] = {}
+    exact: set[str] = set()
     order: list[str] = []
-    for m in METRIC_LINE.finditer(text):
-        label = m.group(1).removesuffix("_exact")
-        try:
-            value = (float(m.group(2)), float(m.group(3)))
-        except ValueError:
+    for m in parse_log(text).metrics:
+        if m.val_loss is None or (m.stage in exact and not m.exact):
             continue
-        if label in out and not m.group(1).endswith("_exact") and label in order:
-            continue  # the rounded line after an _exact one never wins
-        if label in order:
-            order.remove(label)
-        order.append(label)
-        out[label] = value
+        if m.stage in order:
+            order.remove(m.stage)
+        order.append(m.stage)
+        out[m.stage] = (m.val_loss, m.val_bpb)
+        if m.exact:
+            exact.add(m.stage)
     return [(k, *out[k]) for k in order]
 
 

@@ -15,9 +15,9 @@ from checks.static.engine import rule_by_id
 from harness import AuditError
 from reports import progress
 from reports.model import Report, plain
+from reports.output import check_destinations, emit, gate, render_options
 from reports.render import render_many
 
-CLI = Path(__file__).resolve().parents[1] / "cli.py"
 
 
 def _rule_doc(e: catalog.Entry) -> dict:
@@ -45,7 +45,6 @@ def rules(args) -> int:
         text += f"{len(docs)} IDs; `golf-audit explain ID` shows one.\n"
     else:
         raise AuditError(f"rules: --format {args.format} is not available here (use text, json or markdown)")
-    from cli import emit
 
     emit(text, args.output)
     return 0
@@ -114,7 +113,7 @@ def find_submissions(paths: list[str]) -> list[str]:
 
 
 def _child_command(args, folder: str) -> list[str]:
-    cmd = [sys.executable, str(CLI), args.mode, folder, "--format", "json"]
+    cmd = [sys.executable, "-m", "cli", args.mode, folder, "--format", "json"]
     for flag, attr, has_value in SCAN_PASSTHROUGH:
         v = getattr(args, attr, None)
         if has_value and v is not None and not (attr == "device" and v == "cpu") and not (attr == "seed" and v == 0):
@@ -155,7 +154,6 @@ def scan(args) -> int:
         raise AuditError("--jobs must be at least 1")
     if args.artifact:
         raise AuditError("--artifact names one submission's artifact; scan finds each folder's own")
-    from cli import check_destinations
 
     check_destinations(args)
     folders = find_submissions(args.path)
@@ -173,7 +171,6 @@ def scan(args) -> int:
             reports[futures[fut]] = fut.result()
             advance(1)
     ordered = [reports[f] for f in folders]
-    from cli import emit, gate, render_options
 
     gate(ordered, args)
     root = args.path[0] if len(args.path) == 1 else None
