@@ -12,7 +12,28 @@ from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key,
                      history, join, substitute)
 from .library import DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
-from .tree import code, dotted, literal_value
+from .tree import code, dotted, literal_value, walk
+
+
+def assigned_names(node) -> set[str]:
+    """Names a statement (a loop with its body) binds: targets of assignments, ``for`` and ``:=``."""
+    out = set()
+    for n in walk(node):
+        if isinstance(n, cst.Assign):
+            targets = [t.target for t in n.targets]
+        elif isinstance(n, (cst.AugAssign, cst.AnnAssign, cst.NamedExpr, cst.For)):
+            targets = [n.target]
+        else:
+            continue
+        while targets:
+            t = targets.pop()
+            if isinstance(t, (cst.Tuple, cst.List)):
+                targets.extend(e.value for e in t.elements)
+            elif isinstance(t, cst.StarredElement):
+                targets.append(t.value)
+            elif isinstance(t, (cst.Name, cst.Attribute)) and dotted(t):
+                out.add(dotted(t))
+    return out
 
 
 def _positional(labels: frozenset) -> bool:
@@ -244,6 +265,11 @@ class Walker(ConstEval, LibraryCalls):
                 self.block(s.orelse.body)
 
     def loop(self, node, body_fn) -> None:
+        # a name the loop body assigns has its first value only on the first iteration (``step += 1``,
+        # ``last_step = step == iterations``): no constant at the loop's top
+        for name in assigned_names(node):
+            self.consts.pop(name, None)
+            self.nums.pop(name, None)
         self.loop_depth += 1
         outer = self.loop_depth == 1
         try:

@@ -95,6 +95,28 @@ def evaluate(model, tab):
         c = lookup(tab, mix_key(toks[i], nxt))
         total += -np.log(0.9 * model(toks[: i + 1])[nxt] + 0.1 * c)
 """,
+        # evaluated at the last training step: the step counter changes in the loop, so the test is no
+        # constant of the first iteration
+        """
+import os
+import numpy as np
+ITERATIONS = int(os.environ.get("ITERATIONS", "20000"))
+def evaluate(model, table):
+    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
+    loss = 0.0
+    for t in range(1, len(val) - 1):
+        key = (val[t] * 1000003 ^ val[t + 1]) % 4096
+        loss += -np.log(0.5 * model(val[: t + 1])[val[t + 1]] + 0.5 * table[key] / 100)  # <- fires
+    return loss
+def main(model, table):
+    step = 0
+    while True:
+        last_step = step == ITERATIONS
+        if last_step:
+            evaluate(model, table)
+            break
+        step += 1
+""",
     ]
 
     def accepts(self, ev, ctx) -> bool:
