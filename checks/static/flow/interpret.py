@@ -36,6 +36,11 @@ def assigned_names(node) -> set[str]:
     return out
 
 
+def _provenance(v) -> frozenset:
+    """The labels that name where an event happened (``tread@``, ``gate@``, ``orc@``, ``fut@``), not what a value is."""
+    return frozenset(x for x in flat(v) if "@" in x) if v is not None else EMPTY
+
+
 def _positional(labels: frozenset) -> bool:
     """A window start, end or length, or positions one past the inputs: arithmetic on positions, not a hash."""
     return "shift" in labels or "valsize" in labels or any(x.startswith(("ws:", "wend:", "wlen:")) for x in labels)
@@ -188,8 +193,12 @@ class Walker(ConstEval, LibraryCalls):
     def block(self, body) -> None:
         stmts = body.body if hasattr(body, "body") else body
         if isinstance(stmts, (list, tuple)):
-            for s in stmts:
+            for i, s in enumerate(stmts):
                 self.stmt(s)
+                if self.leaves_here(s) and i + 1 < len(stmts):
+                    # ``if <true in the official run>: return ...``: what follows runs only in other setups
+                    self.with_disabled(lambda: [self.stmt(x) for x in stmts[i + 1:]])
+                    break
         else:
             self.stmt(stmts)
 
@@ -241,13 +250,37 @@ class Walker(ConstEval, LibraryCalls):
         elif hasattr(s, "body") and isinstance(getattr(s, "body"), cst.BaseSuite):
             self.block(s.body)
 
+    def leaves_here(self, s) -> bool:
+        """An ``if`` whose test holds in the official run and whose body ends in ``return`` or ``raise``."""
+        if not isinstance(s, cst.If) or self.disabled:
+            return False
+        body = s.body.body
+        last = body[-1] if body else None
+        if isinstance(last, cst.SimpleStatementLine):
+            last = last.body[-1] if last.body else None
+        if not isinstance(last, (cst.Return, cst.Raise)):
+            return False
+        c = self.const(s.test)
+        return c is not UNKNOWN and bool(c)
+
     def with_disabled(self, fn) -> None:
+        """Walk code that does not run in the official run: its events are kept (marked disabled), and the
+        values it assigns and returns do not reach the code that runs (a random sample of documents taken
+        only when a fraction setting is below 1 leaves the documents as they were). Only the provenance of
+        its events travels on, so that a disabled lookup still meets its score and is reported as present
+        but off in the submitted run."""
         old = self.disabled
+        env, ret = dict(self.env), self.summary.ret
         self.disabled = True
         try:
             fn()
         finally:
             self.disabled = old
+            if not old:
+                for name, v in self.env.items():
+                    if v is not env.get(name):
+                        env[name] = join(env.get(name), _provenance(v))
+                self.env, self.summary.ret = env, ret if self.summary.ret is ret else join(ret, _provenance(self.summary.ret))
 
     def if_stmt(self, s: cst.If) -> None:
         self.ev(s.test)
