@@ -15,6 +15,11 @@ from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summar
 from .tree import code, dotted, literal_value, walk
 
 
+# Values that are no longer the validation stream: tokens picked from it (windows, gathered rows) or what a
+# model computed on them; cutting those to a length from the settings is window arithmetic, not partial eval.
+WINDOW_OR_SCORE = frozenset({"tok", "loss", "dist"})
+
+
 def assigned_names(node) -> set[str]:
     """Names a statement (a loop with its body) binds: targets of assignments, ``for`` and ``:=``."""
     out = set()
@@ -540,13 +545,13 @@ class Walker(ConstEval, LibraryCalls):
                 out = out | {f"tgt?{x}" for x in base_l if x.startswith("p:")}
         if "val" in base_l and not sliced and "rand" in idx:
             self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "random"}))
-        if sliced and "val" in base_l:
-            for el in node.slice:
-                s = el.slice
-                if isinstance(s, cst.Slice) and s.upper is not None and (s.lower is None or self.const(s.lower) == 0):
-                    up = flat(self.ev(s.upper))
-                    if "env" in up and "valsize" not in up:
-                        self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "limit"}))
+        if sliced and "val" in base_l and not base_l & WINDOW_OR_SCORE:
+            # a cut of the token stream itself: its leading axis, not a window picked from it or a model output
+            s = node.slice[0].slice
+            if isinstance(s, cst.Slice) and s.upper is not None and (s.lower is None or self.const(s.lower) == 0):
+                up = flat(self.ev(s.upper))
+                if "env" in up and "valsize" not in up:
+                    self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "limit"}))
         return self.read(node, base_l, keyl - {"mask"}, out, self.root_name(node.value))
 
     def read(self, node, table: frozenset, key: frozenset, out: frozenset, root: str | None = None) -> frozenset:

@@ -69,6 +69,19 @@ def evaluate(model, starts):
         total += model(tokens[idx][:-1], tokens[idx][1:])
     return total
 """,
+        # windows gathered from the stream, cut to a context length from the settings
+        """
+import os
+import torch
+CHUNK = int(os.environ.get("TTT_CHUNK_SIZE", "2048"))
+def evaluate(model, starts):
+    tokens = load("fineweb_val_*.bin")
+    total = 0.0
+    for s in starts:
+        rows = tokens[s + torch.arange(CHUNK + 1)[None, :]]
+        total += model(rows[:, :CHUNK], rows[:, 1:CHUNK + 1])
+    return total
+""",
     ]
     INVALID = [
         """
