@@ -729,11 +729,11 @@ class Walker(ConstEval, LibraryCalls):
                 and not isinstance(op, (cst.Subtract, cst.Divide, cst.MatrixMultiply)) \
                 and not (_positional(left) or _positional(right)):
             out = out | {"mixp"}  # two data operands combined: a hash or a pair index when one is the target
-        if isinstance(op, (cst.Divide, cst.Multiply)) and ("loss" in left) != ("loss" in right):
-            # a score scaled by a count (NLL per byte, with bytes read by the target from the byte tables) is the
-            # metric's normalization: a probability is mixed in before the log, not multiplied onto a score
-            count = right if "loss" in left else left
-            out = out - {x for x in count if x.startswith("tread@") and x not in (left if count is right else right)}
+        if isinstance(op, cst.Divide) and "loss" in left and not right & {"loss", "dist"}:
+            # a score divided by a count (NLL per byte, with bytes read by the target from the byte tables) is the
+            # metric's normalization; a product is no such sign (``alpha * p_cache[t]``, with alpha from the
+            # model's entropy, mixes a probability read at the target into the score)
+            out = out - {x for x in right if x.startswith("tread@") and x not in left}
         if isinstance(op, cst.Divide):
             for lab in left:
                 if lab.startswith("tread@"):
