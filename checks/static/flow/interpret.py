@@ -41,6 +41,21 @@ def assigned_names(node) -> set[str]:
     return out
 
 
+# An accumulation in a helper of what its caller passes (``acc += x``, x a parameter): a score at the call
+# sites that pass a loss of validation data.
+MAYBE_SCORE = "score?"
+
+
+def _sums(node) -> bool:
+    """The expression sums something (``x.sum()``, ``sum(xs)``, ``torch.sum(x)``)."""
+    for n in walk(node):
+        if isinstance(n, cst.Call):
+            f = n.func
+            if (isinstance(f, cst.Attribute) and f.attr.value == "sum") or (isinstance(f, cst.Name) and f.value == "sum"):
+                return True
+    return False
+
+
 def _provenance(v) -> frozenset:
     """The labels that name where an event happened (``tread@``, ``gate@``, ``orc@``, ``fut@``), not what a value is."""
     return frozenset(x for x in flat(v) if "@" in x) if v is not None else EMPTY
@@ -155,8 +170,10 @@ class Walker(ConstEval, LibraryCalls):
         """Whether the training step ``k`` comes after a score it may follow: inside a loop, any earlier
         score (a score-first loop trains on chunks already scored); at the top of the body (a call to a
         whole adaptation phase), a score of the same call (a score-first evaluation that trains as it goes)
-        -- a score by an earlier, separate evaluation does not make a later training pass legal."""
-        before = [s for e, s in self.effects[:k] if e.kind == "score"]
+        -- a score by an earlier, separate evaluation does not make a later training pass legal. A helper's
+        sum of validation-derived values into the caller's totals counts as a score here."""
+        # the summed values may come from a callable the caller passes (``forward_ttt_train(x, y)``)
+        before = [s for e, s in self.effects[:k] if e.kind == "score" or e.kind == MAYBE_SCORE and "val" in e.labels]
         if self.loop_site.get(site, 0):
             return bool(before)
         return site in before
@@ -387,18 +404,31 @@ class Walker(ConstEval, LibraryCalls):
     def accumulate(self, node, v) -> None:
         """``acc += v``: a score when v is a loss of validation data; its provenance reaches the score."""
         labels = flat(v)
-        if "loss" not in labels:
-            return
         g = self.gid(node)
+        if "loss" not in labels:
+            if has_placeholder(labels) and self.into_callers_total(node):
+                self.effects.append((Effect(MAYBE_SCORE, g, labels), g))
+                self.loop_site[g] = self.loop_depth
+            return
+        self.score(g, g, labels)
+
+    def into_callers_total(self, node) -> bool:
+        """``total += (x * mask).sum()`` with ``total`` a parameter: a helper adding a sum of what its caller
+        passes into the caller's running total (``_accumulate_bpb(ptl, ..., loss_sum, ...)``)."""
+        return isinstance(node, cst.AugAssign) and isinstance(node.target, cst.Name) and self.f is not None \
+            and node.target.value in self.f.params and _sums(node.value)
+
+    def score(self, origin: int, site: int, labels: frozenset) -> None:
+        """A loss summed into a total: a score when it is of validation data; its provenance reaches the score."""
         if "val" in labels or has_placeholder(labels):
-            self.effects.append((Effect("score", g, labels), g))
-            self.loop_site[g] = self.loop_depth
+            self.effects.append((Effect("score", origin, labels), site))
+            self.loop_site[site] = self.loop_depth
             # training-split data inside the score of validation data: the eval reads training shards
-            self.event(Event("tde", g, (Need(labels, "train"), Need(labels, "val"))))
+            self.event(Event("tde", origin, (Need(labels, "train"), Need(labels, "val"))))
         for lab in labels:
             if "@" in lab:
-                kind, _, origin = lab.partition("@")
-                self.event(Event("sink:" + kind, int(origin), (Need(labels, "val"),)))
+                kind, _, at = lab.partition("@")
+                self.event(Event("sink:" + kind, int(at), (Need(labels, "val"),)))
 
     def assign(self, target, v, value_node=None) -> None:
         if isinstance(target, cst.Name):
@@ -899,6 +929,12 @@ class Walker(ConstEval, LibraryCalls):
         g = self.gid(node)
         for eff in s.effects:
             labels = flat(substitute(eff.labels, args))
+            if eff.kind == MAYBE_SCORE:
+                if "loss" in labels:  # the caller passed a loss: the helper's sum is a score, here
+                    self.score(eff.origin, g, labels)
+                    continue
+                if not has_placeholder(labels) and "val" not in labels:
+                    continue  # a sum of other things; a sum of validation data still orders training (scored_first)
             data = (eff.data[0] or self.disabled,) if eff.kind == "tfwd" else eff.data
             self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh, data), g))
             self.loop_site[g] = self.loop_depth
