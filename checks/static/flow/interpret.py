@@ -12,7 +12,7 @@ from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key,
                      history, join, substitute)
 from .library import DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
-from .tree import code, dotted, literal_value, walk
+from .tree import code, code_children, dotted, literal_value, walk
 
 
 # Values that are no longer the validation stream: tokens picked from it (windows, gathered rows) or what a
@@ -56,6 +56,20 @@ def _sums(node) -> bool:
     return False
 
 
+def _reads_loop_variable(loop: cst.For) -> bool:
+    """The loop's body reads its variable other than in a formatted string (a log message)."""
+    names = {n.value for n in walk(loop.target) if isinstance(n, cst.Name)}
+    stack = [loop.body]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.FormattedString):
+            continue
+        if isinstance(n, cst.Name) and n.value in names:
+            return True
+        stack.extend(code_children(n))
+    return False
+
+
 def _provenance(v) -> frozenset:
     """The labels that name where an event happened (``tread@``, ``gate@``, ``orc@``, ``fut@``), not what a value is."""
     return frozenset(x for x in flat(v) if "@" in x) if v is not None else EMPTY
@@ -81,6 +95,8 @@ class Walker(ConstEval, LibraryCalls):
         self.where = func.qualname if func else "<module>"
         self.fresh_names: set[str] = set()
         self.loop_site: dict[int, int] = {}
+        self.loops: list[int] = []  # the enclosing loops (node ids), outermost first
+        self.loop_path: dict[int, tuple] = {}  # effect site -> the loops around it
         self.hooks = False
         self.nums: dict[str, object] = {}  # numbers under the official run, updated by augmented assignments
         self.caps: list[float] = []  # wall-clock caps compared inside the current outermost loop
@@ -160,11 +176,26 @@ class Walker(ConstEval, LibraryCalls):
             score_labels = EMPTY.union(*[e.labels for e in later])
             kind = "eto" if eff.fresh else "ubs"
             self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")),
-                             data={"origin": eff.origin, "loop": self.loop_site.get(site, 0), "func": self.f}))
+                             data={"origin": eff.origin, "loop": self.loop_site.get(site, 0), "func": self.f,
+                                   "epochs": self.epochs_between(k, site)}))
         self.late_train_reads()
         self.summary.effects = [e for e, _ in self.effects]
         self.summary.env = self.env
         self.summary.events = [e for e in self.summary.events if e.state() == "maybe"]
+
+    def epochs_between(self, k: int, site: int) -> bool:
+        """Whether the loop that holds training step ``k`` and the next score after it repeats the same work
+        each time (``for epoch in range(n)``, its variable used at most in log messages): epochs of training
+        on validation data with an evaluation in between, not a chunk adapted and then scored."""
+        later = [s for e, s in self.effects[k + 1:] if e.kind == "score"]
+        if not later:
+            return False
+        mine, theirs = self.loop_path.get(site, ()), self.loop_path.get(later[0], ())
+        common = [a for a, b in zip(mine, theirs) if a == b]
+        if not common:
+            return False
+        node = self.p.nodes[common[-1]][1]
+        return isinstance(node, cst.For) and not _reads_loop_variable(node)
 
     def scored_first(self, k: int, site: int) -> bool:
         """Whether the training step ``k`` comes after a score it may follow: inside a loop, any earlier
@@ -319,6 +350,11 @@ class Walker(ConstEval, LibraryCalls):
             else:
                 self.block(s.orelse.body)
 
+    def at_site(self, site: int) -> None:
+        """Where an effect happens: the loop depth and the loops around it."""
+        self.loop_site[site] = self.loop_depth
+        self.loop_path[site] = tuple(self.loops)
+
     def loop(self, node, body_fn) -> None:
         # a name the loop body assigns has its first value only on the first iteration (``step += 1``,
         # ``last_step = step == iterations``): no constant at the loop's top
@@ -326,6 +362,7 @@ class Walker(ConstEval, LibraryCalls):
             self.consts.pop(name, None)
             self.nums.pop(name, None)
         self.loop_depth += 1
+        self.loops.append(self.gid(node))
         outer = self.loop_depth == 1
         try:
             body_fn()
@@ -335,6 +372,7 @@ class Walker(ConstEval, LibraryCalls):
                 del self.effects[n:]
         finally:
             self.loop_depth -= 1
+            self.loops.pop()
         if outer and self.caps:  # the loop stops at a wall-clock cap: what follows runs after it
             g = self.gid(node)
             self.effects.append((Effect("cap", g, EMPTY, data=(max(self.caps),)), g))
@@ -408,7 +446,7 @@ class Walker(ConstEval, LibraryCalls):
         if "loss" not in labels:
             if has_placeholder(labels) and self.into_callers_total(node):
                 self.effects.append((Effect(MAYBE_SCORE, g, labels), g))
-                self.loop_site[g] = self.loop_depth
+                self.at_site(g)
             return
         self.score(g, g, labels)
 
@@ -422,7 +460,7 @@ class Walker(ConstEval, LibraryCalls):
         """A loss summed into a total: a score when it is of validation data; its provenance reaches the score."""
         if "val" in labels or has_placeholder(labels):
             self.effects.append((Effect("score", origin, labels), site))
-            self.loop_site[site] = self.loop_depth
+            self.at_site(site)
             # training-split data inside the score of validation data: the eval reads training shards
             self.event(Event("tde", origin, (Need(labels, "train"), Need(labels, "val"))))
         for lab in labels:
@@ -937,7 +975,7 @@ class Walker(ConstEval, LibraryCalls):
                     continue  # a sum of other things; a sum of validation data still orders training (scored_first)
             data = (eff.data[0] or self.disabled,) if eff.kind == "tfwd" else eff.data
             self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh, data), g))
-            self.loop_site[g] = self.loop_depth
+            self.at_site(g)
         for ev in s.events:
             self.event(ev.instantiate(args, self.disabled))
         for i, labels in s.param_writes.items():
