@@ -70,6 +70,12 @@ def _reads_loop_variable(loop: cst.For) -> bool:
     return False
 
 
+def _total(node) -> bool:
+    """``x.sum()`` (after any conversions): the total of x (a mean is the training-loss idiom, not a score)."""
+    return isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "sum" \
+        and not node.args
+
+
 def _provenance(v) -> frozenset:
     """The labels that name where an event happened (``tread@``, ``gate@``, ``orc@``, ``fut@``), not what a value is."""
     return frozenset(x for x in flat(v) if "@" in x) if v is not None else EMPTY
@@ -396,6 +402,10 @@ class Walker(ConstEval, LibraryCalls):
                 if isinstance(x.value, cst.BinaryOperation) and isinstance(x.value.operator, cst.Add) \
                         and isinstance(x.value.left, cst.Name) and x.value.left.value == name:
                     self.accumulate(x, self.ev(x.value.right))
+                elif _total(x.value) and "loss" in flat(v) and not self.loop_depth:
+                    # ``loss_sum = best_nll[valid].sum()`` outside any loop: the total of per-token losses kept
+                    # over the whole stream is the score; what reached those losses reaches it
+                    self.sinks(flat(v))
         elif isinstance(x, cst.AnnAssign):
             if x.value is not None:
                 v = self.ev(x.value)
@@ -463,6 +473,10 @@ class Walker(ConstEval, LibraryCalls):
             self.at_site(site)
             # training-split data inside the score of validation data: the eval reads training shards
             self.event(Event("tde", origin, (Need(labels, "train"), Need(labels, "val"))))
+        self.sinks(labels)
+
+    def sinks(self, labels: frozenset) -> None:
+        """Losses of validation data reach the score: so do the events their values passed through."""
         for lab in labels:
             if "@" in lab:
                 kind, _, at = lab.partition("@")
