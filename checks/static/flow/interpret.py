@@ -12,7 +12,73 @@ from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key,
                      history, join, substitute)
 from .library import DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
-from .tree import code, dotted, literal_value
+from .tree import code, code_children, dotted, literal_value, walk
+
+
+# Values that are no longer the validation stream: tokens picked from it (windows, gathered rows) or what a
+# model computed on them; cutting those to a length from the settings is window arithmetic, not partial eval.
+WINDOW_OR_SCORE = frozenset({"tok", "loss", "dist"})
+
+
+def assigned_names(node) -> set[str]:
+    """Names a statement (a loop with its body) binds: targets of assignments, ``for`` and ``:=``."""
+    out = set()
+    for n in walk(node):
+        if isinstance(n, cst.Assign):
+            targets = [t.target for t in n.targets]
+        elif isinstance(n, (cst.AugAssign, cst.AnnAssign, cst.NamedExpr, cst.For)):
+            targets = [n.target]
+        else:
+            continue
+        while targets:
+            t = targets.pop()
+            if isinstance(t, (cst.Tuple, cst.List)):
+                targets.extend(e.value for e in t.elements)
+            elif isinstance(t, cst.StarredElement):
+                targets.append(t.value)
+            elif isinstance(t, (cst.Name, cst.Attribute)) and dotted(t):
+                out.add(dotted(t))
+    return out
+
+
+# An accumulation in a helper of what its caller passes (``acc += x``, x a parameter): a score at the call
+# sites that pass a loss of validation data.
+MAYBE_SCORE = "score?"
+
+
+def _sums(node) -> bool:
+    """The expression sums something (``x.sum()``, ``sum(xs)``, ``torch.sum(x)``)."""
+    for n in walk(node):
+        if isinstance(n, cst.Call):
+            f = n.func
+            if (isinstance(f, cst.Attribute) and f.attr.value == "sum") or (isinstance(f, cst.Name) and f.value == "sum"):
+                return True
+    return False
+
+
+def _reads_loop_variable(loop: cst.For) -> bool:
+    """The loop's body reads its variable other than in a formatted string (a log message)."""
+    names = {n.value for n in walk(loop.target) if isinstance(n, cst.Name)}
+    stack = [loop.body]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.FormattedString):
+            continue
+        if isinstance(n, cst.Name) and n.value in names:
+            return True
+        stack.extend(code_children(n))
+    return False
+
+
+def _total(node) -> bool:
+    """``x.sum()`` (after any conversions): the total of x (a mean is the training-loss idiom, not a score)."""
+    return isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "sum" \
+        and not node.args
+
+
+def _provenance(v) -> frozenset:
+    """The labels that name where an event happened (``tread@``, ``gate@``, ``orc@``, ``fut@``), not what a value is."""
+    return frozenset(x for x in flat(v) if "@" in x) if v is not None else EMPTY
 
 
 def _positional(labels: frozenset) -> bool:
@@ -35,6 +101,8 @@ class Walker(ConstEval, LibraryCalls):
         self.where = func.qualname if func else "<module>"
         self.fresh_names: set[str] = set()
         self.loop_site: dict[int, int] = {}
+        self.loops: list[int] = []  # the enclosing loops (node ids), outermost first
+        self.loop_path: dict[int, tuple] = {}  # effect site -> the loops around it
         self.hooks = False
         self.nums: dict[str, object] = {}  # numbers under the official run, updated by augmented assignments
         self.caps: list[float] = []  # wall-clock caps compared inside the current outermost loop
@@ -114,18 +182,35 @@ class Walker(ConstEval, LibraryCalls):
             score_labels = EMPTY.union(*[e.labels for e in later])
             kind = "eto" if eff.fresh else "ubs"
             self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")),
-                             data={"origin": eff.origin, "loop": self.loop_site.get(site, 0), "func": self.f}))
+                             data={"origin": eff.origin, "loop": self.loop_site.get(site, 0), "func": self.f,
+                                   "epochs": self.epochs_between(k, site)}))
         self.late_train_reads()
         self.summary.effects = [e for e, _ in self.effects]
         self.summary.env = self.env
         self.summary.events = [e for e in self.summary.events if e.state() == "maybe"]
 
+    def epochs_between(self, k: int, site: int) -> bool:
+        """Whether the loop that holds training step ``k`` and the next score after it repeats the same work
+        each time (``for epoch in range(n)``, its variable used at most in log messages): epochs of training
+        on validation data with an evaluation in between, not a chunk adapted and then scored."""
+        later = [s for e, s in self.effects[k + 1:] if e.kind == "score"]
+        if not later:
+            return False
+        mine, theirs = self.loop_path.get(site, ()), self.loop_path.get(later[0], ())
+        common = [a for a, b in zip(mine, theirs) if a == b]
+        if not common:
+            return False
+        node = self.p.nodes[common[-1]][1]
+        return isinstance(node, cst.For) and not _reads_loop_variable(node)
+
     def scored_first(self, k: int, site: int) -> bool:
         """Whether the training step ``k`` comes after a score it may follow: inside a loop, any earlier
         score (a score-first loop trains on chunks already scored); at the top of the body (a call to a
         whole adaptation phase), a score of the same call (a score-first evaluation that trains as it goes)
-        -- a score by an earlier, separate evaluation does not make a later training pass legal."""
-        before = [s for e, s in self.effects[:k] if e.kind == "score"]
+        -- a score by an earlier, separate evaluation does not make a later training pass legal. A helper's
+        sum of validation-derived values into the caller's totals counts as a score here."""
+        # the summed values may come from a callable the caller passes (``forward_ttt_train(x, y)``)
+        before = [s for e, s in self.effects[:k] if e.kind == "score" or e.kind == MAYBE_SCORE and "val" in e.labels]
         if self.loop_site.get(site, 0):
             return bool(before)
         return site in before
@@ -167,8 +252,12 @@ class Walker(ConstEval, LibraryCalls):
     def block(self, body) -> None:
         stmts = body.body if hasattr(body, "body") else body
         if isinstance(stmts, (list, tuple)):
-            for s in stmts:
+            for i, s in enumerate(stmts):
                 self.stmt(s)
+                if self.leaves_here(s) and i + 1 < len(stmts):
+                    # ``if <true in the official run>: return ...``: what follows runs only in other setups
+                    self.with_disabled(lambda: [self.stmt(x) for x in stmts[i + 1:]])
+                    break
         else:
             self.stmt(stmts)
 
@@ -220,13 +309,37 @@ class Walker(ConstEval, LibraryCalls):
         elif hasattr(s, "body") and isinstance(getattr(s, "body"), cst.BaseSuite):
             self.block(s.body)
 
+    def leaves_here(self, s) -> bool:
+        """An ``if`` whose test holds in the official run and whose body ends in ``return`` or ``raise``."""
+        if not isinstance(s, cst.If) or self.disabled:
+            return False
+        body = s.body.body
+        last = body[-1] if body else None
+        if isinstance(last, cst.SimpleStatementLine):
+            last = last.body[-1] if last.body else None
+        if not isinstance(last, (cst.Return, cst.Raise)):
+            return False
+        c = self.const(s.test)
+        return c is not UNKNOWN and bool(c)
+
     def with_disabled(self, fn) -> None:
+        """Walk code that does not run in the official run: its events are kept (marked disabled), and the
+        values it assigns and returns do not reach the code that runs (a random sample of documents taken
+        only when a fraction setting is below 1 leaves the documents as they were). Only the provenance of
+        its events travels on, so that a disabled lookup still meets its score and is reported as present
+        but off in the submitted run."""
         old = self.disabled
+        env, ret = dict(self.env), self.summary.ret
         self.disabled = True
         try:
             fn()
         finally:
             self.disabled = old
+            if not old:
+                for name, v in self.env.items():
+                    if v is not env.get(name):
+                        env[name] = join(env.get(name), _provenance(v))
+                self.env, self.summary.ret = env, ret if self.summary.ret is ret else join(ret, _provenance(self.summary.ret))
 
     def if_stmt(self, s: cst.If) -> None:
         self.ev(s.test)
@@ -243,8 +356,19 @@ class Walker(ConstEval, LibraryCalls):
             else:
                 self.block(s.orelse.body)
 
+    def at_site(self, site: int) -> None:
+        """Where an effect happens: the loop depth and the loops around it."""
+        self.loop_site[site] = self.loop_depth
+        self.loop_path[site] = tuple(self.loops)
+
     def loop(self, node, body_fn) -> None:
+        # a name the loop body assigns has its first value only on the first iteration (``step += 1``,
+        # ``last_step = step == iterations``): no constant at the loop's top
+        for name in assigned_names(node):
+            self.consts.pop(name, None)
+            self.nums.pop(name, None)
         self.loop_depth += 1
+        self.loops.append(self.gid(node))
         outer = self.loop_depth == 1
         try:
             body_fn()
@@ -254,6 +378,7 @@ class Walker(ConstEval, LibraryCalls):
                 del self.effects[n:]
         finally:
             self.loop_depth -= 1
+            self.loops.pop()
         if outer and self.caps:  # the loop stops at a wall-clock cap: what follows runs after it
             g = self.gid(node)
             self.effects.append((Effect("cap", g, EMPTY, data=(max(self.caps),)), g))
@@ -277,6 +402,10 @@ class Walker(ConstEval, LibraryCalls):
                 if isinstance(x.value, cst.BinaryOperation) and isinstance(x.value.operator, cst.Add) \
                         and isinstance(x.value.left, cst.Name) and x.value.left.value == name:
                     self.accumulate(x, self.ev(x.value.right))
+                elif _total(x.value) and "loss" in flat(v) and not self.loop_depth:
+                    # ``loss_sum = best_nll[valid].sum()`` outside any loop: the total of per-token losses kept
+                    # over the whole stream is the score; what reached those losses reaches it
+                    self.sinks(flat(v))
         elif isinstance(x, cst.AnnAssign):
             if x.value is not None:
                 v = self.ev(x.value)
@@ -323,18 +452,35 @@ class Walker(ConstEval, LibraryCalls):
     def accumulate(self, node, v) -> None:
         """``acc += v``: a score when v is a loss of validation data; its provenance reaches the score."""
         labels = flat(v)
-        if "loss" not in labels:
-            return
         g = self.gid(node)
+        if "loss" not in labels:
+            if has_placeholder(labels) and self.into_callers_total(node):
+                self.effects.append((Effect(MAYBE_SCORE, g, labels), g))
+                self.at_site(g)
+            return
+        self.score(g, g, labels)
+
+    def into_callers_total(self, node) -> bool:
+        """``total += (x * mask).sum()`` with ``total`` a parameter: a helper adding a sum of what its caller
+        passes into the caller's running total (``_accumulate_bpb(ptl, ..., loss_sum, ...)``)."""
+        return isinstance(node, cst.AugAssign) and isinstance(node.target, cst.Name) and self.f is not None \
+            and node.target.value in self.f.params and _sums(node.value)
+
+    def score(self, origin: int, site: int, labels: frozenset) -> None:
+        """A loss summed into a total: a score when it is of validation data; its provenance reaches the score."""
         if "val" in labels or has_placeholder(labels):
-            self.effects.append((Effect("score", g, labels), g))
-            self.loop_site[g] = self.loop_depth
+            self.effects.append((Effect("score", origin, labels), site))
+            self.at_site(site)
             # training-split data inside the score of validation data: the eval reads training shards
-            self.event(Event("tde", g, (Need(labels, "train"), Need(labels, "val"))))
+            self.event(Event("tde", origin, (Need(labels, "train"), Need(labels, "val"))))
+        self.sinks(labels)
+
+    def sinks(self, labels: frozenset) -> None:
+        """Losses of validation data reach the score: so do the events their values passed through."""
         for lab in labels:
             if "@" in lab:
-                kind, _, origin = lab.partition("@")
-                self.event(Event("sink:" + kind, int(origin), (Need(labels, "val"),)))
+                kind, _, at = lab.partition("@")
+                self.event(Event("sink:" + kind, int(at), (Need(labels, "val"),)))
 
     def assign(self, target, v, value_node=None) -> None:
         if isinstance(target, cst.Name):
@@ -481,13 +627,13 @@ class Walker(ConstEval, LibraryCalls):
                 out = out | {f"tgt?{x}" for x in base_l if x.startswith("p:")}
         if "val" in base_l and not sliced and "rand" in idx:
             self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "random"}))
-        if sliced and "val" in base_l:
-            for el in node.slice:
-                s = el.slice
-                if isinstance(s, cst.Slice) and s.upper is not None and (s.lower is None or self.const(s.lower) == 0):
-                    up = flat(self.ev(s.upper))
-                    if "env" in up and "valsize" not in up:
-                        self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "limit"}))
+        if sliced and "val" in base_l and not base_l & WINDOW_OR_SCORE:
+            # a cut of the token stream itself: its leading axis, not a window picked from it or a model output
+            s = node.slice[0].slice
+            if isinstance(s, cst.Slice) and s.upper is not None and (s.lower is None or self.const(s.lower) == 0):
+                up = flat(self.ev(s.upper))
+                if "env" in up and "valsize" not in up:
+                    self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "limit"}))
         return self.read(node, base_l, keyl - {"mask"}, out, self.root_name(node.value))
 
     def read(self, node, table: frozenset, key: frozenset, out: frozenset, root: str | None = None) -> frozenset:
@@ -665,11 +811,11 @@ class Walker(ConstEval, LibraryCalls):
                 and not isinstance(op, (cst.Subtract, cst.Divide, cst.MatrixMultiply)) \
                 and not (_positional(left) or _positional(right)):
             out = out | {"mixp"}  # two data operands combined: a hash or a pair index when one is the target
-        if isinstance(op, (cst.Divide, cst.Multiply)) and ("loss" in left) != ("loss" in right):
-            # a score scaled by a count (NLL per byte, with bytes read by the target from the byte tables) is the
-            # metric's normalization: a probability is mixed in before the log, not multiplied onto a score
-            count = right if "loss" in left else left
-            out = out - {x for x in count if x.startswith("tread@") and x not in (left if count is right else right)}
+        if isinstance(op, cst.Divide) and "loss" in left and not right & {"loss", "dist"}:
+            # a score divided by a count (NLL per byte, with bytes read by the target from the byte tables) is the
+            # metric's normalization; a product is no such sign (``alpha * p_cache[t]``, with alpha from the
+            # model's entropy, mixes a probability read at the target into the score)
+            out = out - {x for x in right if x.startswith("tread@") and x not in left}
         if isinstance(op, cst.Divide):
             for lab in left:
                 if lab.startswith("tread@"):
@@ -835,9 +981,15 @@ class Walker(ConstEval, LibraryCalls):
         g = self.gid(node)
         for eff in s.effects:
             labels = flat(substitute(eff.labels, args))
+            if eff.kind == MAYBE_SCORE:
+                if "loss" in labels:  # the caller passed a loss: the helper's sum is a score, here
+                    self.score(eff.origin, g, labels)
+                    continue
+                if not has_placeholder(labels) and "val" not in labels:
+                    continue  # a sum of other things; a sum of validation data still orders training (scored_first)
             data = (eff.data[0] or self.disabled,) if eff.kind == "tfwd" else eff.data
             self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh, data), g))
-            self.loop_site[g] = self.loop_depth
+            self.at_site(g)
         for ev in s.events:
             self.event(ev.instantiate(args, self.disabled))
         for i, labels in s.param_writes.items():

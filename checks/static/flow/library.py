@@ -60,7 +60,7 @@ class LibraryCalls:
         if name == "backward" and type(func) is cst.Attribute:
             g = self.gid(node)
             self.effects.append((Effect("train", g, recv_l, fresh="fresh" in recv_l), g))
-            self.loop_site[g] = self.loop_depth
+            self.at_site(g)
             return EMPTY
         if q.endswith(("environ.get", "getenv")) or q == "os.environ.get":
             return frozenset({"env"}) | allargs

@@ -67,6 +67,16 @@ def evaluate(model, val_tokens):
 val_tokens = load("fineweb_val_*.bin")
 evaluate(None, val_tokens)
 """,
+        # bits per byte: a score divided by the bytes of the target (read from the byte table) is the metric
+        """
+import numpy as np
+def evaluate(model, base_bytes):
+    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
+    bpb = 0.0
+    for t in range(1, len(val) - 1):
+        nll = -np.log(model(val[: t + 1])[val[t + 1]])
+        bpb += nll / np.log(2) / base_bytes[val[t + 1]]
+""",
     ]
     INVALID = [
         """
@@ -94,6 +104,42 @@ def evaluate(model, tab):
         nxt = toks[i + 1]
         c = lookup(tab, mix_key(toks[i], nxt))
         total += -np.log(0.9 * model(toks[: i + 1])[nxt] + 0.1 * c)
+""",
+        # the mixing weight comes from the model's entropy (a product of it and a probability is no score
+        # scaled by a count)
+        """
+import numpy as np
+import torch.nn.functional as F
+def evaluate(model, table):
+    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
+    loss = 0.0
+    for t in range(1, len(val) - 1):
+        logp = F.log_softmax(model(val[: t + 1]), dim=-1)
+        alpha = 1.0 / (1.0 + np.exp((logp.exp() * logp).sum()))
+        p_cache = table[(val[t] * 31 + val[t + 1]) % 4096]  # <- fires
+        loss += -np.log((1.0 - alpha) * logp.exp()[val[t + 1]] + alpha * p_cache)
+""",
+        # evaluated at the last training step: the step counter changes in the loop, so the test is no
+        # constant of the first iteration
+        """
+import os
+import numpy as np
+ITERATIONS = int(os.environ.get("ITERATIONS", "20000"))
+def evaluate(model, table):
+    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
+    loss = 0.0
+    for t in range(1, len(val) - 1):
+        key = (val[t] * 1000003 ^ val[t + 1]) % 4096
+        loss += -np.log(0.5 * model(val[: t + 1])[val[t + 1]] + 0.5 * table[key] / 100)  # <- fires
+    return loss
+def main(model, table):
+    step = 0
+    while True:
+        last_step = step == ITERATIONS
+        if last_step:
+            evaluate(model, table)
+            break
+        step += 1
 """,
     ]
 

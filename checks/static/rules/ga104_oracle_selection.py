@@ -45,6 +45,20 @@ def evaluate(model_a, model_b):
     total = 0.0
     total += torch.minimum(a, b).sum()  # <- fires
 """,
+        # the best of several passes kept per token, summed once at the end
+        """
+import torch
+import torch.nn.functional as F
+def evaluate(models):
+    val = load("fineweb_val_000000.bin")
+    x, y = val[:-1], val[1:]
+    best = torch.full((len(y),), float("inf"))
+    for model in models:
+        nll = F.cross_entropy(model(x), y, reduction="none")
+        best = torch.minimum(best, nll)  # <- fires
+    loss_sum = best.sum()
+    return loss_sum
+""",
     ]
 
     def message(self, ev, ctx) -> str:

@@ -6,6 +6,12 @@ def in_loop(ev) -> bool:
     return bool(ev.data.get("loop")) or bool(f is not None and f.called_in_loop)
 
 
+def training_phase(ev) -> bool:
+    """Training on validation data as a phase of its own: outside any loop that also scores, or in epochs
+    (a loop repeating the same work) with an evaluation between them; not a chunk adapted then scored."""
+    return not in_loop(ev) or bool(ev.data.get("epochs"))
+
+
 class UpdateBeforeScore(Rule):
     """A model is trained on validation tokens before those tokens are scored, chunk by chunk.
 
@@ -63,7 +69,7 @@ def evaluate(model, opt):
     ]
 
     def accepts(self, ev, ctx) -> bool:
-        return in_loop(ev)
+        return not training_phase(ev)
 
     def message(self, ev, ctx) -> str:
         return (f"`{ctx.code(ev.node)}` trains on validation tokens that are scored only afterwards in the same step: "

@@ -63,6 +63,28 @@ def main(model):
     val = load("data/fineweb_val_*.bin")
     collect(model, [val[i:i + 1024] for i in range(0, len(val), 1024)])
 """,
+        # calibration on validation tokens chosen by a setting that is on; the branch that generates text
+        # instead does not run and leaves the calibration tokens as they are
+        """
+import os
+CALIB_VAL = bool(int(os.environ.get("GPTQ_CALIB_VAL", "1")))
+def collect(model, batches):
+    stats = {}
+    def hook(mod, inp, out):
+        stats[mod] = inp[0].pow(2).mean(0)
+    for layer in model.layers:
+        layer.register_forward_hook(hook)
+    for xb in batches:
+        model(xb)  # <- fires
+    return stats
+def main(model):
+    val = load("data/fineweb_val_*.bin")
+    if CALIB_VAL:
+        calib = [val[i:i + 1024] for i in range(0, 65536, 1024)]
+    else:
+        calib = generate(model, 64)
+    collect(model, calib)
+""",
     ]
 
     def message(self, ev, ctx) -> str:

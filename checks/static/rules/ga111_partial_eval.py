@@ -41,6 +41,47 @@ def load_val():
         tokens = tokens[:LIMIT]
     return tokens
 """,
+        # the limit is read only when it is set; under the defaults the function returns before it
+        """
+import os
+LIMIT = int(os.environ.get("VAL_TOKEN_LIMIT", "0"))
+def load_val():
+    tokens = load("fineweb_val_*.bin")
+    if LIMIT <= 0:
+        return tokens
+    return tokens[:LIMIT]
+""",
+        # a random sample of documents only when a fraction setting is below 1 (it is 1): the documents
+        # the evaluation gathers from are all of them
+        """
+import os, random
+import torch
+FRACTION = float(os.environ.get("VAL_DOC_FRACTION", "1.0"))
+def select_docs(docs):
+    if FRACTION < 1.0:
+        return sorted(random.Random(0).sample(range(len(docs)), int(len(docs) * FRACTION)))
+    return list(range(len(docs)))
+def evaluate(model, starts):
+    tokens = load("fineweb_val_*.bin")
+    total = 0.0
+    for d in select_docs(starts):
+        idx = starts[d] + torch.arange(1025)
+        total += model(tokens[idx][:-1], tokens[idx][1:])
+    return total
+""",
+        # windows gathered from the stream, cut to a context length from the settings
+        """
+import os
+import torch
+CHUNK = int(os.environ.get("TTT_CHUNK_SIZE", "2048"))
+def evaluate(model, starts):
+    tokens = load("fineweb_val_*.bin")
+    total = 0.0
+    for s in starts:
+        rows = tokens[s + torch.arange(CHUNK + 1)[None, :]]
+        total += model(rows[:, :CHUNK], rows[:, 1:CHUNK + 1])
+    return total
+""",
     ]
     INVALID = [
         """
