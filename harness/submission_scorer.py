@@ -87,17 +87,82 @@ class Entry:
     params: list[str]
     line: int
     final: bool = False
+    # The keyword arguments of the call that runs it last on the main path, and the function that
+    # makes that call (where names in those arguments are assigned): call-site values to bind.
+    call_args: dict[str, ast.expr] = field(default_factory=dict)
+    caller: ast.FunctionDef | None = None
+
+
+class Settings:
+    """Values of simple expressions under the official run, for choosing and calling the eval.
+
+    Evaluates constants, hyperparameter attributes (``args.ngram_eval_order``), environment reads
+    (``int(os.environ.get("TTT_CHUNK_TOKENS", "32768"))``) as the child's environment has them,
+    comparisons, ``not``/``and``/``or``, and names assigned once in the function that evaluates them.
+    Anything else is unknown (``UNKNOWN``): the caller then keeps its static choice.
+    """
+
+    def __init__(self, hparams) -> None:
+        self.hparams = hparams
+
+    def value(self, node, fn: ast.FunctionDef | None = None, depth: int = 0):
+        import os
+
+        if depth > 4 or node is None:
+            return UNKNOWN
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in HPARAM_PARAMS:
+            return getattr(self.hparams, node.attr, UNKNOWN)
+        if isinstance(node, ast.Call):
+            var, default = _env_read(node)
+            if var is not None:
+                return os.environ.get(var, default)
+            if isinstance(node.func, ast.Name) and node.func.id in ("int", "float", "bool", "str") and len(node.args) == 1:
+                v = self.value(node.args[0], fn, depth + 1)
+                try:
+                    return UNKNOWN if v is UNKNOWN else {"int": int, "float": float, "bool": bool, "str": str}[node.func.id](v)
+                except (TypeError, ValueError):
+                    return UNKNOWN
+            return UNKNOWN
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            v = self.value(node.operand, fn, depth + 1)
+            return UNKNOWN if v is UNKNOWN else not v
+        if isinstance(node, ast.BoolOp):
+            vals = [self.value(v, fn, depth + 1) for v in node.values]
+            if any(v is UNKNOWN for v in vals):
+                return UNKNOWN
+            return all(vals) if isinstance(node.op, ast.And) else any(vals)
+        if isinstance(node, ast.Compare) and len(node.ops) == 1:
+            a, b = self.value(node.left, fn, depth + 1), self.value(node.comparators[0], fn, depth + 1)
+            ops = {ast.Eq: lambda: a == b, ast.NotEq: lambda: a != b, ast.Lt: lambda: a < b, ast.LtE: lambda: a <= b,
+                   ast.Gt: lambda: a > b, ast.GtE: lambda: a >= b}
+            if a is UNKNOWN or b is UNKNOWN or type(node.ops[0]) not in ops:
+                return UNKNOWN
+            try:
+                return ops[type(node.ops[0])]()
+            except TypeError:
+                return UNKNOWN
+        if isinstance(node, ast.Name) and fn is not None:
+            assigned = [a.value for a in fn.body if isinstance(a, ast.Assign) and len(a.targets) == 1
+                        and isinstance(a.targets[0], ast.Name) and a.targets[0].id == node.id]
+            return self.value(assigned[0], fn, depth + 1) if len(assigned) == 1 else UNKNOWN
+        return UNKNOWN
+
+
+UNKNOWN = object()
 
 
 SCORING_NAMES = {"cross_entropy", "log_softmax", "softmax", "nll_loss", "forward_logits", "log_softmax_"}
 
 
-def find_entries(source: str) -> list[Entry]:
+def find_entries(source: str, settings: Settings | None = None) -> list[Entry]:
     """Eval entry points that take a token stream, final one (last reached from main) marked.
 
     An entry point is a module-level function named ``*eval*`` with a token-stream parameter that
     computes scores itself or through helpers (cross_entropy, log_softmax, forward_logits, ...)
-    and does not hand the stream to another entry point (``run_final_eval`` is not one).
+    and does not hand the stream to another entry point (``run_final_eval`` is not one). With
+    ``settings``, an ``if`` whose test they decide follows only the branch the official run takes.
     """
     tree = ast.parse(source)
     funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
@@ -143,39 +208,51 @@ def find_entries(source: str) -> list[Entry]:
                     return True
         return False
 
-    def visit(node: ast.AST, side: str, depth: int, seen: set[str]) -> None:
+    calls: dict[str, tuple[ast.Call, ast.FunctionDef]] = {}
+
+    def visit(node: ast.AST, side: str, depth: int, seen: set[str], fn: ast.FunctionDef) -> None:
         if isinstance(node, (ast.For, ast.While, ast.AsyncFor)):
             for child in ast.iter_child_nodes(node):
-                visit(child, side or "loop", depth, seen)
+                visit(child, side or "loop", depth, seen, fn)
+            return
+        taken = settings.value(node.test, fn) if settings is not None and isinstance(node, ast.If) else UNKNOWN
+        if taken is not UNKNOWN:  # the official run takes one branch only
+            for b in (node.body if taken else node.orelse):
+                visit(b, side, depth, seen, fn)
             return
         if isinstance(node, ast.If) and any(reaches(b) for b in node.body) and node.orelse:
-            visit(node.test, side, depth, seen)
+            visit(node.test, side, depth, seen, fn)
             for b in node.body:
-                visit(b, side, depth, seen)
+                visit(b, side, depth, seen, fn)
             for b in node.orelse:
-                visit(b, side or "else", depth, seen)
+                visit(b, side or "else", depth, seen, fn)
             return
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             for child in ast.iter_child_nodes(node):
-                visit(child, side, depth, seen)
+                visit(child, side, depth, seen, fn)
             callee = node.func.id
             if callee in entries:
                 order.append((callee, side))
+                if not side:
+                    calls[callee] = (node, fn)
             elif callee in funcs and callee not in seen and depth < 4:
                 for b in funcs[callee].body:
-                    visit(b, side, depth + 1, seen | {callee})
+                    visit(b, side, depth + 1, seen | {callee}, funcs[callee])
             return
         for child in ast.iter_child_nodes(node):
-            visit(child, side, depth, seen)
+            visit(child, side, depth, seen, fn)
 
     if "main" in funcs:
         for b in funcs["main"].body:
-            visit(b, "", 0, {"main"})
+            visit(b, "", 0, {"main"}, funcs["main"])
     result = list(entries.values())
     main_path = [name for name, side in order if not side]
     final = (main_path or [name for name, _ in order] or [e.name for e in result[-1:]] or [None])[-1]
     for e in result:
         e.final = e.name == final
+        if e.name in calls:
+            call, e.caller = calls[e.name]
+            e.call_args = {k.arg: k.value for k in call.keywords if k.arg}
     return sorted(result, key=lambda e: (not e.final, e.line))
 
 
@@ -297,16 +374,23 @@ class Capture:
         return [r for r in records if r.used] or self._matched(records)
 
     def _matched(self, records: list[Record]) -> list[Record]:
-        # Records whose value was added to an accumulator by value (float()/python numbers).
-        adds = set(self.adds)
+        # Records whose value was added to an accumulator by value (float()/python numbers). The
+        # eval may have reduced in float32 (a model's mean loss times the count) where the record
+        # summed in float64: equal to float32 precision is the same value.
+        adds = np.array(sorted(set(self.adds)), dtype=np.float64)
         hit = []
         for r in records:
-            if r.total in adds or float(np.float32(r.total)) in adds:
+            if _added(adds, r.total):
                 hit.append(r)
-            elif r.total != 0 and (-r.total in adds or float(np.float32(-r.total)) in adds):
+            elif r.total != 0 and _added(adds, -r.total):
                 # ``loss_sum += float(-np.log(p).sum())``: the sum of log-probabilities, negated after.
                 hit.append(Record(r.pos, -r.values, -r.total, True))
         return hit or records
+
+
+def _added(adds: np.ndarray, total: float) -> bool:
+    """Whether ``total`` is one of the values added by value, to float32 precision."""
+    return bool(adds.size) and bool(np.any(np.abs(adds - total) <= 1e-6 * max(abs(total), 1.0)))
 
 
 CAPTURE = Capture()
@@ -559,13 +643,15 @@ class SubmissionPipeline:
             {"entry": entry_file, "small": True, "env": {**(PROBE_ENV if seq_env else {}), **(env or {})},
              "launch_env": launch_env})
         source, _ = read_source(entry_file)
-        entries = find_entries(source)
+        self.settings = Settings(self.hparams)
+        entries = find_entries(source, self.settings)
         if not entries:
             raise ScorerError("no eval entry point taking a token stream (eval_val*(..., val_tokens, ...)) found")
         chosen = next((e for e in entries if e.name == entry_name), None) if entry_name else entries[0]
         if chosen is None:
             raise ScorerError(f"no eval entry point named {entry_name!r}")
         self.fn = getattr(self.module, chosen.name)
+        self.entry = chosen
         for k, v in (overrides or {}).items():
             setattr(self.hparams, k, v)
         self.vocab_size = int(getattr(self.hparams, "vocab_size", 0) or 1024)
@@ -595,6 +681,7 @@ class SubmissionPipeline:
             stateful=False, seq_len=_int_attr(self.hparams, ("eval_seq_len", "train_seq_len")),
             stride=_int_attr(self.hparams, ("eval_stride", "stride")), bos_id=self.bos_id,
             hashed_tables=hashed_tables(self.hparams, source), build=build)
+        self.table_descriptors = install_table_sizes(self.module, self.info.hashed_tables)
 
     # -- model wrapper: locate rows, tag logits, cache pristine forwards, watch positions -------
     def _wrap_model(self) -> None:
@@ -857,6 +944,10 @@ class SubmissionPipeline:
             return v if v is not None else _MISSING
         if lname == "vocab_size":
             return self.vocab_size
+        if name in self.entry.call_args:  # what the official run's call passes (ttt_chunk_tokens=ttt_chunk)
+            v = self.settings.value(self.entry.call_args[name], self.entry.caller)
+            if v is not UNKNOWN:
+                return v
         if p.default is not inspect.Parameter.empty:
             return _MISSING
         v = getattr(self.hparams, lname, _MISSING)
@@ -941,6 +1032,7 @@ def hashed_tables(hparams, source: str | None = None) -> dict[str, int]:
             out[name] = v
     if source is not None:
         out.update(env_tables(source))
+        out.update(class_tables(source))
     return out
 
 
@@ -984,15 +1076,88 @@ def _env_read(node) -> tuple[str | None, str | None]:
     return None, None
 
 
+def class_tables(source: str) -> dict[str, int]:
+    """``Class.ATTR`` -> size for every ``self.ATTR = <int>`` in a class's ``__init__`` whose name sizes
+    a hashed table (a cache object built inside the eval: ``self.BUCKETS = 4_194_304``)."""
+    out = {}
+    for cls in ast.parse(source).body:
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        for fn in cls.body:
+            if not (isinstance(fn, ast.FunctionDef) and fn.name == "__init__"):
+                continue
+            for node in ast.walk(fn):
+                if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+                    continue
+                t = node.targets[0]
+                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self" \
+                        and HASHED_TABLE_ATTR.search(t.attr):
+                    v = _int_constant(node.value)
+                    if v is not None and v > 1:
+                        out[f"{cls.name}.{t.attr}"] = v
+    return out
+
+
+def _int_constant(node) -> int | None:
+    """An int literal or a constant expression of them (``1 << 22``, ``2 ** 20``, ``4 * 1024``)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    if not isinstance(node, ast.BinOp):
+        return None
+    a, b = _int_constant(node.left), _int_constant(node.right)
+    if a is None or b is None:
+        return None
+    if isinstance(node.op, ast.Mult):
+        return a * b
+    if isinstance(node.op, (ast.LShift, ast.Pow)) and 0 <= b <= 64:
+        return a << b if isinstance(node.op, ast.LShift) else a ** b
+    return None
+
+
+class TableSize:
+    """A class attribute that answers for ``self.ATTR`` on every instance: the value ``__init__``
+    assigns, or, while a what-if is in force, the size the probe chose (installed by the pipeline
+    on the classes ``class_tables`` names, so the table is built at that size)."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.override = name, None
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        return self.override if self.override is not None else obj.__dict__.get(self.name)
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.name] = value
+
+
+def install_table_sizes(module, tables: dict[str, int]) -> dict[str, TableSize]:
+    """A TableSize on each ``Class.ATTR`` of ``tables`` that the module defines."""
+    out = {}
+    for key in tables:
+        cls_name, _, attr = key.partition(".")
+        cls = getattr(module, cls_name, None)
+        if isinstance(cls, type) and attr:
+            out[key] = TableSize(attr)
+            setattr(cls, attr, out[key])
+    return out
+
+
 @contextlib.contextmanager
-def sized_tables(hparams, sizes: dict[str, int]):
-    """Hashed tables resized for the duration (hyperparameters set, ``$VAR`` exported), then restored."""
+def sized_tables(pipe, sizes: dict[str, int]):
+    """Hashed tables of ``pipe`` resized for the duration (hyperparameters set, ``$VAR`` exported,
+    ``Class.ATTR`` answered by its TableSize), then restored."""
     import os
 
-    saved_attrs, saved_env = {}, {}
+    hparams = pipe.hparams
+    descriptors = getattr(pipe, "table_descriptors", {})
+    saved_attrs, saved_env, saved_cls = {}, {}, {}
     try:
         for k, v in sizes.items():
-            if k.startswith(ENV_TABLE):
+            if k in descriptors:
+                saved_cls[k] = descriptors[k].override
+                descriptors[k].override = v
+            elif k.startswith(ENV_TABLE):
                 saved_env[k[1:]] = os.environ.get(k[1:])
                 os.environ[k[1:]] = str(v)
             else:
@@ -1007,6 +1172,8 @@ def sized_tables(hparams, sizes: dict[str, int]):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        for k, v in saved_cls.items():
+            descriptors[k].override = v
 
 
 def collapsed(tables: dict[str, int]) -> dict[str, int]:

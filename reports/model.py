@@ -9,6 +9,7 @@ the same inputs serialize byte-identically.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
@@ -232,7 +233,8 @@ class Report:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False, default=json_default) + "\n"
+        return json.dumps(finite(self.to_dict()), indent=2, sort_keys=False, allow_nan=False,
+                          default=json_default) + "\n"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Report":
@@ -267,13 +269,16 @@ def plain(text: str) -> str:
 
 
 def without_controls(obj: Any) -> Any:
-    """A copy of a report (or any part of one) with ``plain`` applied to every string in it.
+    """A copy of a report (or any part of one) with ``plain`` applied to every string in it, and
+    every NaN or infinite float as None (``finite``).
 
     Reports carry text the submission controls (messages quoting its code, its paths, its
     errors, its README and logs): every renderer gets it through here (reports.render).
     """
     if isinstance(obj, str):
         return plain(obj)
+    if isinstance(obj, float):
+        return finite(obj)
     if isinstance(obj, list):
         return [without_controls(v) for v in obj]
     if isinstance(obj, tuple):
@@ -283,6 +288,20 @@ def without_controls(obj: Any) -> Any:
     if is_dataclass(obj) and not isinstance(obj, type):
         return replace(obj, **{f.name: without_controls(getattr(obj, f.name)) for f in fields(obj) if f.init})
     return obj
+
+
+def finite(o: Any) -> Any:
+    """``o`` with every NaN or infinite float (a position not scored, a ratio over nothing) as null:
+    JSON has no such numbers, and a report must always serialize."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [finite(v) for v in o]
+    if hasattr(o, "item") and hasattr(o, "dtype") and getattr(o, "shape", None) == ():
+        return finite(o.item())
+    return o
 
 
 def json_default(o: Any) -> Any:

@@ -296,3 +296,17 @@ def test_numbers_are_formatted_for_their_kind():
     assert fmt_value(1.1, "claimed_bpb") == "1.10000000"
     assert fmt_value(None) == "–" and fmt_value(True) == "true"
     assert fmt_value({"eval_val_sliding": 1.9731994604504324}) == "eval_val_sliding: 1.97319946"
+
+
+def test_a_position_not_scored_is_null_in_json_and_every_format_renders():
+    """A counterexample may hold NaN (a position the changed stream no longer scores): JSON has no
+    NaN, so it is null there, and no format fails on it."""
+    from reports.model import ProbeResult, Report
+
+    r = Report(submission="x")
+    r.probes.append(ProbeResult(probe="future-invariance", status="fail", detail="d",
+                                counterexample={"nll": [1.0, float("nan")], "nll_diff": float("inf")}))
+    doc = json.loads(r.to_json())
+    assert doc["probes"][0]["counterexample"] == {"nll": [1.0, None], "nll_diff": None}
+    for fmt in ("text", "json", "sarif", "markdown", "junit"):
+        assert render(r, fmt)

@@ -29,7 +29,7 @@ def check(ctx: Context, ex: dict) -> dict | None:
     if cex is None:
         return None
     s = make_stream(ex["seed"], ex["n"], ctx.vocab)
-    with sized_tables(ctx.pipe.hparams, one_bucket):
+    with sized_tables(ctx.pipe, one_bucket):
         cex["mean_nll_collapsed"] = float(np.nanmean(ctx.score(s).nll))
     cex["mean_nll_official"] = float(np.nanmean(ctx.score(s).nll))
     cex["tables"] = dict(ctx.pipe.info.hashed_tables)

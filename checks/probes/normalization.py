@@ -32,7 +32,7 @@ def sweep_facts(ctx: Context, ex: dict, tables: dict[str, int] | None = None) ->
     t = probed_position(ex, ctx.vocab, min_t=seq * ctx.ranks, share=lambda i: (i + 2) // ctx.ranks - seq)
     if tables is None:
         tables = ctx.loaded_tables(t + 2)
-    with sized_tables(ctx.pipe.hparams, tables):
+    with sized_tables(ctx.pipe, tables):
         values, nll, results = ctx.sweep(s, t)
     if np.isnan(nll).any():
         return None  # the eval did not score the probed token: exactly-once reports that

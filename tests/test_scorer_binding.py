@@ -1,0 +1,95 @@
+"""How the probes choose and call a submission's eval as its official run does (harness/submission_scorer.py).
+
+Shapes seen in real records: an eval that only runs when a setting turns it on (``if
+args.ngram_eval_order >= 2:``), keyword arguments computed in ``main`` from the environment
+(``ttt_chunk_tokens=ttt_chunk``), a cache object sizing its tables in ``__init__``
+(``self.BUCKETS = 4_194_304``), and a loss accumulated by value in float32.
+"""
+
+from __future__ import annotations
+
+import ast
+from types import SimpleNamespace
+
+import numpy as np
+
+from harness.submission_scorer import (
+    UNKNOWN, Capture, Record, Settings, TableSize, class_tables, find_entries, install_table_sizes, sized_tables,
+)
+
+SOURCE = '''
+import os
+import torch.nn.functional as F
+
+class Mixer:
+    def __init__(self, vocab):
+        self.BUCKETS = 1 << 22
+        self.table_size_hint = 4 * 1024
+        self.other = 7
+
+def eval_val_sliding(args, model, val_tokens, stride):
+    return F.cross_entropy(model(val_tokens), val_tokens)
+
+def eval_val_ngram(args, model, val_tokens, order, chunk_tokens=32768):
+    return F.cross_entropy(model(val_tokens), val_tokens)
+
+def main():
+    args = Hyperparameters()
+    chunk = int(os.environ.get("CHUNK_TOKENS", "32768"))
+    eval_val_sliding(args, model, val_tokens, stride=64)
+    if args.ngram_eval_order >= 2:
+        eval_val_ngram(args, model, val_tokens, order=args.ngram_eval_order, chunk_tokens=chunk)
+'''
+
+
+def final(source: str, hparams) -> object:
+    return next(e for e in find_entries(source, Settings(hparams)) if e.final)
+
+
+def test_an_eval_the_official_settings_turn_off_is_not_the_final_one():
+    assert final(SOURCE, SimpleNamespace(ngram_eval_order=0)).name == "eval_val_sliding"
+    on = final(SOURCE, SimpleNamespace(ngram_eval_order=7))
+    assert on.name == "eval_val_ngram"
+    # Without settings the static choice stands: the last call on the main path.
+    assert next(e for e in find_entries(SOURCE) if e.final).name == "eval_val_ngram"
+
+
+def test_call_site_values_come_from_the_callers_assignments_and_the_environment(monkeypatch):
+    hp = SimpleNamespace(ngram_eval_order=7)
+    entry = final(SOURCE, hp)
+    settings = Settings(hp)
+    monkeypatch.setenv("CHUNK_TOKENS", "64")
+    assert settings.value(entry.call_args["chunk_tokens"], entry.caller) == 64
+    assert settings.value(entry.call_args["order"], entry.caller) == 7
+    monkeypatch.delenv("CHUNK_TOKENS")
+    assert settings.value(entry.call_args["chunk_tokens"], entry.caller) == 32768
+    assert settings.value(ast.parse("f(x)", mode="eval").body, entry.caller) is UNKNOWN
+
+
+def test_tables_sized_in_a_class_init_are_found_and_resized():
+    assert class_tables(SOURCE) == {"Mixer.BUCKETS": 1 << 22, "Mixer.table_size_hint": 4096}
+    ns: dict = {}
+    exec(compile(ast.parse(SOURCE.split("def eval_val_sliding")[0]), "<mixer>", "exec"), ns)
+    module = SimpleNamespace(Mixer=ns["Mixer"])
+    descriptors = install_table_sizes(module, {"Mixer.BUCKETS": 1 << 22, "Gone.BUCKETS": 8})
+    assert list(descriptors) == ["Mixer.BUCKETS"] and isinstance(descriptors["Mixer.BUCKETS"], TableSize)
+    pipe = SimpleNamespace(hparams=SimpleNamespace(), table_descriptors=descriptors)
+    assert module.Mixer(8).BUCKETS == 1 << 22
+    with sized_tables(pipe, {"Mixer.BUCKETS": 16}):
+        assert module.Mixer(8).BUCKETS == 16  # a table built now has 16 buckets
+    assert module.Mixer(8).BUCKETS == 1 << 22
+
+
+def test_a_loss_added_by_value_in_float32_is_the_captured_record():
+    """``val_loss_sum += batch_loss.to(float64) * count`` where the model reduced in float32: the
+    record summed in float64 differs in the 8th digit and is still the value that was added."""
+    cap = Capture()
+    cap.start(8)
+    values = np.full(4, 4.8592815, dtype=np.float64) + np.arange(4) * 1e-7
+    total = float(values.sum())
+    cap.record(np.arange(4), values, total)
+    cap.record(np.arange(4, 8), values, total + 5.0)  # not added anywhere
+    cap.adds.append(float(np.float32(total / 4)) * 4)
+    res = cap.result()
+    assert list(res.count) == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert isinstance(cap.records[0], Record)
