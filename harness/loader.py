@@ -36,6 +36,23 @@ def read_source(entry: str | os.PathLike) -> tuple[str, int]:
     return unwrap_source(text, entry)
 
 
+def parsable_source(source: str, filename: str = "<source>") -> str:
+    """``source`` as this interpreter's ``ast`` parses it: 3.12-only f-strings rewritten where needed
+    (compile_source's rule), the source unchanged where that does not help (its SyntaxError stands)."""
+    try:
+        compile(source, filename, "exec", flags=0x400, dont_inherit=True)  # ast.PyCF_ONLY_AST
+        return source
+    except SyntaxError:
+        if sys.version_info >= (3, 12):
+            return source
+        from harness.downlevel import DownLevelError, down_level
+
+        try:
+            return down_level(source, filename)[0]
+        except DownLevelError:
+            return source
+
+
 def compile_source(source: str, filename: str, notes: dict | None = None):
     """``compile(source)``; on a SyntaxError, the source with its 3.12-only f-strings rewritten for
     this interpreter (``notes["fstrings_downlevelled"]`` = how many), or the original SyntaxError

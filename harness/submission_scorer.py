@@ -636,13 +636,13 @@ class SubmissionPipeline:
         import torch
 
         from harness.drivers import _prepare
-        from harness.loader import read_source
+        from harness.loader import parsable_source, read_source
 
         torch.manual_seed(seed)
         self.module, self.model, self.hparams, build = _prepare(
             {"entry": entry_file, "small": True, "env": {**(PROBE_ENV if seq_env else {}), **(env or {})},
              "launch_env": launch_env})
-        source, _ = read_source(entry_file)
+        source = parsable_source(read_source(entry_file)[0], entry_file)
         self.settings = Settings(self.hparams)
         entries = find_entries(source, self.settings)
         if not entries:
@@ -652,6 +652,7 @@ class SubmissionPipeline:
             raise ScorerError(f"no eval entry point named {entry_name!r}")
         self.fn = getattr(self.module, chosen.name)
         self.entry = chosen
+        self.param_attrs = _param_attrs(source, chosen.name)
         for k, v in (overrides or {}).items():
             setattr(self.hparams, k, v)
         self.vocab_size = int(getattr(self.hparams, "vocab_size", 0) or 1024)
@@ -897,6 +898,7 @@ class SubmissionPipeline:
     def _call(self, val, rank: int):
         import torch
 
+        self._rank_hparams(rank)
         sig = inspect.signature(self.fn)
         bound = {}
         for name, p in sig.parameters.items():
@@ -913,6 +915,8 @@ class SubmissionPipeline:
 
     def _bind(self, name: str, p, val, rank: int, torch):
         lname = name.lower()
+        if lname in TOKEN_PARAMS and "val_tokens" in self.param_attrs.get(name, ()):
+            return self._data_view(name, val)  # a validation-data object (val_data.val_tokens, its LUTs)
         if lname in TOKEN_PARAMS:
             return val
         if lname in HPARAM_PARAMS:
@@ -953,6 +957,28 @@ class SubmissionPipeline:
         v = getattr(self.hparams, lname, _MISSING)
         return v
 
+    def _rank_hparams(self, rank: int) -> None:
+        """Hyperparameters that carry the process's place in the launch (``h.rank``, ``h.world_size``,
+        ``h.local_rank``, ``h.is_main_process``: set from the environment in records that keep them
+        there) say this rank's, as that process's own would."""
+        values = {"rank": rank, "local_rank": rank % max(1, self.launch_world_size), "world_size": self.world_size,
+                  "is_main_process": rank == 0, "master_process": rank == 0, "distributed": self.world_size > 1}
+        for attr, v in values.items():
+            if attr in vars(self.hparams) or attr in vars(type(self.hparams)):
+                setattr(self.hparams, attr, v)
+
+    def _data_view(self, name: str, val):
+        """The object a ``val_data`` parameter stands for: the stream as ``val_tokens`` and each
+        ``*_lut`` attribute the eval reads from it as our LUT of that name."""
+        from types import SimpleNamespace
+
+        view = SimpleNamespace(val_tokens=val)
+        for attr in self.param_attrs.get(name, ()):
+            lut = next((v for k, v in self.luts.items() if attr.startswith(k) and "lut" in attr), None)
+            if lut is not None:
+                setattr(view, attr, lut)
+        return view
+
     def info_stride_default(self, p):
         v = _int_attr(self.hparams, ("eval_stride", "stride"))
         if v is not None:
@@ -961,6 +987,19 @@ class SubmissionPipeline:
 
 
 _MISSING = object()
+
+
+def _param_attrs(source: str, fn_name: str) -> dict[str, set[str]]:
+    """parameter -> the attributes the module-level function ``fn_name`` reads from it."""
+    fn = next((n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == fn_name), None)
+    if fn is None:
+        return {}
+    params = {a.arg for a in fn.args.args + fn.args.kwonlyargs}
+    out: dict[str, set[str]] = {}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in params:
+            out.setdefault(node.value.id, set()).add(node.attr)
+    return out
 
 
 def _randomize_zeros(model, seed: int) -> list[str]:

@@ -93,3 +93,17 @@ def test_a_loss_added_by_value_in_float32_is_the_captured_record():
     res = cap.result()
     assert list(res.count) == [1, 1, 1, 1, 0, 0, 0, 0]
     assert isinstance(cap.records[0], Record)
+
+
+def test_the_attributes_an_eval_reads_from_its_parameters():
+    """Newer records pass a validation-data object and keep the rank in the hyperparameters
+    (``eval_val(h, device, val_data, model)`` reads ``val_data.val_tokens`` and ``h.rank``): the
+    probes bind such a parameter to a view of the stream and set the rank on ``h`` per call."""
+    from harness.submission_scorer import _param_attrs
+
+    src = ("def eval_val(h, device, val_data, model):\n"
+           "    n = val_data.val_tokens.numel() // h.world_size\n"
+           "    lut = val_data.base_bytes_lut\n"
+           "    return n * h.rank\n")
+    assert _param_attrs(src, "eval_val") == {"h": {"world_size", "rank"}, "val_data": {"val_tokens", "base_bytes_lut"}}
+    assert _param_attrs(src, "missing") == {}

@@ -70,7 +70,7 @@ def check(ctx: Context, ex: dict) -> dict | None:
 def applies(ctx: Context) -> str | None:
     # Per-document scoring is claimed when a mid-document change stays inside its document.
     for seed in range(3):
-        s, starts = make_documents(seed, 3, ctx.vocab, bos(ctx))
+        s, starts = make_documents(seed, 3 * ctx.ranks, ctx.vocab, bos(ctx))
         if _isolated(ctx, s, ctx.score(s), starts[1], starts[1], starts[2] - 1, 4):
             return None
     return "the eval's context crosses BOS boundaries by design (no per-document scoring to hold it to)"
@@ -79,5 +79,5 @@ def applies(ctx: Context) -> str | None:
 PROBE = Probe(
     name="document-isolation", condition="C1", family="boundary-leak",
     title="with per-document scoring, changing the end of document N leaves every NLL of document N+1 unchanged",
-    strategy=lambda ctx: document_specs(), check=check, applies=applies, cost=3,
+    strategy=lambda ctx: document_specs(ranks=ctx.ranks), check=check, applies=applies, cost=3,
 )

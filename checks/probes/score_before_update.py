@@ -15,7 +15,7 @@ from checks.probes.streams import change_specs, make_stream, probed_position
 
 
 def applies(ctx: Context) -> str | None:
-    s = make_stream(0, 160, ctx.vocab)
+    s = make_stream(0, 160 * ctx.ranks, ctx.vocab)
     ctx.score(s)
     if not ctx.pipe.info.stateful:
         return "the model's weights do not change during the eval (no adaptive state to probe; caches: see normalization)"

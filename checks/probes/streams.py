@@ -87,6 +87,6 @@ def change_specs(min_len: int = 24, max_len: int = 160, ranks: int = 1):
                                   "k": st.integers(0, 1 << 16), "d": st.integers(0, 63), "b": st.integers(0, 1 << 16)})
 
 
-def document_specs():
-    return st.fixed_dictionaries({"seed": st.integers(0, 999), "docs": st.integers(2, 4), "k": st.integers(0, 7),
+def document_specs(ranks: int = 1):
+    return st.fixed_dictionaries({"seed": st.integers(0, 999), "docs": st.integers(2 * ranks, 4 * ranks), "k": st.integers(0, 7),
                                   "b": st.integers(0, 1 << 16)})
