@@ -124,7 +124,33 @@ def resolve_launches(folder: str | os.PathLike) -> list[Launch]:
     if not found:
         for rel in scripts.names():
             found += _Reader(scripts, markdown=False).read(scripts.text(rel) or "", rel)
+    if not found and readme is not None:
+        declared = declared_hardware(_read(readme, MAX_README_BYTES, root), readme.name)
+        if declared is not None:
+            return [declared]
     return _unique(found)[:MAX_LAUNCHES] or [official_default()]
+
+
+# "trained on 1×A100-40GB", "| Hardware | 8xH100 SXM |", "GPU: 1×RTX 5090": the count of accelerators
+# right after the words that introduce the hardware the run used (not a comparison in prose).
+_DECLARED_GPUS = re.compile(
+    r"(?:trained on|training on|ran on|run on|hardware\s*\**\s*[:|]|gpus?\s*\**\s*[:|])[\s*|:]*(?:a\s+)?"
+    r"(\d{1,2})\s*[×xX]\s*(?:NVIDIA\s+)?(?:H100|H200|H20|A100|A10G?|A6000|L40S?|L4|V100|T4|B200|GH200|RTX\s*\d+|GPUs?)",
+    re.I)
+
+
+def declared_hardware(readme: str, name: str) -> Launch | None:
+    """A folder with no launch line whose README states the hardware its run used: that many ranks
+    (the first line that introduces the hardware with one count, "trained on 1×A100"), else None."""
+    for n, line in enumerate(readme.splitlines(), start=1):
+        counts = {int(m.group(1)) for m in _DECLARED_GPUS.finditer(line)}
+        if len(counts) == 1:
+            world = counts.pop()
+            if world >= 1:
+                env, sources = _rank_env(world, world, f"hardware stated in {name}:{n}")
+                return Launch(env=env, world_size=world, sources=sources, command=None,
+                              origin=f"hardware stated in {name}:{n}", nproc_per_node=world)
+    return None
 
 
 def resolve_launch(folder: str | os.PathLike, claim: ClaimsLike | None = None) -> Launch:

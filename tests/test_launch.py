@@ -375,3 +375,23 @@ def test_every_report_format_shows_the_launch(tmp_path):
     assert "Launch  8 ranks, from README.md:2" in text and "NGRAM_CACHE" in text
     md = check_output("markdown", run_cli("check", str(root), "--format", "markdown").stdout)
     assert "Launch: 8 ranks, from README.md:2" in md and "| `NGRAM_CACHE` | 1 | README.md:2 |" in md
+
+
+@pytest.mark.parametrize("readme, world, line", [
+    ("# Study\n\n> Non-record submission (trained on 1×A100-40GB PCIe, ~10.7h per run).\n\n"
+     "| | before | now |\n|---|---|---|\n| Hardware | 4×A100-40GB | 1×A100-40GB |\n", 1, 3),
+    ("# Run\n\nIt does not beat the 8×H100 baseline on this card.\n\n- GPU: 1×RTX 5090, 600s wallclock\n", 1, 5),
+    ("# Record\n\n| Hardware | 8xH100 SXM |\n", 8, 3),
+])
+def test_a_folder_without_a_launch_line_runs_on_the_hardware_its_readme_states(tmp_path, readme, world, line):
+    launch = only(folder(tmp_path, readme))
+    assert launch.world_size == world and launch.env["WORLD_SIZE"] == str(world)
+    assert launch.origin == f"hardware stated in README.md:{line}"
+
+
+def test_prose_about_other_hardware_is_no_statement_and_a_launch_line_wins(tmp_path):
+    prose = "# Run\n\nThe gap to the 8×H100 baseline comes from fewer steps.\n"
+    assert only(folder(tmp_path, prose)).origin == "official default"
+    (tmp_path / "b").mkdir()
+    launched = only(folder(tmp_path / "b", "# Run\n\nTrained on 1×A100.\n\n    torchrun --nproc_per_node=2 train_gpt.py\n"))
+    assert launched.world_size == 2
