@@ -21,8 +21,10 @@ from harness.submission_scorer import ScorerError
 
 PROBE_MODULES = ("future_invariance", "normalization", "score_before_update", "exactly_once",
                  "document_isolation", "determinism", "bucket_collapse")
-# profile -> (example budget of a cost-1 probe, seconds per probe)
-PROFILES = {"ci": (16, 12.0), "default": (40, 60.0), "thorough": (200, 600.0)}
+# profile -> (example budget of a cost-1 probe, seconds per probe). The ci profile is bounded by
+# examples only, so that its reports do not depend on the machine's load (the sandbox's wall-clock
+# limit still ends a run that hangs).
+PROFILES = {"ci": (16, float("inf")), "default": (40, 60.0), "thorough": (200, 600.0)}
 
 
 def probes() -> list[Probe]:
