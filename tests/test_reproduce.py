@@ -147,3 +147,34 @@ def test_truncated_artifact_is_an_audit_error_not_a_pass(tmp_path):
     report = json.loads(proc.stdout)
     assert report["verdict"] == "error" and "truncated" in report["error"]
     assert report["reproduction"] is None
+
+
+def test_two_processes_against_one_with_a_cache_kept_per_rank():
+    """--nproc 2: the eval runs as torchrun's two ranks (gloo) in one sandbox. The model alone gives
+    the same number as one process; the example's tilt keeps its tables per rank, as our reference
+    tilt does under two ranks, so both move together and REPRO004 says the score depends on it."""
+    report, rc = reproduce("ngram_context_only", "--nproc", "2", "--max-tokens", "4096")
+    r, one = report["reproduction"], report["reproduction"]["single_process"]
+    assert r["nproc"] == 2 and r["backend"] == "gloo" and rc == 0
+    assert r["pipelines"]["model"] == one["pipelines"]["model"] == r["own_evals"]["eval_val_sliding"]
+    assert r["explained_by"] == "tilt" and r["pipelines"]["tilt"] == pytest.approx(r["reproduced_bpb"], abs=1e-6)
+    assert one["pipelines"]["tilt"] == pytest.approx(one["own_evals"][r["reproduced_from"]], abs=1e-6)
+    assert abs(r["pipelines"]["tilt"] - one["pipelines"]["tilt"]) > 1e-4  # per-rank tables learn less
+    assert [f["data"]["nproc"] for f in report["findings"] if f["rule"] == "REPRO004"] == [2]
+
+
+def test_a_rank_that_fails_makes_the_reproduction_incomplete(tmp_path):
+    """Fail closed: one rank of --nproc 2 failing (here rank 1, at import) is never a pass."""
+    import shutil
+
+    sub = tmp_path / "legal_sliding"
+    shutil.copytree(SUBMISSIONS / "legal_sliding", sub)
+    entry = sub / "train_gpt.py"
+    entry.write_text(entry.read_text() + '\nif os.environ.get("RANK") == "1":\n    raise RuntimeError("rank 1 cannot start")\n')
+    data = SUBMISSIONS / "data"
+    proc = run_cli("reproduce", str(sub), "--nproc", "2", "--max-tokens", "1024", "--format", "json",
+                   "--val", str(data / "datasets" / "kjv_sp1024" / "kjv_val_*.bin"),
+                   "--tokenizer", str(data / "tokenizers" / "kjv_1024_bpe.model"))
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 2 and report["verdict"] == "incomplete"
+    assert "rank 1 of 2: RuntimeError: rank 1 cannot start" in report["incomplete"][0]["reason"]
