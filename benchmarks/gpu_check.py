@@ -238,6 +238,10 @@ def check_repro(checks: Checks, names: list[str], device: str, jobs: int) -> Non
             if rc == 2 or cpu_rc == 2 or not numbers(rep) or not numbers(cpu_rep):
                 checks.line(name, False, f"{device} exit {rc} ({err}); cpu exit {cpu_rc} ({cpu_err})")
                 continue
+            ran_on = (rep.get("reproduction") or {}).get("device") or "unknown"
+            if not ran_on.startswith(device):  # a run that fell back to another device is not this check
+                checks.line(name, False, f"asked for {device}, the model was scored on {ran_on}")
+                continue
             a, b = numbers(rep), numbers(cpu_rep)
             common = sorted(set(a) & set(b))
             worst = max(abs(a[k] - b[k]) for k in common)

@@ -262,6 +262,7 @@ def compare(value: dict, sub: Submission, max_tokens: int | None, report: Report
         "pipelines": {k: v["val_bpb"] for k, v in sorted(ours.items())},
         "legal_pipelines": sorted(k for k, v in ours.items() if v["legal"]) or None,
         "artifact": ", ".join(str(value.get("artifact", {}).get(k)) for k in ("codec", "layout", "dequantizer")),
+        "device": value.get("device"),  # where the model's weights were when it was scored
         "seq_len": value.get("seq_len"),
         "stride": value.get("stride"),
     }

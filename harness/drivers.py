@@ -308,7 +308,7 @@ def reproduce_eval(args: dict) -> dict:
     luts = (torch.as_tensor(lut.base_bytes, device=device), torch.as_tensor(lut.has_leading_space, device=device),
             torch.as_tensor(lut.is_boundary, device=device))
     result = {"info": info, "artifact": art, "seq_len": seq_len, "stride": stride, "tokens": int(tokens.size - 1),
-              "world_size": world_size}
+              "world_size": world_size, "device": str(next(model.parameters()).device)}
     if world_size > 1:
         import torch.distributed as dist
 

@@ -5,7 +5,7 @@ package's binary, a system ``bwrap``, or ``$GOLF_AUDIT_BWRAP``). What is in forc
 (``SandboxResult.isolation`` lists it):
 
 - ``bwrap``: a user namespace with no capabilities (and no further user namespaces), its own pid,
-  network (no interface but a down loopback), IPC, UTS and mount namespaces; a new session;
+  network (no interface but its own loopback), IPC, UTS and mount namespaces; a new session;
   ``--die-with-parent``. The file system is built from nothing, read-only: the interpreter's own
   installation, ``/usr`` and a few files of ``/etc``, golf-audit's code packages (not its checkout),
   the submission folder and the data files the caller lists. ``$HOME``, ``/root``, the auditor's
