@@ -151,14 +151,11 @@ def _rerun(args: dict, readable: list[Path], sub: Submission, opts, ranks: int):
 
 def compare_processes(many: dict, one: dict, sub: Submission, nproc: int, report: Report) -> dict:
     """The one-process rerun beside the N-process one; REPRO004 when the submission's own score differs."""
-    def own_final(value: dict) -> tuple[str, float] | None:
-        own = value.get("own") or {}
-        for label in [k for k in own if k != "eval_val_sliding"] + ["eval_val_sliding"]:
-            if label in own:
-                return label, own[label][1]
-        return None
-
-    m, o = own_final(many), own_final(one)
+    # The eval whose number the report reproduces (the log's final line, else eval_val_sliding).
+    label = report.reproduction.get("reproduced_from") if report.reproduction else None
+    own_many, own_one = many.get("own") or {}, one.get("own") or {}
+    m = (label, own_many[label][1]) if label in own_many else None
+    o = (label, own_one[label][1]) if label in own_one else None
     if m and o and m[0] == o[0] and abs(m[1] - o[1]) > TOLERANCE:
         report.add(Finding(
             rule="REPRO004", family="claims-mismatch", severity="warning", path=sub.display(sub.entry),
