@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("audit", "probe"):
             p.add_argument("--profile", default="default", choices=["ci", "default", "thorough"],
                            help="probe search budget: examples and seconds per probe (default: default)")
+        if name in ("audit", "reproduce"):
+            p.add_argument("--nproc", default=1, type=nproc_arg, metavar="N",
+                           help="run the reproduction's eval in N processes as torchrun would (gloo on CPU, NCCL "
+                                "on GPUs), and compare with one process; 'launch': the submission's own world size")
         if name == "probe":
             p.add_argument("--replay", metavar="SPEC",
                            help="run one probe on one example, as printed with a counterexample (name:key=value,...)")
@@ -92,6 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="show one rule: what it does, why, example, fix")
     p.add_argument("rule")
     return ap
+
+
+def nproc_arg(text: str) -> int | str:
+    from checks.reproduce import NPROC_LAUNCH
+
+    if text == NPROC_LAUNCH:
+        return text
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of processes from 1 to 64 or {NPROC_LAUNCH!r}, got {text!r}")
+    return int(text)
 
 
 def options_from(args: argparse.Namespace):
@@ -111,6 +125,7 @@ def options_from(args: argparse.Namespace):
         tokenizer=args.tokenizer,
         max_tokens=args.max_tokens,
         device=args.device,
+        nproc=getattr(args, "nproc", 1),
         seed=args.seed,
         no_exec=args.no_exec,
         python=args.python,

@@ -265,6 +265,15 @@ PART_ENTRIES: tuple[Entry, ...] = (
        "Same model, same tokens: a difference means other windows or other byte counts than the challenge's.",
        "own eval_val_sliding 1.9710, our evaluator 1.9732 on the same model",
        "Score every target once with the challenge's byte rule (see docs/conditions.md)."),
+    _e("REPRO004", R, "score-depends-on-process-count", "claims-mismatch", "warning",
+       "Rerun with --nproc N, the submission's own eval gives another score on N processes (as torchrun "
+       "runs it) than in one.",
+       "A claim made on 8 GPUs is only reproduced with the same split; a score that moves with the number of "
+       "ranks keeps state per rank (a cache that sees only its rank's tokens) or loses or repeats targets "
+       "where the ranks' shares meet.",
+       "final_int6_sliding_window_tilt 1.88386156 BPB on 2 processes, 1.87900131 in one (+4.86e-03)",
+       "Score every target once whatever the world size; say in the README with how many processes the "
+       "claimed score was computed, and reproduce it with --nproc launch."),
     # --- sandbox ---------------------------------------------------------------------------
     _e("SBX001", X, "network-access", "external-access", "error",
        "Submission code tried to open a network connection (socket, connect, DNS lookup) while it ran in the sandbox.",

@@ -39,6 +39,7 @@ class AuditOptions:
     tokenizer: str | None = None
     max_tokens: int | None = None
     device: str = "cpu"
+    nproc: int | str = 1  # processes the reproduction's eval runs in, or "launch" (checks/reproduce.py)
     seed: int = 0
     no_exec: bool = False
     python: str | None = None  # interpreter for sandboxed submission code

@@ -15,6 +15,12 @@ which names the component the score came from) and ``legal_bpb``: the same artif
 non-compliant component replaced by its legal variant, or switched off (the model alone) when we
 have no legal variant of what the submission does. With ``--max-tokens`` every number is for that
 prefix of the validation tokens, and the report says so.
+
+With ``--nproc N`` (N > 1, or ``launch``: the world size of the submission's own launch) the
+evaluation runs as torchrun would run it: N processes in the one sandbox (harness/ranks.py), the
+windows split between them, caches kept per rank. Those numbers are the report's; the same rerun
+in one process stands beside them (``single_process``), and ``REPRO004`` says when the submission's
+score depends on how many processes computed it.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from harness.submission import Submission
 from reports.model import Finding, Report
 
 TOLERANCE = 1e-6  # BPB; logs print 8 decimals
+NPROC_LAUNCH = "launch"  # --nproc launch: as many processes as the submission's launch runs
 MAX_LOG_BYTES = 32 << 20
 # Our non-compliant pipeline -> (its legal variant, the violation family).
 LEGAL_VARIANT = {
@@ -97,23 +104,67 @@ def run(sub: Submission, opts, report: Report) -> None:
     args = {"entry": entry_arg, "artifact": art_arg, "val": str(val_dir / Path(val).name),
             "tokenizer": str(Path(tok).resolve()), "max_tokens": opts.max_tokens, "device": opts.device,
             "launch_env": dict(launch_of(sub, opts).env)}  # the model is built as the launch configures it
+    nproc = nproc_of(sub, opts)
+    runs = {}
+    for ranks in sorted({1, nproc}):
+        result = _rerun(args, readable, sub, opts, ranks)
+        seen = {(f.rule, f.path, f.line, f.message) for f in report.findings}
+        for f in findings_from_blocked(result, sub):
+            if (f.rule, f.path, f.line, f.message) not in seen:  # each rank and run reports it again
+                report.add(f)
+        if not result.ok:
+            on = f" on {ranks} processes" if ranks > 1 else ""
+            if result.input_error or result.cannot_run:
+                # The artifact, the validation shards or the tokenizer could not be read (truncated,
+                # hostile, unknown layout: one of our readers' AuditError subclasses, told by type), or
+                # no sandbox / CUDA could start: the reproduction cannot be done, which is not a pass.
+                report.error = f"reproduction{on}: {result.error}"
+                return
+            report.could_not_run("reproduction", f"the evaluation could not be rerun{on}: {result.error}")
+            return
+        runs[ranks] = result.value
+    report.reproduction = compare(runs[nproc], sub, opts.max_tokens, report)
+    if nproc > 1:
+        report.reproduction.update(nproc=nproc, backend=runs[nproc].get("backend"))
+        report.reproduction["single_process"] = compare_processes(runs[nproc], runs[1], sub, nproc, report)
+
+
+def nproc_of(sub: Submission, opts) -> int:
+    """How many processes the reproduction runs the evaluation in (``--nproc``)."""
+    from checks.parts import launch_of
+
+    nproc = getattr(opts, "nproc", 1) or 1
+    if nproc == NPROC_LAUNCH:
+        return launch_of(sub, opts).world_size
+    return int(nproc)
+
+
+def _rerun(args: dict, readable: list[Path], sub: Submission, opts, ranks: int):
     # harness.caches_jit before the guards: numba reads and writes its kernel cache (beside our
     # code) at import; after them, the writes would be denied and the kernels compiled again.
-    result = run_sandboxed("harness.drivers:reproduce_eval", args, copy_dir=sub.root, readable=readable,
-                           python=opts.python, limits=limits_for(opts, wall_seconds=float(opts.extra.get("repro_timeout", 3600))),
-                           preload=("torch", "harness.caches_jit"))
-    for f in findings_from_blocked(result, sub):
-        report.add(f)
-    if not result.ok:
-        if result.input_error or result.cannot_run:
-            # The artifact, the validation shards or the tokenizer could not be read (truncated,
-            # hostile, unknown layout: one of our readers' AuditError subclasses, told by type), or
-            # no sandbox / CUDA could start: the reproduction cannot be done, which is not a pass.
-            report.error = f"reproduction: {result.error}"
-            return
-        report.could_not_run("reproduction", f"the evaluation could not be rerun: {result.error}")
-        return
-    report.reproduction = compare(result.value, sub, opts.max_tokens, report)
+    # Each rank is a process with its own threads: room for them under the task limit.
+    limits = limits_for(opts, wall_seconds=float(opts.extra.get("repro_timeout", 3600)), ranks=ranks,
+                        processes=max(128, 64 * ranks))
+    return run_sandboxed("harness.drivers:reproduce_eval", args, copy_dir=sub.root, readable=readable,
+                         python=opts.python, limits=limits, preload=("torch", "harness.caches_jit"))
+
+
+def compare_processes(many: dict, one: dict, sub: Submission, nproc: int, report: Report) -> dict:
+    """The one-process rerun beside the N-process one; REPRO004 when the submission's own score differs."""
+    # The eval whose number the report reproduces (the log's final line, else eval_val_sliding).
+    label = report.reproduction.get("reproduced_from") if report.reproduction else None
+    own_many, own_one = many.get("own") or {}, one.get("own") or {}
+    m = (label, own_many[label][1]) if label in own_many else None
+    o = (label, own_one[label][1]) if label in own_one else None
+    if m and o and m[0] == o[0] and abs(m[1] - o[1]) > TOLERANCE:
+        report.add(Finding(
+            rule="REPRO004", family="claims-mismatch", severity="warning", path=sub.display(sub.entry),
+            message=(f"the submission's {m[0]} gives {m[1]:.8f} BPB on {nproc} processes and {o[1]:.8f} in one "
+                     f"({m[1] - o[1]:+.2e}): its score depends on how many processes compute it (state kept "
+                     f"per rank, such as a cache, or targets lost or repeated where the ranks' shares meet)"),
+            data={"nproc": nproc, "bpb": m[1], "single_process_bpb": o[1], "label": m[0]}))
+    return {"own_evals": {k: v[1] for k, v in sorted((one.get("own") or {}).items())},
+            "pipelines": {k: v["val_bpb"] for k, v in sorted((one.get("ours") or {}).items())}}
 
 
 def _read_logs(sub: Submission) -> dict[str, list[tuple[str, float, float]]]:
@@ -208,6 +259,7 @@ def compare(value: dict, sub: Submission, max_tokens: int | None, report: Report
         "pipelines": {k: v["val_bpb"] for k, v in sorted(ours.items())},
         "legal_pipelines": sorted(k for k, v in ours.items() if v["legal"]) or None,
         "artifact": ", ".join(str(value.get("artifact", {}).get(k)) for k in ("codec", "layout", "dequantizer")),
+        "device": value.get("device"),  # where the model's weights were when it was scored
         "seq_len": value.get("seq_len"),
         "stride": value.get("stride"),
     }

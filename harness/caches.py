@@ -206,11 +206,12 @@ class NgramCache:
         return h, (h & mask).astype(np.int64)
 
     def mix(self, tokens: np.ndarray, model_nll: np.ndarray, segment: np.ndarray,
-            vocab_size: int | None = None, *, compiled: bool | None = None) -> np.ndarray:
+            vocab_size: int | None = None, *, compiled: bool | None = None, first: int = 0) -> np.ndarray:
         """NLL (nats, float64, shape (n,)) of every target after mixing.
 
         ``model_nll[i]``: the model's NLL of target i; ``segment[i]``: when target i is scored.
-        ``compiled``: which implementation (see _kernels; both give the same bits).
+        ``compiled``: which implementation (see _kernels; both give the same bits). ``first``:
+        targets before it are context only, never mixed nor learnt (see replay_per_rank).
         """
         tokens = np.asarray(tokens, dtype=np.int64)
         n = tokens.shape[0] - 1
@@ -219,7 +220,7 @@ class NgramCache:
         if vocab_size is None and self.variant == "renormalized":
             vocab_size = int(tokens.max()) + 1
         # Targets with a full context: target i sits at stream index i + 1 >= order - 1.
-        ok = slice(min(self.order - 2, n), n)
+        ok = slice(min(max(self.order - 2, first), n), n)
         kernels = _kernels(compiled, n, self.buckets)
         if kernels is not None and p_model.shape == (n,) and np.ndim(segment) == 1 and len(segment) == n:
             # The kernel changes p_model in place, or nothing when the segments decrease.
@@ -323,9 +324,10 @@ class HintTilt:
         return self.gate is None
 
     def hints(self, tokens: np.ndarray, segment: np.ndarray, *,
-              compiled: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+              compiled: bool | None = None, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(hint token or -1, beta) per target; both read from earlier segments only.
-        ``compiled``: which implementation (see _kernels; both give the same values)."""
+        ``compiled``: which implementation (see _kernels; both give the same values). ``first``:
+        targets before it are context only, never hinted nor learnt (see replay_per_rank)."""
         tokens = np.asarray(tokens, dtype=np.int64)
         n = tokens.shape[0] - 1
         hint = np.full(n, -1, dtype=np.int64)
@@ -335,12 +337,12 @@ class HintTilt:
         if kernels is not None and np.ndim(segment) == 1 and len(segment) == n and self.buckets > 0:
             toks = np.ascontiguousarray(tokens)
             done = kernels.hints(toks.view(np.uint64), np.ascontiguousarray(segment, dtype=np.int64),
-                                 min(max(self.order - 2, 0), n), self.order, np.uint64(self.buckets - 1), toks,
+                                 min(max(self.order - 2, first, 0), n), self.order, np.uint64(self.buckets - 1), toks,
                                  hint, run, np.full(self.buckets, -1, dtype=np.int64),
                                  np.zeros(self.buckets, dtype=np.int32))
         if not done:
             pos = np.arange(1, n + 1)
-            ok = pos >= self.order - 1
+            ok = pos >= max(self.order - 1, first + 1)
             key = (context_hash(tokens, pos[ok], self.order) & np.uint64(self.buckets - 1)).astype(np.int64)
             hint[ok], run[ok] = last_before(key, np.asarray(segment)[ok], tokens[pos[ok]])
         beta = np.where((hint >= 0) & (run >= self.min_count), self.beta, 0.0)
@@ -363,6 +365,40 @@ class HintTilt:
         elif self.gate is not None:
             raise ValueError(f"unknown tilt gate {self.gate!r}")
         return -np.where(apply, tilted, lp_tgt)
+
+
+def replay_per_rank(run, segment: np.ndarray, windows: np.ndarray, world_size: int, order: int):
+    """A cache replayed as a run of ``world_size`` processes keeps it: one cache per rank, each
+    learning only the targets of its own share of the sliding windows (harness.evaluate.rank_share).
+
+    ``run(s, e, segment, first)`` runs the cache on the stream's slice ``tokens[s:e+1]`` (targets
+    s..e-1), with targets before ``first`` (relative to s) as context only; it returns an array or
+    a tuple of arrays over those targets. Each rank's slice starts ``order`` tokens before its
+    first target, so every key reads the same context as in one stream. Returns the ranks' results
+    joined over all targets (the same shape as ``run`` on the whole stream).
+    """
+    from harness.evaluate import rank_share
+
+    n = len(segment)
+    if world_size <= 1:
+        return run(0, n, segment, 0)
+    parts = []
+    for r in range(world_size):
+        share = windows[rank_share(len(windows), r, world_size)]
+        if len(share) == 0:
+            continue
+        a, e = int(share[0, 0] + share[0, 1]), int(share[-1, 0] + share[-1, 2])
+        s = max(0, a - order)
+        parts.append((a - s, a, e, run(s, e, segment[s:e], a - s)))
+    single = not isinstance(parts[0][3], tuple)
+    outs = []
+    for k in range(1 if single else len(parts[0][3])):
+        pieces = [(res if single else res[k]) for *_, res in parts]
+        out = np.empty((n,) + pieces[0].shape[1:], dtype=pieces[0].dtype)
+        for (skip, a, e, _), piece in zip(parts, pieces):
+            out[a:e] = piece[skip:]
+        outs.append(out)
+    return outs[0] if single else tuple(outs)
 
 
 class CachedScorer:

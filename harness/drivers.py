@@ -152,9 +152,19 @@ def _bind_eval(fn, values: dict):
     return fn(**kwargs)
 
 
+def _world() -> tuple[int, int]:
+    """(rank, world size) of this process: torchrun's when the sandbox runs several ranks."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def _own_evals(module, model, hparams, sd, tokens_t, luts, device) -> tuple[dict, dict]:
     """Run the submission's own eval code as main() would: ``eval_val_sliding`` and the final
-    ``run_final_eval`` (whose log lines are captured). Returns ({label: [val_loss, val_bpb]}, errors)."""
+    ``run_final_eval`` (whose log lines are captured), on this rank's share when several ranks
+    run. Returns ({label: [val_loss, val_bpb]}, errors)."""
     import re
 
     import torch
@@ -162,8 +172,9 @@ def _own_evals(module, model, hparams, sd, tokens_t, luts, device) -> tuple[dict
     results, errors = {}, {}
     stride = int(getattr(hparams, "eval_stride", 64) or 64)
     lines: list[str] = []
+    rank, world_size = _world()
     values = {"args": hparams, "h": hparams, "hparams": hparams, "base_model": model, "model": model,
-              "rank": 0, "world_size": 1, "device": torch.device(device), "val_tokens": tokens_t,
+              "rank": rank, "world_size": world_size, "device": torch.device(device), "val_tokens": tokens_t,
               "stride": stride, "luts": luts, "log0": lambda msg, console=True: lines.append(str(msg)),
               **dict(zip(LUT_NAMES, luts))}
     for name in ("eval_val_sliding", "run_final_eval"):
@@ -176,6 +187,8 @@ def _own_evals(module, model, hparams, sd, tokens_t, luts, device) -> tuple[dict
         try:
             out = _bind_eval(fn, values)
         except Exception as e:
+            if world_size > 1:  # the other ranks' collectives would pair with the wrong calls: fail the run
+                raise
             errors[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
             continue
         if name == "eval_val_sliding" and isinstance(out, tuple) and len(out) == 2:
@@ -192,10 +205,12 @@ def _our_variants(model, hparams, sd, tokens, lut, device, seq_len, stride, auto
 
     Always the model alone; plus, where the hyperparameters name them, our n-gram cache
     (target-in-key and renormalized), hint tilt (gated on the target's word start and plain) and
-    chunked TTT (update-before-score and score-first). Each: val_loss, val_bpb, legal.
+    chunked TTT (update-before-score and score-first). Each: val_loss, val_bpb, legal. Under
+    several ranks the windows are split between them and the caches kept per rank, as in the
+    real run; the chunked TTT is replayed as one stream.
     """
-    from harness.caches import HintTilt, NgramCache
-    from harness.evaluate import evaluate_sliding, score_bpb
+    from harness.caches import HintTilt, NgramCache, replay_per_rank
+    from harness.evaluate import evaluate_sliding, score_bpb, sliding_windows, window_segments
     from harness.model_build import logits_fn as make_logits_fn
     from harness.scorer import ScoreResult
     from harness.ttt import ChunkedTTT
@@ -214,14 +229,16 @@ def _our_variants(model, hparams, sd, tokens, lut, device, seq_len, stride, auto
     model.eval()
     fn = make_logits_fn(model, autocast=autocast)
     hp = lambda k, d=None: getattr(hparams, k, d)  # noqa: E731
+    world_size = _world()[1]
+    n = tokens.size - 1
+    windows = sliding_windows(n, seq_len, stride)
+    segments = window_segments(windows, n)
     tilt, hint = None, None
     if hp("tilt_order") is not None:
         tilt = HintTilt(int(hp("tilt_order")), int(hp("tilt_buckets", 1 << 18)), float(hp("tilt_beta", 1.5)),
                         int(hp("tilt_min_count", 2)))
-        from harness.evaluate import sliding_windows, window_segments
-
-        n = tokens.size - 1
-        hint, beta = tilt.hints(tokens, window_segments(sliding_windows(n, seq_len, stride), n))
+        hint, beta = replay_per_rank(lambda s, e, seg, first: tilt.hints(tokens[s: e + 1], seg, first=first),
+                                     segments, windows, world_size, tilt.order)
     t0 = time.perf_counter()
     base = evaluate_sliding(fn, tokens, seq_len, stride, device=device, extra_ids=hint)
     out["model"] = entry(base.score, True, "model alone, sliding windows, every target once", seq_len=seq_len, stride=stride)
@@ -231,7 +248,10 @@ def _our_variants(model, hparams, sd, tokens, lut, device, seq_len, stride, auto
         cfg = dict(order=int(hp("ngram_order")), buckets=int(hp("ngram_buckets", 1 << 20)),
                    alpha=float(hp("ngram_alpha", 0.4)), min_count=int(hp("ngram_min_count", 2)))
         for variant, legal in (("target-in-key", False), ("renormalized", True)):
-            nll = NgramCache(**cfg, variant=variant).mix(tokens, base.score.nll, base.segment, lut.base_bytes.size)
+            cache = NgramCache(**cfg, variant=variant)
+            nll = replay_per_rank(lambda s, e, seg, first: cache.mix(tokens[s: e + 1], base.score.nll[s:e], seg,
+                                                                      lut.base_bytes.size, first=first),
+                                  base.segment, windows, world_size, cache.order)
             out[f"ngram_{variant}"] = entry(mixed(base.score, nll), legal, f"order-{cfg['order']} n-gram cache, {variant}", **cfg)
     if tilt is not None:
         word_start = lut.has_leading_space[tokens[1:]]
@@ -264,6 +284,14 @@ def reproduce_eval(args: dict) -> dict:
     from harness.shards import load_tokens
     from harness.tokenbytes import ByteLUT
 
+    import os
+
+    from harness.launch import TORCHRUN_VARS
+
+    rank, world_size = _world()
+    if world_size > 1:  # the launch's own torchrun variables give way to those of this world's ranks
+        args = {**args, "launch_env": {**(args.get("launch_env") or {}),
+                                       **{k: os.environ[k] for k in TORCHRUN_VARS if k in os.environ}}}
     module, model, hparams, info = _prepare(args)
     device = args.get("device", "cpu")
     sd, art = _state_dict(module, model, args["artifact"])
@@ -279,7 +307,12 @@ def reproduce_eval(args: dict) -> dict:
     lut = ByteLUT.from_file(args["tokenizer"], vocab)
     luts = (torch.as_tensor(lut.base_bytes, device=device), torch.as_tensor(lut.has_leading_space, device=device),
             torch.as_tensor(lut.is_boundary, device=device))
-    result = {"info": info, "artifact": art, "seq_len": seq_len, "stride": stride, "tokens": int(tokens.size - 1)}
+    result = {"info": info, "artifact": art, "seq_len": seq_len, "stride": stride, "tokens": int(tokens.size - 1),
+              "world_size": world_size, "device": str(next(model.parameters()).device)}
+    if world_size > 1:
+        import torch.distributed as dist
+
+        result["backend"] = dist.get_backend()
     if args.get("ours", True):
         t0 = time.perf_counter()
         result["ours"] = _our_variants(model, hparams, sd, tokens, lut, device, seq_len, stride,

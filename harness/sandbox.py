@@ -5,7 +5,7 @@ package's binary, a system ``bwrap``, or ``$GOLF_AUDIT_BWRAP``). What is in forc
 (``SandboxResult.isolation`` lists it):
 
 - ``bwrap``: a user namespace with no capabilities (and no further user namespaces), its own pid,
-  network (no interface but a down loopback), IPC, UTS and mount namespaces; a new session;
+  network (no interface but its own loopback), IPC, UTS and mount namespaces; a new session;
   ``--die-with-parent``. The file system is built from nothing, read-only: the interpreter's own
   installation, ``/usr`` and a few files of ``/etc``, golf-audit's code packages (not its checkout),
   the submission folder and the data files the caller lists. ``$HOME``, ``/root``, the auditor's
@@ -33,6 +33,8 @@ rlimits, a network namespace when ``unshare`` works, and the audit hooks are in 
 ``Limits.device == "cuda"`` makes the GPU's device nodes and ``/sys`` visible, lifts the
 address-space limit (the resident-memory watch stays), and caps GPU memory in the child with
 ``torch.cuda.set_per_process_memory_fraction``; a CUDA that does not start is ``cannot_run``.
+``Limits.ranks`` > 1 runs the driver in that many processes inside the one sandbox, as torchrun
+would (harness/ranks.py): one result, failed when any rank failed; every limit holds for them all.
 The threat model (docs/threat-model.md) says what this does and does not promise.
 """
 
@@ -106,6 +108,7 @@ class Limits:
     gpu_memory_fraction: float = 0.9  # torch.cuda.set_per_process_memory_fraction in the child
     allow_unsandboxed: bool = False  # run with rlimits and hooks only when bubblewrap cannot start
     network_namespace: bool = True  # unsandboxed runs: use unshare --net when it works here
+    ranks: int = 1  # processes the child runs the driver in, as torchrun would (harness/ranks.py)
 
 
 def limits_for(opts, **overrides) -> Limits:
@@ -484,6 +487,8 @@ def _payload(target: str, args: dict, sub_dir: str, workdir: str, readable: list
         "preload": list(preload),
         "device": limits.device,
         "gpu_memory_fraction": limits.gpu_memory_fraction,
+        "ranks": limits.ranks,
+        "wall_seconds": limits.wall_seconds,
     }
 
 

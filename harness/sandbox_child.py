@@ -171,36 +171,47 @@ def frame(data: bytes) -> bytes:
     return b"GASB1 %d\n" % len(data) + data
 
 
-def setup(payload: dict) -> None:
-    """Before any submission code: copy the submission into the private tmpfs, import what we
-    preload, start CUDA when asked (with its memory cap). Raises on failure."""
-    import importlib
-
+def copy_in(payload: dict) -> None:
+    """Before any submission code: copy the submission into the private tmpfs and go there."""
     from harness.sandbox import copy_submission
 
     if payload.get("src_dir"):
         copy_submission(payload["src_dir"], payload["sub_dir"], int(payload["copy_bytes"]))
     os.makedirs(payload["sub_dir"], exist_ok=True)
     os.chdir(payload["sub_dir"])
+
+
+def setup(payload: dict, world) -> None:
+    """In each rank, before any submission code: import what we preload, start CUDA when asked
+    (its device and memory cap), join the process group of a world of several ranks. Raises on failure."""
+    import importlib
+
+    from harness import ranks
+
     for name in payload.get("preload", []):
         try:
             importlib.import_module(name)
         except ImportError:
             pass
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(int(payload.get("threads", 2)))
+    if "torch" in sys.modules:  # the ranks share the threads the sandbox allows
+        sys.modules["torch"].set_num_threads(max(1, int(payload.get("threads", 2)) // world.size))
     if payload.get("device") == "cuda":
-        start_cuda(float(payload.get("gpu_memory_fraction", 0.9)))
+        start_cuda(float(payload.get("gpu_memory_fraction", 0.9)), world.rank, world.size)
+    ranks.init_process_group(world, payload.get("device", "cpu"), float(payload.get("wall_seconds", 900)))
 
 
-def start_cuda(fraction: float) -> None:
-    """Initialise CUDA and cap each GPU's memory for this process at ``fraction`` of it."""
+def start_cuda(fraction: float, rank: int = 0, world_size: int = 1) -> None:
+    """Initialise CUDA on this rank's device and cap this process's memory on it at its share of
+    ``fraction`` (ranks beyond the number of GPUs share them)."""
     import torch
 
     if not torch.cuda.is_available():
         raise RuntimeError("CUDA is not available in the sandbox (no device, driver or CUDA build of torch)")
-    for i in range(torch.cuda.device_count()):
-        torch.cuda.set_per_process_memory_fraction(fraction, i)
+    n = torch.cuda.device_count()
+    device = rank % n
+    sharing = -(-world_size // n) if world_size > n else 1
+    torch.cuda.set_device(device)
+    torch.cuda.set_per_process_memory_fraction(fraction / sharing, device)
     torch.zeros(1, device="cuda")
 
 
@@ -217,16 +228,19 @@ def main() -> None:
     sys.path.insert(0, payload["root"])
     import importlib
 
-    from harness import AuditError  # our code, imported before any submission code
+    from harness import AuditError, ranks  # our code, imported before any submission code
     from harness.sandbox import ErrorKind, encode
 
+    world = None
     try:
-        setup(payload)
+        copy_in(payload)
+        world = ranks.start(int(payload.get("ranks", 1)), fd)  # torchrun's N processes, when asked
+        setup(payload, world)
         module, func = payload["target"].split(":")
         driver = getattr(importlib.import_module(module), func)
     except BaseException as e:
         stage = "CUDA did not start" if payload.get("device") == "cuda" and "torch" in sys.modules else "sandbox setup failed"
-        send(fd, {"ok": False, "error": f"{stage}: {one_line(e)}", "error_kind": ErrorKind.SETUP, "blocked": []})
+        finish(fd, world, {"ok": False, "error": f"{stage}: {one_line(e)}", "error_kind": ErrorKind.SETUP, "blocked": []})
         return
     native_ok = sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, *[p for p in sys.path if "site-packages" in p]})
     guards = Guards(payload["workdir"], payload["sub_dir"], payload["readable"], native_ok)
@@ -241,7 +255,17 @@ def main() -> None:
         msg = {"ok": False, "error": one_line(e, guards, with_type=not ours), "blocked": guards.blocked}
         if ours:
             msg["error_kind"] = ErrorKind.INPUT
-    send(fd, msg)
+    finish(fd, world, msg)
+
+
+def finish(fd: int, world, msg: dict) -> None:
+    """Send the result: rank 0 (or the only process) to the parent, for the whole world; other
+    ranks to rank 0 (harness/ranks.py), which ends them."""
+    from harness import ranks
+
+    if world is not None and world.rank > 0:
+        ranks.report(world, msg)
+    send(fd, msg if world is None else ranks.gather(world, msg))
 
 
 def send(fd: int, msg: dict) -> None:

@@ -125,3 +125,19 @@ def import_torch(args):
     import torch  # under the guards: torch loads its own libraries through ctypes
 
     return float(torch.ones(3).sum())
+
+
+def world(args):
+    """One all-reduce across the ranks; rank ``args["fail_rank"]`` raises first, if given."""
+    import torch
+    import torch.distributed as dist
+
+    rank = int(os.environ["RANK"])
+    if rank == args.get("fail_rank"):
+        raise ValueError(f"rank {rank} fails on purpose")
+    if rank == args.get("die_rank"):
+        os._exit(3)
+    t = torch.tensor([float(rank + 1)], dtype=torch.float64)
+    dist.all_reduce(t)
+    return {"rank": rank, "world_size": dist.get_world_size(), "backend": dist.get_backend(), "sum": float(t),
+            "env": {k: os.environ[k] for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR")}}

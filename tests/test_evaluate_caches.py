@@ -406,3 +406,32 @@ def test_cached_scorer_is_a_scorer_of_the_whole_pipeline():
     odd = ~word_start[tokens[1:]]
     np.testing.assert_allclose(gated.nll[odd], r.score.nll[odd], atol=1e-6)  # gate off: the model alone
     assert np.abs(plain.nll[odd] - r.score.nll[odd]).max() > 1e-3
+
+
+def test_caches_replayed_per_rank_start_empty_at_each_ranks_share():
+    from harness.caches import replay_per_rank
+    from harness.evaluate import rank_share
+
+    tokens = stream(3000)
+    n = tokens.size - 1
+    windows = sliding_windows(n, 128, 32)
+    seg = window_segments(windows, n)
+    nll = np.random.default_rng(1).uniform(0.5, 4.0, n)
+    a = int(windows[rank_share(len(windows), 1, 2)][0, :2].sum())  # rank 1's first target
+    cache, tilt = NgramCache(5, 1 << 10, 0.4, 2, "target-in-key"), HintTilt(4, 1 << 10, 1.5, 1)
+    for compiled in (False, True):
+        mixed = replay_per_rank(lambda s, e, sg, f: cache.mix(tokens[s:e + 1], nll[s:e], sg, compiled=compiled, first=f),
+                                seg, windows, 2, cache.order)
+        hint, beta = replay_per_rank(lambda s, e, sg, f: tilt.hints(tokens[s:e + 1], sg, compiled=compiled, first=f),
+                                     seg, windows, 2, tilt.order)
+        whole_mix, (whole_hint, whole_beta) = cache.mix(tokens, nll, seg, compiled=compiled), tilt.hints(tokens, seg)
+        # Rank 0 is the one stream's beginning; rank 1's cache knows nothing of rank 0's targets.
+        assert np.array_equal(mixed[:a], whole_mix[:a]) and np.array_equal(hint[:a], whole_hint[:a])
+        first_window = seg == seg[a]
+        assert (hint[first_window] == -1).all() and (beta[first_window] == 0).all()
+        assert (whole_hint[first_window] >= 0).any()
+        np.testing.assert_allclose(mixed[first_window], nll[first_window], rtol=0, atol=1e-12)  # not mixed
+        assert (np.abs(mixed[a:] - nll[a:]) > 1e-6).any() and (hint[a:] >= 0).any()  # it learns its own targets
+        if compiled:
+            assert np.array_equal(mixed, ref_mix) and np.array_equal(hint, ref_hint)
+        ref_mix, ref_hint = mixed, hint

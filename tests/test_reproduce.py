@@ -147,3 +147,20 @@ def test_truncated_artifact_is_an_audit_error_not_a_pass(tmp_path):
     report = json.loads(proc.stdout)
     assert report["verdict"] == "error" and "truncated" in report["error"]
     assert report["reproduction"] is None
+
+
+def test_a_rank_that_fails_makes_the_reproduction_incomplete(tmp_path):
+    """Fail closed: one rank of --nproc 2 failing (here rank 1, at import) is never a pass."""
+    import shutil
+
+    sub = tmp_path / "legal_sliding"
+    shutil.copytree(SUBMISSIONS / "legal_sliding", sub)
+    entry = sub / "train_gpt.py"
+    entry.write_text(entry.read_text() + '\nif os.environ.get("RANK") == "1":\n    raise RuntimeError("rank 1 cannot start")\n')
+    data = SUBMISSIONS / "data"
+    proc = run_cli("reproduce", str(sub), "--nproc", "2", "--max-tokens", "1024", "--format", "json",
+                   "--val", str(data / "datasets" / "kjv_sp1024" / "kjv_val_*.bin"),
+                   "--tokenizer", str(data / "tokenizers" / "kjv_1024_bpe.model"))
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 2 and report["verdict"] == "incomplete"
+    assert "rank 1 of 2: RuntimeError: rank 1 cannot start" in report["incomplete"][0]["reason"]
