@@ -72,6 +72,7 @@ class LogRun:
     step_avg_s: float | None = None
     total_eval_s: float | None = None
     after_train_s: float | None = None  # total elapsed after post-training work (e.g. GPTQ), when printed
+    val_tokens: int | None = None  # the validation stream's length, as the loader prints it
     unknown: list[tuple[int, str]] = field(default_factory=list)
     lines: int = 0
 
@@ -186,6 +187,11 @@ def _ignore(run: LogRun, m: re.Match, line: int) -> None:
     pass
 
 
+def _val_tokens(run: LogRun, m: re.Match, line: int) -> None:
+    if run.val_tokens is None:
+        run.val_tokens = int(m.group("n"))
+
+
 @dataclass(frozen=True)
 class Pattern:
     name: str
@@ -200,6 +206,8 @@ def _p(name: str, regex: str, handle: Handler, example: str) -> Pattern:
 
 L, B = rf"(?P<loss>{NUM})", rf"(?P<bpb>{NUM})"
 PATTERNS: list[Pattern] = [
+    _p("val-loader", r"^val_loader:.*\btokens:(?P<n>\d+)", _val_tokens,
+       "val_loader:shards pattern=./data/datasets/fineweb10B_sp1024/fineweb_val_*.bin tokens:62021632"),
     # progress lines that carry running numbers, never a final score
     _p("train-val", rf"^step:\d+/\d+ val_loss:{L} val_bpb:{B}", _metric("step val", diagnostic=True),
        "step:4000/20000 val_loss:2.0800 val_bpb:1.2319 train_time:180000ms step_avg:45.00ms"),

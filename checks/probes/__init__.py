@@ -9,7 +9,6 @@ replay command) and, for failures, findings that carry the verdict.
 
 from __future__ import annotations
 
-import re
 import shlex
 
 from checks.parts import AuditOptions, launch_of
@@ -21,27 +20,24 @@ SANDBOX_SECONDS = {"ci": 600.0, "default": 1800.0, "thorough": 7200.0}
 
 
 def claim_facts(sub: Submission) -> dict:
-    """Claimed val_bpb (with its printed precision) from submission.json; val token count from the logs."""
+    """Claimed val_bpb (with its printed precision) from submission.json, through the claims reader;
+    the val token count from the logs, through the one log parser."""
+    from checks.claims import find_logs, read_claims
+    from harness.logparse import parse_log
     from harness.safeio import read_text_bounded
 
     out: dict = {}
-    if sub.submission_json is not None:
+    claims = read_claims(sub)
+    if claims is not None and claims.val_bpb is not None:
+        out["val_bpb"] = float(claims.val_bpb)
+        out["precision"] = 10.0 ** -getattr(claims.val_bpb, "decimals", 4)
+    for log in find_logs(sub):
         try:
-            text = read_text_bounded(sub.submission_json, 1 << 20)
-        except Exception:
-            text = ""
-        m = re.search(r'"val_bpb"\s*:\s*"?([0-9]+\.([0-9]+))', text)
-        if m:
-            out["val_bpb"] = float(m.group(1))
-            out["precision"] = 10.0 ** -len(m.group(2))
-    for log in sub.logs:
-        try:
-            text = read_text_bounded(log, 64 << 20)
-        except Exception:
+            n = parse_log(read_text_bounded(log, 64 << 20, within=sub.root)).val_tokens
+        except AuditError:
             continue
-        m = re.search(r"val_loader:.*?tokens:(\d+)", text)
-        if m:
-            out["val_tokens"] = int(m.group(1))
+        if n:
+            out["val_tokens"] = n
             break
     return out
 
