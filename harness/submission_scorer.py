@@ -565,15 +565,24 @@ class SubmissionPipeline:
         chosen = next((e for e in entries if e.name == entry_name), None) if entry_name else entries[0]
         if chosen is None:
             raise ScorerError(f"no eval entry point named {entry_name!r}")
-        self.fn = getattr(self.module, chosen.name)
         for k, v in (overrides or {}).items():
             setattr(self.hparams, k, v)
+        self.randomized = _randomize_zeros(self.model, seed)
+        self._attach(getattr(self.module, chosen.name), [e.name for e in entries], world_size=world_size,
+                     launch_env=launch_env, seed=seed, source=source, build=build)
+
+    def _attach(self, fn, entries: list[str], *, world_size: int, launch_env: dict | None, seed: int,
+                source: str, build: dict) -> None:
+        """Wrap ``self.model`` (logits tagged by stream position) for scoring with the eval ``fn``.
+
+        Separate from the build so that a model built elsewhere (by the submission's own main(),
+        harness/pipeline_run.py) is captured the same way."""
+        self.fn = fn
         self.vocab_size = int(getattr(self.hparams, "vocab_size", 0) or 1024)
         self.bos_id = _bos_id(self.module)
         self.world_size = world_size
         # Ranks of the official launch: each holds its own share of the stream in its caches.
         self.launch_world_size = max(1, int(float((launch_env or {}).get("WORLD_SIZE", 8))))
-        self.randomized = _randomize_zeros(self.model, seed)
         self.model.eval()
         self.params = list(self.model.parameters())
         self.snapshot = copy.deepcopy(self.model.state_dict())
@@ -591,7 +600,7 @@ class SubmissionPipeline:
         self.stream: np.ndarray | None = None
         self._wrap_model()
         self.info = PipelineInfo(
-            entry=chosen.name, entries=[e.name for e in entries], vocab_size=self.vocab_size, world_size=world_size,
+            entry=fn.__name__, entries=entries, vocab_size=self.vocab_size, world_size=world_size,
             stateful=False, seq_len=_int_attr(self.hparams, ("eval_seq_len", "train_seq_len")),
             stride=_int_attr(self.hparams, ("eval_stride", "stride")), bos_id=self.bos_id,
             hashed_tables=hashed_tables(self.hparams, source), build=build)

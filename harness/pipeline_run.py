@@ -1,0 +1,227 @@
+"""The submission's own main() on generated data, its final eval captured (sandboxed child only).
+
+``run_pipeline`` is the driver. It writes train and val shards in the challenge's format
+(harness/shards.py) and a sentencepiece tokenizer where the submission's Hyperparameters look for
+them, imports the submission under the launch's env with small dims and a few training steps
+(``PIPELINE_ENV``), and calls ``main()`` once per val stream: the same seeds each time, on CPU,
+one thread. The final eval entry point (the one harness/submission_scorer.py finds) is replaced
+for the duration by a hook that runs it on the arguments main() gives it, with the model's logits
+tagged by stream position (``MainEval``: the scorer's capture, the stream set to the val tokens
+main() loaded). Each run returns the per-position NLL of that final eval and a fingerprint of the
+weights it started from, so the caller can tell what moved: the weights before the eval started,
+or only the eval's own state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import random
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from harness import model_build
+from harness.loader import import_submission, read_source
+from harness.shards import write_shard
+from harness.submission_scorer import (HPARAM_PARAMS, MODEL_PARAMS, PROBE_ENV, TOKEN_PARAMS, ScorerError,
+                                       SubmissionPipeline, _plain, find_entries)
+
+# A few training steps on small batches; the wall-clock cap stays far away so that the step count,
+# not the clock, ends training (two runs must differ only in the val token changed).
+PIPELINE_ENV = {
+    "ITERATIONS": "2", "WARMUP_STEPS": "0", "VAL_LOSS_EVERY": "0", "TRAIN_LOG_EVERY": "1000",
+    "TRAIN_BATCH_TOKENS": "1024", "VAL_BATCH_SIZE": "1024", "MAX_WALLCLOCK_SECONDS": "3000", "THREADS": "1",
+}
+TRAIN_SHARDS, TRAIN_SHARD_TOKENS = 2, 1 << 15
+VAL_ALPHABET = 64
+SHARD_GLOB = re.compile(r"[*?\[]")
+
+
+class PipelineError(ScorerError):
+    """main() could not be driven on generated data (the message says why, in one line)."""
+
+
+def val_stream(seed: int, n: int, vocab: int) -> np.ndarray:
+    """The generated validation tokens: ``n`` ids drawn uniformly from ``VAL_ALPHABET`` ordinary ids
+    (control ids 0-3 left out). A small alphabet makes contexts recur, as they do in real text, so
+    that state keyed on them (counts, caches) is read again at earlier positions."""
+    rng = np.random.default_rng(seed + 7)
+    alphabet = rng.choice(np.arange(4, vocab), size=min(VAL_ALPHABET, vocab - 4), replace=False)
+    return rng.choice(alphabet, size=n).astype(np.int64)
+
+
+class MainEval(SubmissionPipeline):
+    """The final eval as main() calls it: main()'s own arguments and model, our position capture."""
+
+    def __init__(self, module, fn, entries: list[str], bound: inspect.BoundArguments, model, token_param: str,
+                 *, launch_env: dict | None, seed: int, source: str) -> None:
+        self.module, self.model, self.bound, self.token_param = module, model, bound, token_param
+        self.hparams = next((v for k, v in bound.arguments.items() if k.lower() in HPARAM_PARAMS), None) \
+            or module.Hyperparameters()
+        self.raw = None
+        self._attach(fn, entries, world_size=1, launch_env=launch_env, seed=seed, source=source, build={})
+
+    def _call(self, val, rank: int):
+        # main()'s arguments, the stream it loaded as the tokens (rank and world are main()'s own).
+        self.raw = self.fn(*self.bound.args, **self.bound.kwargs)
+        return _plain(self.raw)
+
+
+def fingerprint(model) -> str:
+    """SHA-256 over the model's state (parameters and buffers, names and bytes)."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        if isinstance(t, torch.Tensor):
+            h.update(name.encode())
+            h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+                     if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def _materialise(hp, data_dir: Path, val: np.ndarray, tokenizer: str, seed: int) -> dict:
+    """Shards and tokenizer at every path the Hyperparameters name: ``*train*``/``*val*`` shard
+    globs and ``*.model`` tokenizer paths. Returns what was written where."""
+    written = {"train": [], "val": [], "tokenizer": []}
+    rng = np.random.default_rng(seed + 3)
+    vocab = int(getattr(hp, "vocab_size", 1024))
+    for name in dir(hp):
+        if name.startswith("_"):
+            continue
+        value = getattr(hp, name, None)
+        if not isinstance(value, str):
+            continue
+        base = os.path.basename(value)
+        if value.endswith(".model") and "token" in (name + value).lower():
+            dest = Path(value)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.exists():
+                shutil.copyfile(tokenizer, dest)
+            written["tokenizer"].append(str(dest))
+            continue
+        if not (base.endswith(".bin") or SHARD_GLOB.search(base)):
+            continue
+        kind = "val" if "val" in base.lower() or "val" in name.lower() else "train" if "train" in (base + name).lower() else None
+        if kind is None:
+            continue
+        if SHARD_GLOB.search(base):
+            paths = [Path(value.replace(base, SHARD_GLOB.sub("0", base.replace("*", "{:06d}"))).format(i))
+                     for i in range(1 if kind == "val" else TRAIN_SHARDS)]
+        else:
+            paths = [Path(value)]
+        for i, p in enumerate(paths):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if kind == "val":
+                write_shard(p, val)
+            else:
+                write_shard(p, rng.integers(0, vocab, size=TRAIN_SHARD_TOKENS))
+            written[kind].append(str(p))
+    for kind in ("train", "val"):
+        if not written[kind]:
+            raise PipelineError(f"no {kind} shard path found among the Hyperparameters (expected a *{kind}*.bin glob)")
+    return written
+
+
+def _env(args: dict, data_dir: Path, tokenizer_path: str, vocab: int) -> dict[str, str]:
+    small = {k: v for k, v in {**model_build.SMALL_ENV, **PROBE_ENV}.items() if k != "VOCAB_SIZE"}
+    return {**small, **PIPELINE_ENV, "VOCAB_SIZE": str(vocab), "DATA_PATH": str(data_dir / "datasets" / "probe"),
+            "DATA_DIR": str(data_dir) + "/", "TOKENIZER_PATH": tokenizer_path,
+            **(args.get("env") or {})}
+
+
+def run_pipeline(args: dict) -> dict:
+    """Driver: ``main()`` once per val stream of ``args['streams']`` (lists of ids), each time from a
+    fresh import with the same seeds. Returns per run the final eval's NLL per target position, the
+    weight fingerprint at its start, and seconds; plus the setup (paths, env, entry point)."""
+    entry = args["entry"]
+    source, _ = read_source(entry)
+    entries = find_entries(source)
+    final = next((e for e in entries if e.final), None)
+    if final is None:
+        raise PipelineError("no final eval entry point reached from main()")
+    if "def main" not in source:
+        raise PipelineError("no main() to drive")
+    vocab, tokenizer = int(args["vocab_size"]), args["tokenizer"]
+    data_dir = Path(tempfile.mkdtemp(prefix="golf-audit-pipeline-"))
+    env = _env(args, data_dir, str(data_dir / "tokenizers" / Path(tokenizer).name), vocab)
+    runs = []
+    for k, stream in enumerate(args["streams"]):
+        t0 = time.perf_counter()
+        runs.append(_one_run(entry, env, args, np.asarray(stream, dtype=np.int64), final.name,
+                             [e.name for e in entries], source, data_dir, tokenizer))
+        runs[-1]["seconds"] = round(time.perf_counter() - t0, 2)
+    return {"runs": runs, "entry": final.name, "env": {k: v for k, v in env.items() if k in PIPELINE_ENV or k == "VOCAB_SIZE"}}
+
+
+def _one_run(entry: str, env: dict, args: dict, stream: np.ndarray, final: str, entries: list[str], source: str,
+             data_dir: Path, tokenizer: str) -> dict:
+    import torch
+
+    seed = int(args.get("seed", 0))
+    for p in data_dir.iterdir():  # nothing of the previous run survives but the code
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    module = import_submission(entry, env=env, launch_env=args.get("launch_env"))
+    hp_cls = getattr(module, "Hyperparameters", None)
+    if hp_cls is None or not callable(getattr(module, "main", None)):
+        raise PipelineError("no Hyperparameters class and main() to drive")
+    written = _materialise(hp_cls(), data_dir, stream, tokenizer, seed)
+    fn = getattr(module, final)
+    calls: list[dict] = []
+
+    def final_eval(*a, **k):
+        bound = inspect.signature(fn).bind(*a, **k)
+        token_param = next((n for n in bound.arguments if n.lower() in TOKEN_PARAMS), None)
+        model = next((v for n, v in bound.arguments.items() if n.lower() in MODEL_PARAMS), None) \
+            or next((v for v in bound.arguments.values() if isinstance(v, torch.nn.Module)), None)
+        if token_param is None or model is None:
+            raise PipelineError(f"main() calls {final} without a token stream and a model we can name")
+        val = bound.arguments[token_param]
+        tokens = val.detach().to("cpu").numpy().astype(np.int64) if isinstance(val, torch.Tensor) else np.asarray(val, np.int64)
+        weights = fingerprint(model)
+        saved = dict(vars(model)), {n: getattr(module, n) for n in vars(module)}
+        pipe = MainEval(module, fn, entries, bound, model, token_param, launch_env=args.get("launch_env"),
+                        seed=seed, source=source)
+        try:
+            res = pipe.score(tokens)
+        finally:
+            _unwrap(model, module, *saved)
+        calls.append({"nll": res.nll, "count": res.count, "weights": weights, "stream_length": int(tokens.shape[0]),
+                      "prefix_of_val": bool(np.array_equal(tokens, stream[: tokens.shape[0]])),
+                      "returned": res.returned})
+        return pipe.raw
+
+    setattr(module, final, final_eval)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    try:
+        module.main()
+    except ScorerError:
+        raise
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            raise PipelineError(f"main() exited with {e.code!r}") from None
+    except BaseException as e:
+        reason = model_build.gpu_only_reason(e) or f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        raise PipelineError(f"main() raised {reason}") from None
+    if not calls:
+        raise PipelineError(f"main() returned without calling its final eval {final}()")
+    last = calls[-1]
+    return {**last, "final_eval_calls": len(calls), "shards": {k: len(v) for k, v in written.items()}}
+
+
+def _unwrap(model, module, model_dict: dict, module_dict: dict) -> None:
+    """Take the capture's wrappers off the model and the module (main() goes on after its eval)."""
+    for name in set(vars(model)) - set(model_dict):
+        delattr(model, name)
+    for name, value in module_dict.items():
+        if getattr(module, name, None) is not value:
+            setattr(module, name, value)
