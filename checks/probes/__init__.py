@@ -13,6 +13,7 @@ import re
 import shlex
 
 from checks.parts import AuditOptions, launch_of
+from checks.probes import whole_pipeline
 from harness import AuditError
 from harness.submission import Submission
 from reports.model import Finding, ProbeResult, Report
@@ -54,6 +55,13 @@ def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
         return
     claim = claim_facts(sub)
     replay = opts.extra.get("replay")
+    if whole_pipeline.is_spec(replay):
+        try:
+            whole_pipeline.parse(replay)
+        except ValueError as e:
+            raise AuditError(f"--replay: {e}") from None
+        whole_pipeline.run(sub, opts, report, replay)
+        return
     if replay:
         from checks.probes.engine import parse_spec
 
@@ -84,6 +92,9 @@ def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
     for pr in report.probes:
         if pr.status == "could-not-run":
             report.could_not_run("probes", f"probe {pr.probe}: {pr.detail}")
+    # main() itself, after the eval-function probes (left out of the ci profile: it trains).
+    if not replay and whole_pipeline.wanted(opts):
+        whole_pipeline.run(sub, opts, report)
 
 
 def replay_command(sub: Submission, spec: str) -> str:
