@@ -131,6 +131,9 @@ def _materialise(hp, data_dir: Path, val: np.ndarray, tokenizer: str, seed: int)
 
 def _env(args: dict, data_dir: Path, tokenizer_path: str, vocab: int) -> dict[str, str]:
     small = {k: v for k, v in {**model_build.SMALL_ENV, **PROBE_ENV}.items() if k != "VOCAB_SIZE"}
+    # main() runs as rank 0 only: a TTT chunk split among the launch's ranks must leave it windows.
+    world = max(1, int(args.get("world_size", 1)))
+    small["TTT_CHUNK_TOKENS"] = str(max(int(PROBE_ENV["TTT_CHUNK_TOKENS"]), 2 * world * int(PROBE_ENV["EVAL_STRIDE"])))
     return {**small, **PIPELINE_ENV, "VOCAB_SIZE": str(vocab), "DATA_PATH": str(data_dir / "datasets" / "probe"),
             "DATA_DIR": str(data_dir) + "/", "TOKENIZER_PATH": tokenizer_path,
             **(args.get("env") or {})}
@@ -194,7 +197,7 @@ def _one_run(entry: str, env: dict, args: dict, stream: np.ndarray, final: str, 
             _unwrap(model, module, *saved)
         calls.append({"nll": res.nll, "count": res.count, "weights": weights, "stream_length": int(tokens.shape[0]),
                       "prefix_of_val": bool(np.array_equal(tokens, stream[: tokens.shape[0]])),
-                      "returned": res.returned})
+                      "returned": res.returned, "eval_adapts": pipe.info.stateful})
         return pipe.raw
 
     setattr(module, final, final_eval)

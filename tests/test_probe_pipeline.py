@@ -114,3 +114,10 @@ def test_ci_profile_leaves_it_out():
 def test_bad_replay_specs(spec):
     with pytest.raises(ValueError):
         whole_pipeline.parse(spec)
+
+
+def test_score_first_ttt_passes_and_update_before_score_fails():
+    assert result(probe(str(SUBMISSIONS / "ttt_score_first"))).status == "pass"
+    r = result(probe(str(SUBMISSIONS / "ttt_update_before_score")))
+    assert r.status == "fail" and r.family == "update-before-score"
+    assert r.data["eval_adapts_weights"] is True and r.data["weights_changed_before_eval"] is False

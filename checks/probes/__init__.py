@@ -84,6 +84,8 @@ def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
         return
     if not res.ok:  # the submission could not be imported, built or driven: not examined, never a pass
         report.could_not_run("probes", f"the submission's eval could not be driven: {res.error}")
+        if not replay and whole_pipeline.wanted(opts):  # main() may still be drivable
+            whole_pipeline.run(sub, opts, report)
         return
     entry = sub.display(sub.entry)
     pipeline = res.value.get("pipeline", {})

@@ -11,8 +11,9 @@ pipeline that is not deterministic under fixed seeds is reported as such, never 
 
 Diagnosis: when the weights the final eval starts from differ between the two runs, val tokens
 reached the weights before scoring (``val-data-in-training``, or ``val-calibration`` when the
-static rules found calibration on val); otherwise the eval's own state read the future
-(``multi-pass``).
+static rules found calibration on val); otherwise the eval's own state read the future: its
+adapted weights (``update-before-score``, when it trains during the eval) or other state built
+from the stream (``multi-pass``).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def check_in_child(args: dict) -> dict:
     changed = run_pipeline({**runs_args, "streams": [s2.tolist()]})["runs"][0]
     out = {"example": ex, "entry": first["entry"], "env": first["env"], "tokenizer": tokenizer,
            "seconds": [base["seconds"], changed["seconds"]], "scored": int(scored.size),
-           "weights_changed": base["weights"] != changed["weights"]}
+           "weights_changed": base["weights"] != changed["weights"], "eval_adapts": bool(base["eval_adapts"])}
     moved = _moved(base, changed, t)
     if moved is None:
         return {**out, "cex": None}
@@ -159,8 +160,8 @@ def run(sub: Submission, opts: AuditOptions, report: Report, replay: str | None 
         return
     if not res.ok:
         why = "it ran past the time budget" if res.timed_out else res.error
-        detail = (f"main() could not be driven on generated data ({why}); only the eval-function probes above "
-                  "judged this submission, and they see the final eval alone, not what main() does before it")
+        detail = (f"main() could not be driven on generated data ({why}); only the eval-function probes judged "
+                  "this submission, and they see the final eval alone, not what main() does before it")
         report.probes.append(ProbeResult(probe=NAME, status="could-not-run", detail=detail, condition=CONDITION,
                                          family=FAMILY))
         report.could_not_run("probes", f"probe {NAME}: {detail}")
@@ -169,6 +170,7 @@ def run(sub: Submission, opts: AuditOptions, report: Report, replay: str | None 
     cex = v["cex"]
     data = {"entry_point": v["entry"], "main_runs": len(v["seconds"]), "seconds": v["seconds"],
             "scored_positions": v["scored"], "weights_changed_before_eval": v["weights_changed"],
+            "eval_adapts_weights": v["eval_adapts"],
             "tokenizer": v["tokenizer"].rsplit("/", 1)[-1], "env": v["env"]}
     spec = spec_of(v["example"])
     if cex is None:
@@ -177,7 +179,7 @@ def run(sub: Submission, opts: AuditOptions, report: Report, replay: str | None 
             detail=f"{TITLE} (main() run {len(v['seconds'])} times; token {v['example']['t']} of "
                    f"{v['example']['n']} changed, {v['scored']} positions scored)"))
         return
-    family = _family(v["weights_changed"], report)
+    family = _family(v["weights_changed"], v["eval_adapts"], report)
     pr = ProbeResult(probe=NAME, status="fail", condition=CONDITION, family=family, data=data,
                      detail=f"{TITLE}: fails", counterexample={**cex, "spec": spec}, replay=probes_package.replay_command(sub, spec))
     report.probes.append(pr)
@@ -193,9 +195,9 @@ def run(sub: Submission, opts: AuditOptions, report: Report, replay: str | None 
         fix=f"replay: {pr.replay}", data={"counterexample": pr.counterexample}))
 
 
-def _family(weights_changed: bool, report: Report) -> str:
-    if not weights_changed:
-        return FAMILY
+def _family(weights_changed: bool, eval_adapts: bool, report: Report) -> str:
+    if not weights_changed:  # the eval's own state read the future: through its adapted weights, or directly
+        return "update-before-score" if eval_adapts else FAMILY
     static = {f.family for f in report.findings if not f.rule.startswith("PRB-")}
     return "val-calibration" if "val-calibration" in static and "val-data-in-training" not in static \
         else "val-data-in-training"
