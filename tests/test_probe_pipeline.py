@@ -5,7 +5,8 @@ passes. A pre-quant TTT variant (AdamW epochs on the val tokens between training
 artifact, the shape of PRs #1735/#1738/#1972; our own rewrite of the example, not their code)
 fails with family val-data-in-training, and the eval-function probes alone cannot see it. The
 bundled two-pass eval fails as multi-pass (its weights are the same in both runs). A main() that
-needs CUDA is reported as could-not-run (fail closed), never a pass.
+requires CUDA runs with CUDA answered by the CPU; one that reads a file the probe cannot generate
+is reported as could-not-run (fail closed), never a pass.
 """
 
 from __future__ import annotations
@@ -34,11 +35,21 @@ PREQUANT_TTT = [
      "                ttt_opt.step()\n"
      "        if master_process:\n            model_bytes = save_artifact("),
 ]
+# The records' opening: CUDA required, everything on a CUDA device, nvidia-smi in the log.
 NEEDS_CUDA = [
-    ("    torch.set_num_threads(args.threads)\n",
-     "    torch.set_num_threads(args.threads)\n"
+    ("    device = torch.device(\"cuda\", int(os.environ.get(\"LOCAL_RANK\", \"0\"))) if torch.cuda.is_available() else torch.device(\"cpu\")\n",
      "    if not torch.cuda.is_available():\n"
-     "        raise RuntimeError(\"CUDA is required\")\n"),
+     "        raise RuntimeError(\"CUDA is required\")\n"
+     "    device = torch.device(\"cuda\", int(os.environ.get(\"LOCAL_RANK\", \"0\")))\n"
+     "    torch.cuda.set_device(device)\n"
+     "    import subprocess\n"
+     "    print(subprocess.run([\"nvidia-smi\"], stdout=subprocess.PIPE, text=True).stdout)\n"),
+]
+# A file the probe cannot generate (data prep reading the raw documents).
+READS_RAW_DOCS = [
+    ("    sp = spm.SentencePieceProcessor(model_file=args.tokenizer_path)\n",
+     "    Path(args.data_path, \"docs_selected.jsonl\").read_text()\n"
+     "    sp = spm.SentencePieceProcessor(model_file=args.tokenizer_path)\n"),
 ]
 
 
@@ -97,10 +108,17 @@ def test_two_pass_eval_fails_as_multi_pass():
     assert r.data["weights_changed_before_eval"] is False
 
 
-def test_main_that_needs_cuda_could_not_run(tmp_path):
+def test_main_that_requires_cuda_runs_with_cuda_answered_by_the_cpu(tmp_path):
     report = probe(rewritten(tmp_path, "needs_cuda", NEEDS_CUDA))
     r = result(report)
-    assert r.status == "could-not-run" and "CUDA is required" in r.detail
+    assert r.status == "pass", r.detail
+    assert r.data["cuda_on_cpu"] is True and not report.findings
+
+
+def test_main_that_reads_what_cannot_be_generated_could_not_run(tmp_path):
+    report = probe(rewritten(tmp_path, "raw_docs", READS_RAW_DOCS))
+    r = result(report)
+    assert r.status == "could-not-run" and "docs_selected.jsonl" in r.detail and "train_gpt.py:" in r.detail
     assert "eval-function probes" in r.detail
     assert report.verdict == "incomplete"
 

@@ -28,6 +28,7 @@ import checks.probes as probes_package
 from checks.parts import AuditOptions, launch_of
 from harness.pipeline_run import PipelineError, run_pipeline, val_stream
 from harness.sandbox import findings_from_blocked, limits_for, run_sandboxed
+from harness.cuda_on_cpu import cuda_as_cpu
 from harness.loader import import_submission
 from harness.submission import Submission
 from harness.submission_scorer import PROBE_ENV
@@ -76,33 +77,36 @@ def spec_of(ex: dict) -> str:
 
 # ------------------------------------------------------------------------ in the sandboxed child
 
-def _tokenizer(args: dict) -> tuple[str, int]:
+def _tokenizer(args: dict) -> tuple[str, int, int | None]:
     """The tokenizer main() will load: the one named like its default path, else one of its vocabulary
-    size, else the smallest (VOCAB_SIZE then follows the tokenizer)."""
-    module = import_submission(args["entry"], launch_env=args.get("launch_env"))
-    hp = module.Hyperparameters()
+    size, else the smallest (VOCAB_SIZE then follows the tokenizer). Returns (path, vocabulary, BOS id)."""
+    with cuda_as_cpu():
+        hp = import_submission(args["entry"], launch_env=args.get("launch_env")).Hyperparameters()
     vocabs = {p: int(spm.SentencePieceProcessor(model_file=p).vocab_size()) for p in args["tokenizers"]}
     want = os.path.basename(str(getattr(hp, "tokenizer_path", "")))
     default_vocab = int(getattr(hp, "vocab_size", 0) or 0)
     pick = next((p for p in vocabs if os.path.basename(p) == want), None) \
         or next((p for p in vocabs if vocabs[p] == default_vocab), None) or min(vocabs, key=vocabs.get)
-    return pick, vocabs[pick]
+    bos = int(spm.SentencePieceProcessor(model_file=pick).bos_id())
+    return pick, vocabs[pick], bos if bos >= 0 else None
 
 
 def check_in_child(args: dict) -> dict:
     """Driver: the property on one example (``args['replay']``) or on the one this probe picks."""
-    tokenizer, vocab = _tokenizer(args)
+    tokenizer, vocab, bos = _tokenizer(args)
     runs_args = {**args, "tokenizer": tokenizer, "vocab_size": vocab}
     ex = dict(args.get("replay") or {})
     n = ex.get("n") or max(1, int(args.get("world_size", 1))) * TOKENS_PER_RANK + 1
-    s = val_stream(int(args.get("seed", 0)), n, vocab)
+    s = val_stream(int(args.get("seed", 0)), n, vocab, bos)
     first = run_pipeline({**runs_args, "streams": [s.tolist()]})
+    runs_args["own_depth"] = first["own_depth"]  # the depth the first run needed, for every later one
     base = first["runs"][0]
     scored = np.nonzero(base["count"] > 0)[0]
     if not ex:
         # The token after three quarters of what rank 0 scores: most of its scores lie before it.
         t = int(scored[(3 * scored.size) // 4]) + 1
-        alphabet = np.unique(s)  # another token of the stream's own alphabet
+        t += int(s[t] == bos)  # a document's first token stays BOS
+        alphabet = np.unique(s[s != bos])  # another token of the stream's own alphabet
         ex = {"n": n, "t": t, "b": int(alphabet[(np.searchsorted(alphabet, s[t]) + 1) % alphabet.size])}
     t, b = ex["t"], ex["b"] % vocab
     if not 0 < t < n or b == s[t]:
@@ -111,8 +115,9 @@ def check_in_child(args: dict) -> dict:
     s2[t] = b
     changed = run_pipeline({**runs_args, "streams": [s2.tolist()]})["runs"][0]
     out = {"example": ex, "entry": first["entry"], "env": first["env"], "tokenizer": tokenizer,
+           "own_depth": first["own_depth"],
            "seconds": [base["seconds"], changed["seconds"]], "scored": int(scored.size),
-           "weights_changed": base["weights"] != changed["weights"], "eval_adapts": bool(base["eval_adapts"])}
+           "weights_changed": base["weights"] != changed["weights"], "cuda_on_cpu": bool(base["cuda_on_cpu"]), "eval_adapts": bool(base["eval_adapts"])}
     moved = _moved(base, changed, t)
     if moved is None:
         return {**out, "cex": None}
@@ -170,7 +175,7 @@ def run(sub: Submission, opts: AuditOptions, report: Report, replay: str | None 
     cex = v["cex"]
     data = {"entry_point": v["entry"], "main_runs": len(v["seconds"]), "seconds": v["seconds"],
             "scored_positions": v["scored"], "weights_changed_before_eval": v["weights_changed"],
-            "eval_adapts_weights": v["eval_adapts"],
+            "eval_adapts_weights": v["eval_adapts"], "cuda_on_cpu": v["cuda_on_cpu"], "own_depth": v["own_depth"],
             "tokenizer": v["tokenizer"].rsplit("/", 1)[-1], "env": v["env"]}
     spec = spec_of(v["example"])
     if cex is None:
