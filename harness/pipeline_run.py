@@ -3,11 +3,12 @@
 ``run_pipeline`` is the driver. It writes train and val shards in the challenge's format
 (harness/shards.py) and a sentencepiece tokenizer where the submission's Hyperparameters look for
 them, imports the submission under the launch's env with small dims and a few training steps
-(``PIPELINE_ENV``), and calls ``main()`` once per val stream: the same seeds each time, on CPU,
-one thread. The final eval entry point (the one harness/submission_scorer.py finds) is replaced
-for the duration by a hook that runs it on the arguments main() gives it, with the model's logits
-tagged by stream position (``MainEval``: the scorer's capture, the stream set to the val tokens
-main() loaded). Each run returns the per-position NLL of that final eval and a fingerprint of the
+(``PIPELINE_ENV``), and calls ``main()`` once per val stream: the same seeds each time, one
+thread, on the CPU (CUDA answered by it, harness/cuda_on_cpu.py, where there is none). Every eval
+entry point (the ones harness/submission_scorer.py finds) is replaced for the duration by a hook
+that runs it on the arguments main() gives it, with the model's logits tagged by stream position
+(``MainEval``: the scorer's capture, the stream set to the val tokens main() loaded); the final
+eval is the last one main() calls. Each run returns the per-position NLL of that final eval and a fingerprint of the
 weights it started from, so the caller can tell what moved: the weights before the eval started,
 or only the eval's own state.
 """
@@ -28,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from harness import model_build
-from harness.drivers import DEPTH_KEYS
 from harness.cuda_on_cpu import cuda_as_cpu
+from harness.drivers import DEPTH_KEYS
 from harness.loader import import_submission, read_source
 from harness.shards import write_shard
 from harness.submission_scorer import (HPARAM_PARAMS, MODEL_PARAMS, PROBE_ENV, TOKEN_PARAMS, ScorerError,
@@ -67,11 +68,10 @@ def val_stream(seed: int, n: int, vocab: int, bos: int | None = None) -> np.ndar
 class MainEval(SubmissionPipeline):
     """The final eval as main() calls it: main()'s own arguments and model, our position capture."""
 
-    def __init__(self, module, fn, entries: list[str], bound: inspect.BoundArguments, model, token_param: str,
+    def __init__(self, module, fn, entries: list[str], bound: inspect.BoundArguments, model,
                  *, launch_env: dict | None, seed: int, source: str) -> None:
-        self.module, self.model, self.bound, self.token_param = module, model, bound, token_param
-        self.hparams = next((v for k, v in bound.arguments.items() if k.lower() in HPARAM_PARAMS), None) \
-            or module.Hyperparameters()
+        self.module, self.model, self.bound = module, model, bound
+        self.hparams = next((v for k, v in bound.arguments.items() if k.lower() in HPARAM_PARAMS), None)
         self.raw = None
         self._attach(fn, entries, world_size=1, launch_env=launch_env, seed=seed, source=source, build={})
 
@@ -94,13 +94,33 @@ def fingerprint(model) -> str:
     return h.hexdigest()[:16]
 
 
-def _materialise(hp, data_dir: Path, val: np.ndarray, tokenizer: str, seed: int) -> dict:
-    """Shards and tokenizer at every path the Hyperparameters name: ``*train*``/``*val*`` shard
+def config_objects(module) -> list:
+    """The submission's configuration, as main() builds it: a ``Hyperparameters()`` instance, and every
+    class of the module named ``*Config`` that builds without arguments (``DataConfig`` dataclasses)."""
+    out = []
+    for name, cls in vars(module).items():
+        if not (isinstance(cls, type) and getattr(cls, "__module__", None) == module.__name__):
+            continue
+        if name == "Hyperparameters" or name.endswith("Config"):
+            try:
+                out.append(cls())
+            except Exception:  # a config that needs arguments is not one main() builds from the env alone
+                continue
+    return out
+
+
+def config_value(configs: list, name: str, default=None):
+    """The first configuration object's attribute ``name``."""
+    return next((getattr(c, name) for c in configs if getattr(c, name, None) is not None), default)
+
+
+def _materialise(configs: list, data_dir: Path, val: np.ndarray, tokenizer: str, seed: int) -> dict:
+    """Shards and tokenizer at every path the configuration names: ``*train*``/``*val*`` shard
     globs and ``*.model`` tokenizer paths. Returns what was written where."""
     written = {"train": [], "val": [], "tokenizer": []}
     rng = np.random.default_rng(seed + 3)
-    vocab = int(getattr(hp, "vocab_size", 1024))
-    for name in dir(hp):
+    vocab = int(config_value(configs, "vocab_size", 1024))
+    for hp, name in ((c, n) for c in configs for n in dir(c)):
         if name.startswith("_"):
             continue
         value = getattr(hp, name, None)
@@ -133,7 +153,7 @@ def _materialise(hp, data_dir: Path, val: np.ndarray, tokenizer: str, seed: int)
             written[kind].append(str(p))
     for kind in ("train", "val"):
         if not written[kind]:
-            raise PipelineError(f"no {kind} shard path found among the Hyperparameters (expected a *{kind}*.bin glob)")
+            raise PipelineError(f"no {kind} shard path found in the configuration (expected a *{kind}*.bin glob)")
     return written
 
 
@@ -154,9 +174,8 @@ def run_pipeline(args: dict) -> dict:
     entry = args["entry"]
     source, _ = read_source(entry)
     entries = find_entries(source)
-    final = next((e for e in entries if e.final), None)
-    if final is None:
-        raise PipelineError("no final eval entry point reached from main()")
+    if not entries:
+        raise PipelineError("no eval entry point taking a token stream (eval_val*(..., val_tokens, ...)) found")
     if "def main" not in source:
         raise PipelineError("no main() to drive")
     vocab, tokenizer = int(args["vocab_size"]), args["tokenizer"]
@@ -171,7 +190,7 @@ def run_pipeline(args: dict) -> dict:
                 for k in DEPTH_KEYS:
                     os.environ.pop(k, None)
             run = _one_run(entry, {k: v for k, v in env.items() if not (own_depth and k in DEPTH_KEYS)}, args,
-                           np.asarray(stream, dtype=np.int64), final.name, [e.name for e in entries], source,
+                           np.asarray(stream, dtype=np.int64), [e.name for e in entries], source,
                            data_dir, tokenizer)
         except ScorerError as e:
             # Layer indices in the hyperparameters (recurrence of layers 3-5) reject the small depth:
@@ -182,61 +201,47 @@ def run_pipeline(args: dict) -> dict:
             for k in DEPTH_KEYS:
                 os.environ.pop(k, None)  # the import applied it to this process
             run = _one_run(entry, {k: v for k, v in env.items() if k not in DEPTH_KEYS}, args,
-                           np.asarray(stream, dtype=np.int64), final.name, [e.name for e in entries], source,
+                           np.asarray(stream, dtype=np.int64), [e.name for e in entries], source,
                            data_dir, tokenizer)
         run["seconds"] = round(time.perf_counter() - t0, 2)
         runs.append(run)
-    return {"runs": runs, "entry": final.name, "own_depth": own_depth,
+    return {"runs": runs, "entry": runs[-1]["entry"], "own_depth": own_depth,
             "env": {k: v for k, v in env.items() if k in PIPELINE_ENV or k == "VOCAB_SIZE"}}
 
 
-def _one_run(entry: str, env: dict, args: dict, stream: np.ndarray, final: str, entries: list[str], source: str,
+def _one_run(entry: str, env: dict, args: dict, stream: np.ndarray, entries: list[str], source: str,
              data_dir: Path, tokenizer: str) -> dict:
     for p in data_dir.iterdir():  # nothing of the previous run survives but the code
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     with cuda_as_cpu() as emulated:
-        return {**_import_and_run(entry, env, args, stream, final, entries, source, data_dir, tokenizer),
+        return {**_import_and_run(entry, env, args, stream, entries, source, data_dir, tokenizer),
                 "cuda_on_cpu": emulated}
 
 
-def _import_and_run(entry: str, env: dict, args: dict, stream: np.ndarray, final: str, entries: list[str],
-                    source: str, data_dir: Path, tokenizer: str) -> dict:
+def _import_and_run(entry: str, env: dict, args: dict, stream: np.ndarray, entries: list[str], source: str,
+                    data_dir: Path, tokenizer: str) -> dict:
     import torch
 
     seed = int(args.get("seed", 0))
     module = import_submission(entry, env=env, launch_env=args.get("launch_env"))
-    hp_cls = getattr(module, "Hyperparameters", None)
-    if hp_cls is None or not callable(getattr(module, "main", None)):
-        raise PipelineError("no Hyperparameters class and main() to drive")
-    written = _materialise(hp_cls(), data_dir, stream, tokenizer, seed)
-    fn = getattr(module, final)
+    configs = config_objects(module)
+    if not configs or not callable(getattr(module, "main", None)):
+        raise PipelineError("no configuration (Hyperparameters, *Config) and main() to drive")
+    written = _materialise(configs, data_dir, stream, tokenizer, seed)
     calls: list[dict] = []
 
-    def final_eval(*a, **k):
-        bound = inspect.signature(fn).bind(*a, **k)
-        token_param = next((n for n in bound.arguments if n.lower() in TOKEN_PARAMS), None)
-        model = next((v for n, v in bound.arguments.items() if n.lower() in MODEL_PARAMS), None) \
-            or next((v for v in bound.arguments.values() if isinstance(v, torch.nn.Module)), None)
-        if token_param is None or model is None:
-            raise PipelineError(f"main() calls {final} without a token stream and a model we can name")
-        val = _stream_of(bound.arguments[token_param], torch)
-        if val is None:
-            raise PipelineError(f"main() passes {final} a {token_param} that holds no token tensor")
-        tokens = val.detach().to("cpu").numpy().astype(np.int64)
-        weights = fingerprint(model)
-        saved = dict(vars(model)), {n: getattr(module, n) for n in vars(module)}
-        pipe = MainEval(module, fn, entries, bound, model, token_param, launch_env=args.get("launch_env"),
-                        seed=seed, source=source)
-        try:
-            res = pipe.score(tokens)
-        finally:
-            _unwrap(model, module, *saved)
-        calls.append({"nll": res.nll, "count": res.count, "weights": weights, "stream_length": int(tokens.shape[0]),
-                      "prefix_of_val": bool(np.array_equal(tokens, stream[: tokens.shape[0]])),
-                      "returned": res.returned, "eval_adapts": pipe.info.stateful})
-        return pipe.raw
+    def hook(name: str, fn):
+        def call(*a, **k):
+            raw, record = _captured_call(module, fn, entries, a, k, args.get("launch_env"), seed, source, torch)
+            calls.append({"entry": name, **record})
+            return raw
 
-    setattr(module, final, final_eval)
+        return call
+
+    # Every eval entry point is captured; the final eval is the last one main() calls (the one its
+    # configuration selects: an n-gram mode, TTT on or off).
+    for name in entries:
+        setattr(module, name, hook(name, getattr(module, name)))
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -252,9 +257,40 @@ def _import_and_run(entry: str, env: dict, args: dict, stream: np.ndarray, final
         reason = model_build.gpu_only_reason(e) or f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
         raise PipelineError(f"main() raised {reason}{_where(e, entry)}") from None
     if not calls:
-        raise PipelineError(f"main() returned without calling its final eval {final}()")
+        raise PipelineError(f"main() returned without calling an eval entry point ({', '.join(entries)})")
     last = calls[-1]
-    return {**last, "final_eval_calls": len(calls), "shards": {k: len(v) for k, v in written.items()}}
+    if "error" in last:
+        raise PipelineError(f"the final eval {last['entry']}() main() calls could not be captured: {last['error']}")
+    last["prefix_of_val"] = bool(np.array_equal(last.pop("tokens"), stream[: last["stream_length"]]))
+    return {**last, "eval_calls": [c["entry"] for c in calls], "shards": {k: len(v) for k, v in written.items()}}
+
+
+def _captured_call(module, fn, entries: list[str], a: tuple, k: dict, launch_env, seed: int, source: str, torch):
+    """One eval call of main(), run with the capture: (what it returns, its record). The record holds
+    the per-position NLL, or ``error`` when the call completed but its scores could not be traced
+    (fatal only when it is the final eval)."""
+    bound = inspect.signature(fn).bind(*a, **k)
+    token_param = next((n for n in bound.arguments if n.lower() in TOKEN_PARAMS), None)
+    model = next((v for n, v in bound.arguments.items() if n.lower() in MODEL_PARAMS), None) \
+        or next((v for v in bound.arguments.values() if isinstance(v, torch.nn.Module)), None)
+    val = _stream_of(bound.arguments[token_param], torch) if token_param else None
+    if val is None or model is None:
+        return fn(*a, **k), {"error": f"no token stream and model to capture in the call of {fn.__name__}"}
+    tokens = val.detach().to("cpu").numpy().astype(np.int64)
+    weights = fingerprint(model)
+    saved = dict(vars(model)), {n: getattr(module, n) for n in vars(module)}
+    pipe = MainEval(module, fn, entries, bound, model, launch_env=launch_env, seed=seed, source=source)
+    try:
+        res = pipe.score(tokens)
+    except ScorerError as e:
+        if pipe.raw is None:  # the eval itself failed: so would main()
+            raise
+        return pipe.raw, {"error": str(e)}
+    finally:
+        _unwrap(model, module, *saved)
+    return pipe.raw, {"nll": res.nll, "count": res.count, "weights": weights, "tokens": tokens,
+                      "stream_length": int(tokens.shape[0]), "returned": res.returned,
+                      "eval_adapts": pipe.info.stateful}
 
 
 def _stream_of(value, torch):

@@ -26,7 +26,7 @@ import sentencepiece as spm
 
 import checks.probes as probes_package
 from checks.parts import AuditOptions, launch_of
-from harness.pipeline_run import PipelineError, run_pipeline, val_stream
+from harness.pipeline_run import PipelineError, config_objects, config_value, run_pipeline, val_stream
 from harness.sandbox import findings_from_blocked, limits_for, run_sandboxed
 from harness.cuda_on_cpu import cuda_as_cpu
 from harness.loader import import_submission
@@ -81,10 +81,10 @@ def _tokenizer(args: dict) -> tuple[str, int, int | None]:
     """The tokenizer main() will load: the one named like its default path, else one of its vocabulary
     size, else the smallest (VOCAB_SIZE then follows the tokenizer). Returns (path, vocabulary, BOS id)."""
     with cuda_as_cpu():
-        hp = import_submission(args["entry"], launch_env=args.get("launch_env")).Hyperparameters()
+        configs = config_objects(import_submission(args["entry"], launch_env=args.get("launch_env")))
     vocabs = {p: int(spm.SentencePieceProcessor(model_file=p).vocab_size()) for p in args["tokenizers"]}
-    want = os.path.basename(str(getattr(hp, "tokenizer_path", "")))
-    default_vocab = int(getattr(hp, "vocab_size", 0) or 0)
+    want = os.path.basename(str(config_value(configs, "tokenizer_path", "")))
+    default_vocab = int(config_value(configs, "vocab_size", 0) or 0)
     pick = next((p for p in vocabs if os.path.basename(p) == want), None) \
         or next((p for p in vocabs if vocabs[p] == default_vocab), None) or min(vocabs, key=vocabs.get)
     bos = int(spm.SentencePieceProcessor(model_file=pick).bos_id())
