@@ -42,6 +42,9 @@ PIPELINE_ENV = {
     "ITERATIONS": "2", "WARMUP_STEPS": "0", "VAL_LOSS_EVERY": "0", "TRAIN_LOG_EVERY": "1000",
     "TRAIN_BATCH_TOKENS": "1024", "VAL_BATCH_SIZE": "1024", "MAX_WALLCLOCK_SECONDS": "3000", "THREADS": "1",
 }
+# Wide enough that the MLP matrices (256 x 512) pass the records' 65,536-element line below which a
+# tensor is stored as it is: quantization (GPTQ and its calibration data) then touches the weights.
+PIPELINE_DIMS = {"MODEL_DIM": "256"}
 TRAIN_SHARDS, TRAIN_SHARD_TOKENS = 2, 1 << 15
 VAL_ALPHABET = 64
 DOC_TOKENS = 128  # per-document evals (LoRA TTT) split documents among ranks
@@ -162,7 +165,9 @@ def _env(args: dict, data_dir: Path, tokenizer_path: str, vocab: int) -> dict[st
     # main() runs as rank 0 only: a TTT chunk split among the launch's ranks must leave it windows.
     world = max(1, int(args.get("world_size", 1)))
     small["TTT_CHUNK_TOKENS"] = str(max(int(PROBE_ENV["TTT_CHUNK_TOKENS"]), 2 * world * int(PROBE_ENV["EVAL_STRIDE"])))
-    return {**small, **PIPELINE_ENV, "VOCAB_SIZE": str(vocab), "DATA_PATH": str(data_dir / "datasets" / "probe"),
+    # The other name records give a TTT chunk that lies within one eval window.
+    small["TTT_CHUNK_SIZE"] = PROBE_ENV["EVAL_SEQ_LEN"]
+    return {**small, **PIPELINE_DIMS, **PIPELINE_ENV, "VOCAB_SIZE": str(vocab), "DATA_PATH": str(data_dir / "datasets" / "probe"),
             "DATA_DIR": str(data_dir) + "/", "TOKENIZER_PATH": tokenizer_path,
             **(args.get("env") or {})}
 
@@ -313,9 +318,13 @@ def _where(e: BaseException, entry: str) -> str:
 
 
 def _unwrap(model, module, model_dict: dict, module_dict: dict) -> None:
-    """Take the capture's wrappers off the model and the module (main() goes on after its eval)."""
+    """Take the capture's wrappers off the model and the module (main() goes on after its eval, and
+    may call it again: a wrapper left on would wrap the next one)."""
     for name in set(vars(model)) - set(model_dict):
         delattr(model, name)
+    for name, value in model_dict.items():
+        if vars(model).get(name) is not value:
+            setattr(model, name, value)
     for name, value in module_dict.items():
         if getattr(module, name, None) is not value:
             setattr(module, name, value)
