@@ -6,8 +6,8 @@
 With no argument it runs on every bundled example (submissions/). Each folder gets the
 ``whole-pipeline`` probe alone (profile ``default``), in the sandbox: one call that runs main() twice
 (three times when a score moved, to confirm it is not noise). Printed per folder: status, family,
-the main() runs and their seconds, the whole sandbox call's wall seconds, and the reason when main()
-could not be driven. ``--corpus`` runs it on real folders of the labelled corpus
+the main() runs, the whole sandbox call's wall seconds (with the imports and the tokenizer choice)
+and per run, and the reason when main() could not be driven (reports carry no timings). ``--corpus`` runs it on real folders of the labelled corpus
 (benchmarks/corpus.tsv, written out as bench_verdicts.py does): the rows of the PRs in ``--pr``
 and the first ``--legal`` merged records.
 """
@@ -40,7 +40,7 @@ def measure(path: str, label: str) -> dict:
     r = next((p for p in report.probes if p.probe == whole_pipeline.NAME), None)
     if r is None:
         return {"label": label, "status": "error", "wall": wall, "why": report.error or "no result"}
-    runs = r.data.get("seconds", [])
+    runs = r.data.get("main_runs", 0)
     why = r.detail if r.status == "could-not-run" else ""
     if r.status == "fail":
         c = r.counterexample
@@ -51,9 +51,10 @@ def measure(path: str, label: str) -> dict:
 
 
 def print_row(m: dict) -> None:
-    runs = "+".join(f"{s:.1f}" for s in m.get("runs", [])) or "-"
-    print(f"{m['label'][:58]:58s} {m['status']:13s} {m.get('family', ''):21s} {len(m.get('runs', [])):>4d} "
-          f"{runs:>16s} {m['wall']:7.1f}  {m['why'][:160]}", flush=True)
+    runs = m.get("runs", 0)
+    per_run = f"{m['wall'] / runs:.1f}" if runs else "-"
+    print(f"{m['label'][:58]:58s} {m['status']:13s} {m.get('family', ''):21s} {runs:>4d} "
+          f"{per_run:>9s} {m['wall']:7.1f}  {m['why'][:160]}", flush=True)
 
 
 def main() -> int:
@@ -80,7 +81,7 @@ def main() -> int:
         paths = a.submissions or sorted(str(p) for p in (ROOT / "submissions").iterdir()
                                         if (p / "train_gpt.py").is_file())
         folders = [(p, Path(p).name) for p in paths]
-    print(f"{'submission':58s} {'status':13s} {'family':21s} {'runs':>4s} {'main() s':>16s} {'wall s':>7s}  detail")
+    print(f"{'submission':58s} {'status':13s} {'family':21s} {'runs':>4s} {'wall/run':>9s} {'wall s':>7s}  detail")
     for path, label in folders:
         print_row(measure(path, label))
     return 0
