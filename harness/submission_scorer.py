@@ -650,17 +650,26 @@ class SubmissionPipeline:
         chosen = next((e for e in entries if e.name == entry_name), None) if entry_name else entries[0]
         if chosen is None:
             raise ScorerError(f"no eval entry point named {entry_name!r}")
-        self.fn = getattr(self.module, chosen.name)
         self.entry = chosen
         self.param_attrs = _param_attrs(source, chosen.name)
         for k, v in (overrides or {}).items():
             setattr(self.hparams, k, v)
+        self.randomized = _randomize_zeros(self.model, seed)
+        self._attach(getattr(self.module, chosen.name), [e.name for e in entries], world_size=world_size,
+                     launch_env=launch_env, seed=seed, source=source, build=build)
+
+    def _attach(self, fn, entries: list[str], *, world_size: int, launch_env: dict | None, seed: int,
+                source: str, build: dict) -> None:
+        """Wrap ``self.model`` (logits tagged by stream position) for scoring with the eval ``fn``.
+
+        Separate from the build so that a model built elsewhere (by the submission's own main(),
+        harness/pipeline_run.py) is captured the same way."""
+        self.fn = fn
         self.vocab_size = int(getattr(self.hparams, "vocab_size", 0) or 1024)
         self.bos_id = _bos_id(self.module)
         self.world_size = world_size
         # Ranks of the official launch: each holds its own share of the stream in its caches.
         self.launch_world_size = max(1, int(float((launch_env or {}).get("WORLD_SIZE", 8))))
-        self.randomized = _randomize_zeros(self.model, seed)
         self.model.eval()
         self.params = list(self.model.parameters())
         self.snapshot = copy.deepcopy(self.model.state_dict())
@@ -678,7 +687,7 @@ class SubmissionPipeline:
         self.stream: np.ndarray | None = None
         self._wrap_model()
         self.info = PipelineInfo(
-            entry=chosen.name, entries=[e.name for e in entries], vocab_size=self.vocab_size, world_size=world_size,
+            entry=fn.__name__, entries=entries, vocab_size=self.vocab_size, world_size=world_size,
             stateful=False, seq_len=_int_attr(self.hparams, ("eval_seq_len", "train_seq_len")),
             stride=_int_attr(self.hparams, ("eval_stride", "stride")), bos_id=self.bos_id,
             hashed_tables=hashed_tables(self.hparams, source), build=build)
@@ -915,7 +924,7 @@ class SubmissionPipeline:
 
     def _bind(self, name: str, p, val, rank: int, torch):
         lname = name.lower()
-        if lname in TOKEN_PARAMS and "val_tokens" in self.param_attrs.get(name, ()):
+        if lname in TOKEN_PARAMS and "val_tokens" in getattr(self, "param_attrs", {}).get(name, ()):
             return self._data_view(name, val)  # a validation-data object (val_data.val_tokens, its LUTs)
         if lname in TOKEN_PARAMS:
             return val
@@ -948,8 +957,9 @@ class SubmissionPipeline:
             return v if v is not None else _MISSING
         if lname == "vocab_size":
             return self.vocab_size
-        if name in self.entry.call_args:  # what the official run's call passes (ttt_chunk_tokens=ttt_chunk)
-            v = self.settings.value(self.entry.call_args[name], self.entry.caller)
+        entry = getattr(self, "entry", None)  # none when main() calls the eval itself (pipeline_run)
+        if entry is not None and name in entry.call_args:  # what the official run's call passes (ttt_chunk_tokens=ttt_chunk)
+            v = self.settings.value(entry.call_args[name], entry.caller)
             if v is not UNKNOWN:
                 return v
         if p.default is not inspect.Parameter.empty:

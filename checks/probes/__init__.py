@@ -12,6 +12,7 @@ from __future__ import annotations
 import shlex
 
 from checks.parts import AuditOptions, launch_of
+from checks.probes import whole_pipeline
 from harness import AuditError
 from harness.submission import Submission
 from reports.model import Finding, ProbeResult, Report
@@ -50,6 +51,13 @@ def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
         return
     claim = claim_facts(sub)
     replay = opts.extra.get("replay")
+    if whole_pipeline.is_spec(replay):
+        try:
+            whole_pipeline.parse(replay)
+        except ValueError as e:
+            raise AuditError(f"--replay: {e}") from None
+        whole_pipeline.run(sub, opts, report, replay)
+        return
     if replay:
         from checks.probes.engine import parse_spec
 
@@ -72,6 +80,8 @@ def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
         return
     if not res.ok:  # the submission could not be imported, built or driven: not examined, never a pass
         report.could_not_run("probes", f"the submission's eval could not be driven: {res.error}")
+        if not replay and whole_pipeline.wanted(opts):  # main() may still be drivable
+            whole_pipeline.run(sub, opts, report)
         return
     entry = sub.display(sub.entry)
     pipeline = res.value.get("pipeline", {})
@@ -80,6 +90,9 @@ def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
     for pr in report.probes:
         if pr.status == "could-not-run":
             report.could_not_run("probes", f"probe {pr.probe}: {pr.detail}")
+    # main() itself, after the eval-function probes (left out of the ci profile: it trains).
+    if not replay and whole_pipeline.wanted(opts):
+        whole_pipeline.run(sub, opts, report)
 
 
 def replay_command(sub: Submission, spec: str) -> str:

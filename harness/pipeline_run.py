@@ -1,0 +1,330 @@
+"""The submission's own main() on generated data, its final eval captured (sandboxed child only).
+
+``run_pipeline`` is the driver. It writes train and val shards in the challenge's format
+(harness/shards.py) and a sentencepiece tokenizer where the submission's Hyperparameters look for
+them, imports the submission under the launch's env with small dims and a few training steps
+(``PIPELINE_ENV``), and calls ``main()`` once per val stream: the same seeds each time, one
+thread, on the CPU (CUDA answered by it, harness/cuda_on_cpu.py, where there is none). Every eval
+entry point (the ones harness/submission_scorer.py finds) is replaced for the duration by a hook
+that runs it on the arguments main() gives it, with the model's logits tagged by stream position
+(``MainEval``: the scorer's capture, the stream set to the val tokens main() loaded); the final
+eval is the last one main() calls. Each run returns the per-position NLL of that final eval and a fingerprint of the
+weights it started from, so the caller can tell what moved: the weights before the eval started,
+or only the eval's own state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import random
+import re
+import shutil
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from harness import model_build
+from harness.cuda_on_cpu import cuda_as_cpu
+from harness.drivers import DEPTH_KEYS
+from harness.loader import import_submission, read_source
+from harness.shards import write_shard
+from harness.submission_scorer import (HPARAM_PARAMS, MODEL_PARAMS, PROBE_ENV, TOKEN_PARAMS, ScorerError,
+                                       SubmissionPipeline, _plain, find_entries)
+
+# A few training steps on small batches; the wall-clock cap stays far away so that the step count,
+# not the clock, ends training (two runs must differ only in the val token changed).
+PIPELINE_ENV = {
+    "ITERATIONS": "2", "WARMUP_STEPS": "0", "VAL_LOSS_EVERY": "0", "TRAIN_LOG_EVERY": "1000",
+    "TRAIN_BATCH_TOKENS": "1024", "VAL_BATCH_SIZE": "1024", "MAX_WALLCLOCK_SECONDS": "3000", "THREADS": "1",
+}
+# Wide enough that the MLP matrices (256 x 512) pass the records' 65,536-element line below which a
+# tensor is stored as it is: quantization (GPTQ and its calibration data) then touches the weights.
+PIPELINE_DIMS = {"MODEL_DIM": "256"}
+TRAIN_SHARDS, TRAIN_SHARD_TOKENS = 2, 1 << 15
+VAL_ALPHABET = 64
+DOC_TOKENS = 128  # per-document evals (LoRA TTT) split documents among ranks
+SHARD_GLOB = re.compile(r"[*?\[]")
+
+
+class PipelineError(ScorerError):
+    """main() could not be driven on generated data (the message says why, in one line)."""
+
+
+def val_stream(seed: int, n: int, vocab: int, bos: int | None = None) -> np.ndarray:
+    """The generated validation tokens: ``n`` ids drawn uniformly from ``VAL_ALPHABET`` ordinary ids
+    (control ids 0-3 left out), a document of ``DOC_TOKENS`` starting with ``bos`` (when given) as
+    the challenge's val shards do. A small alphabet makes contexts recur, as they do in real text,
+    so that state keyed on them (counts, caches) is read again at earlier positions."""
+    rng = np.random.default_rng(seed + 7)
+    alphabet = rng.choice(np.arange(4, vocab), size=min(VAL_ALPHABET, vocab - 4), replace=False)
+    s = rng.choice(alphabet, size=n).astype(np.int64)
+    if bos is not None:
+        s[::DOC_TOKENS] = bos
+    return s
+
+
+class MainEval(SubmissionPipeline):
+    """The final eval as main() calls it: main()'s own arguments and model, our position capture."""
+
+    def __init__(self, module, fn, entries: list[str], bound: inspect.BoundArguments, model,
+                 *, launch_env: dict | None, seed: int, source: str) -> None:
+        self.module, self.model, self.bound = module, model, bound
+        self.hparams = next((v for k, v in bound.arguments.items() if k.lower() in HPARAM_PARAMS), None)
+        self.raw = None
+        self._attach(fn, entries, world_size=1, launch_env=launch_env, seed=seed, source=source, build={})
+
+    def _call(self, val, rank: int):
+        # main()'s arguments, the stream it loaded as the tokens (rank and world are main()'s own).
+        self.raw = self.fn(*self.bound.args, **self.bound.kwargs)
+        return _plain(self.raw)
+
+
+def fingerprint(model) -> str:
+    """SHA-256 over the model's state (parameters and buffers, names and bytes)."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        if isinstance(t, torch.Tensor):
+            h.update(name.encode())
+            h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+                     if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def config_objects(module) -> list:
+    """The submission's configuration, as main() builds it: a ``Hyperparameters()`` instance, and every
+    class of the module named ``*Config`` that builds without arguments (``DataConfig`` dataclasses)."""
+    out = []
+    for name, cls in vars(module).items():
+        if not (isinstance(cls, type) and getattr(cls, "__module__", None) == module.__name__):
+            continue
+        if name == "Hyperparameters" or name.endswith("Config"):
+            try:
+                out.append(cls())
+            except Exception:  # a config that needs arguments is not one main() builds from the env alone
+                continue
+    return out
+
+
+def config_value(configs: list, name: str, default=None):
+    """The first configuration object's attribute ``name``."""
+    return next((getattr(c, name) for c in configs if getattr(c, name, None) is not None), default)
+
+
+def _materialise(configs: list, data_dir: Path, val: np.ndarray, tokenizer: str, seed: int) -> dict:
+    """Shards and tokenizer at every path the configuration names: ``*train*``/``*val*`` shard
+    globs and ``*.model`` tokenizer paths. Returns what was written where."""
+    written = {"train": [], "val": [], "tokenizer": []}
+    rng = np.random.default_rng(seed + 3)
+    vocab = int(config_value(configs, "vocab_size", 1024))
+    for hp, name in ((c, n) for c in configs for n in dir(c)):
+        if name.startswith("_"):
+            continue
+        value = getattr(hp, name, None)
+        if not isinstance(value, str):
+            continue
+        base = os.path.basename(value)
+        if value.endswith(".model") and "token" in (name + value).lower():
+            dest = Path(value)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.exists():
+                shutil.copyfile(tokenizer, dest)
+            written["tokenizer"].append(str(dest))
+            continue
+        if not (base.endswith(".bin") or SHARD_GLOB.search(base)):
+            continue
+        kind = "val" if "val" in base.lower() or "val" in name.lower() else "train" if "train" in (base + name).lower() else None
+        if kind is None:
+            continue
+        if SHARD_GLOB.search(base):
+            paths = [Path(value.replace(base, SHARD_GLOB.sub("0", base.replace("*", "{:06d}"))).format(i))
+                     for i in range(1 if kind == "val" else TRAIN_SHARDS)]
+        else:
+            paths = [Path(value)]
+        for i, p in enumerate(paths):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if kind == "val":
+                write_shard(p, val)
+            else:
+                write_shard(p, rng.integers(0, vocab, size=TRAIN_SHARD_TOKENS))
+            written[kind].append(str(p))
+    for kind in ("train", "val"):
+        if not written[kind]:
+            raise PipelineError(f"no {kind} shard path found in the configuration (expected a *{kind}*.bin glob)")
+    return written
+
+
+def _env(args: dict, data_dir: Path, tokenizer_path: str, vocab: int) -> dict[str, str]:
+    small = {k: v for k, v in {**model_build.SMALL_ENV, **PROBE_ENV}.items() if k != "VOCAB_SIZE"}
+    # main() runs as rank 0 only: a TTT chunk split among the launch's ranks must leave it windows.
+    world = max(1, int(args.get("world_size", 1)))
+    small["TTT_CHUNK_TOKENS"] = str(max(int(PROBE_ENV["TTT_CHUNK_TOKENS"]), 2 * world * int(PROBE_ENV["EVAL_STRIDE"])))
+    # The other name records give a TTT chunk that lies within one eval window.
+    small["TTT_CHUNK_SIZE"] = PROBE_ENV["EVAL_SEQ_LEN"]
+    return {**small, **PIPELINE_DIMS, **PIPELINE_ENV, "VOCAB_SIZE": str(vocab), "DATA_PATH": str(data_dir / "datasets" / "probe"),
+            "DATA_DIR": str(data_dir) + "/", "TOKENIZER_PATH": tokenizer_path,
+            **(args.get("env") or {})}
+
+
+def run_pipeline(args: dict) -> dict:
+    """Driver: ``main()`` once per val stream of ``args['streams']`` (lists of ids), each time from a
+    fresh import with the same seeds. Returns per run the final eval's NLL per target position, the
+    weight fingerprint at its start, and seconds; plus the setup (paths, env, entry point)."""
+    entry = args["entry"]
+    source, _ = read_source(entry)
+    entries = find_entries(source)
+    if not entries:
+        raise PipelineError("no eval entry point taking a token stream (eval_val*(..., val_tokens, ...)) found")
+    if "def main" not in source:
+        raise PipelineError("no main() to drive")
+    vocab, tokenizer = int(args["vocab_size"]), args["tokenizer"]
+    data_dir = Path(tempfile.mkdtemp(prefix="golf-audit-pipeline-"))
+    env = _env(args, data_dir, str(data_dir / "tokenizers" / Path(tokenizer).name), vocab)
+    own_depth = args.get("own_depth")
+    runs = []
+    for stream in args["streams"]:
+        t0 = time.perf_counter()
+        try:
+            if own_depth:
+                for k in DEPTH_KEYS:
+                    os.environ.pop(k, None)
+            run = _one_run(entry, {k: v for k, v in env.items() if not (own_depth and k in DEPTH_KEYS)}, args,
+                           np.asarray(stream, dtype=np.int64), [e.name for e in entries], source,
+                           data_dir, tokenizer)
+        except ScorerError as e:
+            # Layer indices in the hyperparameters (recurrence of layers 3-5) reject the small depth:
+            # main() runs again at the submission's own depth, as the eval-function probes' build does.
+            if own_depth is not None or runs or any(k in (args.get("env") or {}) for k in DEPTH_KEYS):
+                raise
+            own_depth = str(e)[:200]
+            for k in DEPTH_KEYS:
+                os.environ.pop(k, None)  # the import applied it to this process
+            run = _one_run(entry, {k: v for k, v in env.items() if k not in DEPTH_KEYS}, args,
+                           np.asarray(stream, dtype=np.int64), [e.name for e in entries], source,
+                           data_dir, tokenizer)
+        run["seconds"] = round(time.perf_counter() - t0, 2)
+        runs.append(run)
+    return {"runs": runs, "entry": runs[-1]["entry"], "own_depth": own_depth,
+            "env": {k: v for k, v in env.items() if k in PIPELINE_ENV or k == "VOCAB_SIZE"}}
+
+
+def _one_run(entry: str, env: dict, args: dict, stream: np.ndarray, entries: list[str], source: str,
+             data_dir: Path, tokenizer: str) -> dict:
+    for p in data_dir.iterdir():  # nothing of the previous run survives but the code
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    with cuda_as_cpu() as emulated:
+        return {**_import_and_run(entry, env, args, stream, entries, source, data_dir, tokenizer),
+                "cuda_on_cpu": emulated}
+
+
+def _import_and_run(entry: str, env: dict, args: dict, stream: np.ndarray, entries: list[str], source: str,
+                    data_dir: Path, tokenizer: str) -> dict:
+    import torch
+
+    seed = int(args.get("seed", 0))
+    module = import_submission(entry, env=env, launch_env=args.get("launch_env"))
+    configs = config_objects(module)
+    if not configs or not callable(getattr(module, "main", None)):
+        raise PipelineError("no configuration (Hyperparameters, *Config) and main() to drive")
+    written = _materialise(configs, data_dir, stream, tokenizer, seed)
+    calls: list[dict] = []
+
+    def hook(name: str, fn):
+        def call(*a, **k):
+            raw, record = _captured_call(module, fn, entries, a, k, args.get("launch_env"), seed, source, torch)
+            calls.append({"entry": name, **record})
+            return raw
+
+        return call
+
+    # Every eval entry point is captured; the final eval is the last one main() calls (the one its
+    # configuration selects: an n-gram mode, TTT on or off).
+    for name in entries:
+        setattr(module, name, hook(name, getattr(module, name)))
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    try:
+        module.main()
+    except ScorerError:
+        raise
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            raise PipelineError(f"main() exited with {e.code!r}") from None
+    except BaseException as e:
+        reason = model_build.gpu_only_reason(e) or f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        raise PipelineError(f"main() raised {reason}{_where(e, entry)}") from None
+    if not calls:
+        raise PipelineError(f"main() returned without calling an eval entry point ({', '.join(entries)})")
+    last = calls[-1]
+    if "error" in last:
+        raise PipelineError(f"the final eval {last['entry']}() main() calls could not be captured: {last['error']}")
+    last["prefix_of_val"] = bool(np.array_equal(last.pop("tokens"), stream[: last["stream_length"]]))
+    return {**last, "eval_calls": [c["entry"] for c in calls], "shards": {k: len(v) for k, v in written.items()}}
+
+
+def _captured_call(module, fn, entries: list[str], a: tuple, k: dict, launch_env, seed: int, source: str, torch):
+    """One eval call of main(), run with the capture: (what it returns, its record). The record holds
+    the per-position NLL, or ``error`` when the call completed but its scores could not be traced
+    (fatal only when it is the final eval)."""
+    bound = inspect.signature(fn).bind(*a, **k)
+    token_param = next((n for n in bound.arguments if n.lower() in TOKEN_PARAMS), None)
+    model = next((v for n, v in bound.arguments.items() if n.lower() in MODEL_PARAMS), None) \
+        or next((v for v in bound.arguments.values() if isinstance(v, torch.nn.Module)), None)
+    val = _stream_of(bound.arguments[token_param], torch) if token_param else None
+    if val is None or model is None:
+        return fn(*a, **k), {"error": f"no token stream and model to capture in the call of {fn.__name__}"}
+    tokens = val.detach().to("cpu").numpy().astype(np.int64)
+    weights = fingerprint(model)
+    saved = dict(vars(model)), {n: getattr(module, n) for n in vars(module)}
+    pipe = MainEval(module, fn, entries, bound, model, launch_env=launch_env, seed=seed, source=source)
+    try:
+        res = pipe.score(tokens)
+    except ScorerError as e:
+        if pipe.raw is None:  # the eval itself failed: so would main()
+            raise
+        return pipe.raw, {"error": str(e)}
+    finally:
+        _unwrap(model, module, *saved)
+    return pipe.raw, {"nll": res.nll, "count": res.count, "weights": weights, "tokens": tokens,
+                      "stream_length": int(tokens.shape[0]), "returned": res.returned,
+                      "eval_adapts": pipe.info.stateful}
+
+
+def _stream_of(value, torch):
+    """The token tensor of an eval's stream argument: the tensor itself, or the ``val_tokens`` (any
+    TOKEN_PARAMS name) of an object that bundles it with its LUTs (``ValidationData``)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    return next((getattr(value, n) for n in TOKEN_PARAMS if isinstance(getattr(value, n, None), torch.Tensor)), None)
+
+
+def _where(e: BaseException, entry: str) -> str:
+    """`` at train_gpt.py:LINE``: the submission's innermost frame of the traceback, if any."""
+    line = None
+    for frame, lineno in traceback.walk_tb(e.__traceback__):
+        if os.path.abspath(frame.f_code.co_filename) == os.path.abspath(entry):
+            line = lineno
+    return f" at {os.path.basename(entry)}:{line}" if line else ""
+
+
+def _unwrap(model, module, model_dict: dict, module_dict: dict) -> None:
+    """Take the capture's wrappers off the model and the module (main() goes on after its eval, and
+    may call it again: a wrapper left on would wrap the next one)."""
+    for name in set(vars(model)) - set(model_dict):
+        delattr(model, name)
+    for name, value in model_dict.items():
+        if vars(model).get(name) is not value:
+            setattr(model, name, value)
+    for name, value in module_dict.items():
+        if getattr(module, name, None) is not value:
+            setattr(module, name, value)
