@@ -30,3 +30,17 @@ def data_file(name: str) -> Path:
     if not p.is_file():
         pytest.fail(f"{p} is missing: tests/data/ is part of the repository (see tests/data/README.md)")
     return p
+
+
+def rewritten_example(dest: Path, example: str, rewrites: list[tuple[str, str]]) -> Path:
+    """A copy of the bundled ``example`` at ``dest`` (without its artifact) with each (old, new) text of
+    ``rewrites`` replaced in its train_gpt.py; each old text must occur exactly once."""
+    import shutil
+
+    shutil.copytree(SUBMISSIONS / example, dest, ignore=shutil.ignore_patterns("*.ptz"))
+    src = (dest / "train_gpt.py").read_text()
+    for old, new in rewrites:
+        assert src.count(old) == 1, old
+        src = src.replace(old, new)
+    (dest / "train_gpt.py").write_text(src)
+    return dest

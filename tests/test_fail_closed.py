@@ -20,7 +20,7 @@ from harness.submission import load_submission
 from reports.model import Finding, Report
 from reports.render import render
 from tests.cli_run import run_cli
-from tests.conftest import SUBMISSIONS
+from tests.conftest import SUBMISSIONS, rewritten_example
 
 # -- the report model and its renderers ----------------------------------------------------------
 
@@ -119,12 +119,8 @@ def test_probe_of_a_file_with_no_eval_is_exit_2(tmp_path):
 def test_probe_of_an_eval_whose_scores_cannot_be_traced_is_exit_2(tmp_path):
     """The scores leave torch as Python floats (``.tolist()``) before they are summed: the probes
     would judge nothing, so the eval's returned loss, matched by nothing captured, stops them."""
-    dest = tmp_path / "untraced"
-    shutil.copytree(SUBMISSIONS / "legal_sliding", dest, ignore=shutil.ignore_patterns("*.ptz", "*.log"))
-    src = (dest / "train_gpt.py").read_text()
-    traced = "loss_sum += nll[i, s:wlen].to(torch.float64).sum()"
-    assert src.count(traced) == 1
-    (dest / "train_gpt.py").write_text(src.replace(traced, "loss_sum += sum(nll[i, s:wlen].tolist())"))
+    dest = rewritten_example(tmp_path / "untraced", "legal_sliding", [
+        ("loss_sum += nll[i, s:wlen].to(torch.float64).sum()", "loss_sum += sum(nll[i, s:wlen].tolist())")])
     r = run_cli("probe", str(dest), "--profile", "ci", "--format", "json", timeout=900)
     assert r.returncode == 2, r.stderr
     doc = json.loads(r.stdout)

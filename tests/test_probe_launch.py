@@ -12,12 +12,11 @@ code has its cache off and passes.
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from tests.cli_run import run_cli
-from tests.conftest import SUBMISSIONS
+from tests.conftest import rewritten_example
 
 TORCHRUN = "NGRAM_ORDER=7 torchrun --standalone --nproc_per_node=8 train_gpt.py"
 ONE_PROCESS = "NGRAM_ORDER=7 torchrun --standalone --nproc_per_node=1 train_gpt.py"
@@ -40,13 +39,7 @@ REWRITES = [
 
 
 def seed_shaped(tmp_path, launch: str):
-    dest = tmp_path / "seed_shape"
-    shutil.copytree(SUBMISSIONS / "ngram_target_in_key", dest, ignore=shutil.ignore_patterns("*.ptz"))
-    src = (dest / "train_gpt.py").read_text()
-    for old, new in REWRITES:
-        assert src.count(old) == 1, old
-        src = src.replace(old, new)
-    (dest / "train_gpt.py").write_text(src)
+    dest = rewritten_example(tmp_path / "seed_shape", "ngram_target_in_key", REWRITES)
     readme = (dest / "README.md").read_text()
     assert readme.count("SEED=1337 python train_gpt.py") == 1
     (dest / "README.md").write_text(readme.replace("SEED=1337 python train_gpt.py", launch))

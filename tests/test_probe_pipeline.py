@@ -11,7 +11,6 @@ is reported as could-not-run (fail closed), never a pass.
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
@@ -19,7 +18,7 @@ from checks.parts import AuditOptions, run_parts
 from checks.probes import whole_pipeline
 from harness.submission import load_submission
 from reports.model import Report
-from tests.conftest import SUBMISSIONS
+from tests.conftest import SUBMISSIONS, rewritten_example
 
 # (text in the legal example, pre-quant TTT on val in its place); each must occur exactly once.
 PREQUANT_TTT = [
@@ -54,14 +53,7 @@ READS_RAW_DOCS = [
 
 
 def rewritten(tmp_path, name: str, rewrites) -> str:
-    dest = tmp_path / name
-    shutil.copytree(SUBMISSIONS / "legal_sliding", dest, ignore=shutil.ignore_patterns("*.ptz"))
-    src = (dest / "train_gpt.py").read_text()
-    for old, new in rewrites:
-        assert src.count(old) == 1, old
-        src = src.replace(old, new)
-    (dest / "train_gpt.py").write_text(src)
-    return str(dest)
+    return str(rewritten_example(tmp_path / name, "legal_sliding", rewrites))
 
 
 def probe(path: str, replay: str | None = None, only=("whole-pipeline",)) -> Report:

@@ -151,7 +151,11 @@ tryit("sqlite_outside", lambda: sqlite3.connect({str(host["outside"] / "pwned.db
 tryit("new_file", lambda: open({str(ROOT / "harness" / "pwned.py")!r}, "w").write("x"))
 RESULT = done
 ''')
-    assert not ran(r) or r.value == {"result": []}
+    # golf-audit's own files are read-only mounts: every write to them fails. A new file beside them
+    # can be made only when the checkout lies under /tmp, which in the sandbox is its private tmpfs
+    # (the host's checkout is unchanged either way: the fixture checks it).
+    private = {"sqlite"} if ROOT.resolve().is_relative_to("/tmp") else set()
+    assert not ran(r) or set(r.value["result"]) <= private, r.value
 
 
 def test_hook_guard_tampered_with_through_gc_then_plain_writes(host):
