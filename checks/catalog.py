@@ -240,6 +240,15 @@ PART_ENTRIES: tuple[Entry, ...] = (
        "stream of 30 tokens, position 4, NLL diff 3e-3 nats between two runs",
        "Seed every random source of the eval; avoid state that persists between calls.",
        condition="rules"),
+    _e("PRB-cross-run", P, "cross-run", "claims-mismatch", "error",
+       "Streams the probes had scored, asked again of a second, separate sandboxed run of the same "
+       "pipeline, got other NLLs or counts.",
+       "Every probe verdict is reached in golf-audit's process from the scores the submission's sandboxed "
+       "run sends back; scores that a fresh run does not give again (state kept across calls, a pipeline "
+       "that answers differently once it has seen a probe) cannot carry a verdict.",
+       "stream of 130 tokens, position 57, NLL 4.81 then 4.63 nats in the second run",
+       "Make the eval a function of the stream it is given: seed it, and keep no state between calls.",
+       condition="rules"),
     _e("PRB-bucket-collapse", P, "bucket-collapse", "target-in-key", "error",
        "With every hashed table shrunk to one bucket, the probabilities of the values of x_t no longer sum to 1.",
        "A table whose key contains the target reads a different count for each candidate value: it is "

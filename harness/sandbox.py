@@ -41,6 +41,7 @@ The threat model (docs/threat-model.md) says what this does and does not promise
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import glob
 import io
@@ -634,14 +635,29 @@ def run_sandboxed(
     (torch loads its libraries through ctypes at import). Where no sandbox can start and
     ``limits.allow_unsandboxed`` is false, nothing runs: ``cannot_run`` with one line.
     """
+    with prepared_launch(target, args, readable=readable, limits=limits, python=python, copy_dir=copy_dir,
+                         env=env, preload=preload) as prepared:
+        if isinstance(prepared, SandboxResult):
+            return prepared
+        launch, r, w = prepared
+        return _run(launch, r, w, limits)  # owns both ends of the pipe from here
+
+
+@contextlib.contextmanager
+def prepared_launch(target: str, args: dict, *, readable, limits: Limits, python: str | None,
+                    copy_dir: Path | None, env: dict | None, preload, session: bool = False):
+    """How to start one child (its launch and the two ends of its result pipe), or the
+    SandboxResult saying why none can start. An unsandboxed run's private host folder is
+    removed when the block ends."""
     exe = python or sys.executable
     copy_dir = Path(copy_dir) if copy_dir is not None else None
     bwrap = bwrap_path()
     problem = bwrap_problem(bwrap)
     if problem is not None and not limits.allow_unsandboxed:
-        return SandboxResult(ok=False, cannot_run=True,
-                             error=f"no sandbox could start ({problem}); submission code was not run "
-                                   "(--unsafe-no-sandbox runs it without one)")
+        yield SandboxResult(ok=False, cannot_run=True,
+                            error=f"no sandbox could start ({problem}); submission code was not run "
+                                  "(--unsafe-no-sandbox runs it without one)")
+        return
     real = [os.path.realpath(p) for p in readable or [] if os.path.exists(p)]
     # Unsandboxed runs work in a private host folder; a sandbox has its own tmpfs instead.
     work = Path(tempfile.mkdtemp(prefix="golf-audit-sandbox-")) if problem is not None else None
@@ -655,15 +671,33 @@ def run_sandboxed(
         except (OSError, shutil.Error, SandboxSetupError) as e:
             os.close(r)
             os.close(w)
-            return SandboxResult(ok=False, cannot_run=True, error=f"cannot set up the sandbox: {_first_line(e)}")
-        return _run(launch, r, w, limits)  # owns both ends of the pipe from here
+            yield SandboxResult(ok=False, cannot_run=True, error=f"cannot set up the sandbox: {_first_line(e)}")
+            return
+        launch.payload["session"] = session
+        yield launch, r, w
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(launch: _Launch, r: int, w: int, limits: Limits) -> SandboxResult:
-    """Start the child, feed its payload, collect its result under the limits, end its whole tree."""
+@dataclass
+class Started:
+    """A running child: its process (bwrap, or the interpreter when unsandboxed), what is in force,
+    and its pids cgroup (removed by ``release``)."""
+    proc: subprocess.Popen
+    isolation: list[str]
+    cgroup: Path | None
+    count_tasks: bool
+
+    def release(self) -> None:
+        if self.cgroup is not None:
+            _remove_cgroup(self.cgroup)
+            self.cgroup = None
+
+
+def start_child(launch: _Launch, r: int, w: int, limits: Limits) -> "Started | SandboxResult":
+    """Start the child under the limits (the write end ``w`` is closed here); a SandboxResult
+    with ``cannot_run`` where the process cannot start (``r`` is then closed too)."""
     cgroup = _pids_cgroup(limits.processes)
     nproc = None
     isolation = list(launch.isolation)
@@ -675,23 +709,37 @@ def _run(launch: _Launch, r: int, w: int, limits: Limits) -> SandboxResult:
     else:
         isolation.append("task-watch")
     try:
-        try:
-            proc = subprocess.Popen(
-                launch.argv, cwd=launch.cwd, env=launch.env,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                pass_fds=(w,),  # close_fds (the default) closes every other inherited descriptor
-                start_new_session=True, preexec_fn=_limit(limits, nproc, cgroup),
-            )
-        except (OSError, subprocess.SubprocessError) as e:
-            os.close(r)
-            return SandboxResult(ok=False, cannot_run=True, error=f"cannot start {launch.argv[0]}: {_first_line(e)}",
-                                 isolation=isolation)
-        finally:
-            os.close(w)  # the child holds its own copy; EOF on r once it is gone
-        return _collect(proc, launch, r, limits, isolation, count_tasks=isolation[-1] == "task-watch")
-    finally:
+        proc = subprocess.Popen(
+            launch.argv, cwd=launch.cwd, env=launch.env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            pass_fds=(w,),  # close_fds (the default) closes every other inherited descriptor
+            start_new_session=True, preexec_fn=_limit(limits, nproc, cgroup),
+        )
+    except (OSError, subprocess.SubprocessError) as e:
+        os.close(r)
         if cgroup is not None:
             _remove_cgroup(cgroup)
+        return SandboxResult(ok=False, cannot_run=True, error=f"cannot start {launch.argv[0]}: {_first_line(e)}",
+                             isolation=isolation)
+    finally:
+        os.close(w)  # the child holds its own copy; EOF on r once it is gone
+    return Started(proc, isolation, cgroup, count_tasks=isolation[-1] == "task-watch")
+
+
+def frame(data: bytes) -> bytes:
+    """A message on the wire (payload, request, result): a header with the length, then the JSON bytes."""
+    return b"GASB1 %d\n" % len(data) + data
+
+
+def _run(launch: _Launch, r: int, w: int, limits: Limits) -> SandboxResult:
+    """Start the child, feed its payload, collect its result under the limits, end its whole tree."""
+    started = start_child(launch, r, w, limits)
+    if isinstance(started, SandboxResult):
+        return started
+    try:
+        return _collect(started.proc, launch, r, limits, started.isolation, count_tasks=started.count_tasks)
+    finally:
+        started.release()
 
 
 def _collect(proc: subprocess.Popen, launch: _Launch, r: int, limits: Limits, isolation: list[str],
@@ -703,7 +751,7 @@ def _collect(proc: subprocess.Popen, launch: _Launch, r: int, limits: Limits, is
     proc.stdout.close()
     proc.stderr.close()
     try:
-        proc.stdin.write(json.dumps(launch.payload).encode())
+        proc.stdin.write(frame(json.dumps(launch.payload).encode()))
         proc.stdin.close()
     except OSError:  # the child died before reading its payload; its exit status says why
         pass

@@ -1,7 +1,8 @@
 """Entry point of a sandboxed child process (see harness/sandbox.py). Runs as a script.
 
-Reads the payload (JSON) on stdin, installs the guards, calls the driver, writes one framed JSON
-message to the result pipe. Every denied action is recorded (kind, event, detail, and the
+Reads the payload (one framed JSON message) on stdin, installs the guards, calls the driver, writes
+one framed JSON message to the result pipe; in a session (harness/sandbox_session.py) the driver
+builds a handler that answers each request read from stdin with one framed message. Every denied action is recorded (kind, event, detail, and the
 submission file and line that asked for it) so the parent can report it: a socket opened by the
 submission becomes an ``external-access`` finding.
 
@@ -166,9 +167,13 @@ def _describe(args) -> str:
         return "?"
 
 
-def frame(data: bytes) -> bytes:
-    """The result message on the wire: a header with the length, then the JSON bytes."""
-    return b"GASB1 %d\n" % len(data) + data
+def read_frame(f, cap: int = 64 << 20):
+    """One framed JSON message from the binary stream ``f`` (the payload, a request), None at its end."""
+    m = re.match(rb"^GASB1 (\d{1,12})\n$", f.readline(32))
+    if m is None or int(m.group(1)) > cap:
+        return None
+    body = f.read(int(m.group(1)))
+    return json.loads(body) if len(body) == int(m.group(1)) else None
 
 
 def copy_in(payload: dict) -> None:
@@ -224,11 +229,11 @@ def one_line(e: BaseException, guards: "Guards | None" = None, with_type: bool =
 
 def main() -> None:
     fd = int(sys.argv[1])
-    payload = json.loads(sys.stdin.read())
+    payload = read_frame(sys.stdin.buffer)
     sys.path.insert(0, payload["root"])
     import importlib
 
-    from harness import AuditError, ranks  # our code, imported before any submission code
+    from harness import ranks  # our code, imported before any submission code
     from harness.sandbox import ErrorKind, encode
 
     world = None
@@ -245,17 +250,69 @@ def main() -> None:
     native_ok = sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, *[p for p in sys.path if "site-packages" in p]})
     guards = Guards(payload["workdir"], payload["sub_dir"], payload["readable"], native_ok)
     sys.addaudithook(guards.hook)
+    if payload.get("session"):
+        serve(fd, driver, payload["args"], guards)
+        return
     try:
         value = driver(payload["args"])
         msg = {"ok": True, "value": encode(value), "blocked": guards.blocked}
     except BaseException as e:  # report, do not crash: the parent turns this into one line
-        # golf-audit's own input errors (harness.AuditError and its subclasses) say what was wrong
-        # with the input in their own words; anything else is named by its class.
-        ours = isinstance(e, AuditError)
-        msg = {"ok": False, "error": one_line(e, guards, with_type=not ours), "blocked": guards.blocked}
-        if ours:
-            msg["error_kind"] = ErrorKind.INPUT
+        msg = {**failure(e, guards), "blocked": guards.blocked}
     finish(fd, world, msg)
+
+
+def failure(e: BaseException, guards: "Guards") -> dict:
+    """The message for a driver that raised: golf-audit's own input errors (harness.AuditError and
+    its subclasses) say what was wrong with the input in their own words; anything else is named
+    by its class."""
+    from harness import AuditError
+    from harness.sandbox import ErrorKind
+
+    ours = isinstance(e, AuditError)
+    msg = {"ok": False, "error": one_line(e, guards, with_type=not ours)}
+    if ours:
+        msg["error_kind"] = ErrorKind.INPUT
+    return msg
+
+
+def serve(fd: int, driver, args: dict, guards: "Guards") -> None:
+    """A session (harness/sandbox_session.py): ``driver(args)`` builds a handler; its description
+    is message 0, then each request read from stdin gets one answer carrying the request's id, with
+    the guard events recorded since the last answer. Ends at the end of stdin or an ``end`` request."""
+    from harness.sandbox import encode, frame
+
+    sent = 0
+
+    def reply(msg: dict) -> None:
+        nonlocal sent
+        msg["blocked"], sent = guards.blocked[sent:], len(guards.blocked)
+        try:
+            data = json.dumps(msg, allow_nan=True).encode()
+        except (TypeError, ValueError) as e:
+            data = json.dumps({"id": msg.get("id"), "ok": False, "error": f"answer is not JSON-serializable: {e}",
+                               "blocked": msg["blocked"]}).encode()
+        write_all(fd, frame(data))
+
+    try:
+        handler = driver(args)
+        reply({"id": 0, "ok": True, "value": encode(handler.describe())})
+    except BaseException as e:
+        reply({"id": 0, **failure(e, guards)})
+        return
+    while True:
+        request = read_frame(sys.stdin.buffer)
+        if request is None or request.get("op") == "end":
+            return
+        try:
+            reply({"id": request.get("id"), "ok": True, "value": encode(handler(request))})
+        except BaseException as e:
+            reply({"id": request.get("id"), **failure(e, guards)})
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def finish(fd: int, world, msg: dict) -> None:
@@ -274,6 +331,8 @@ def send(fd: int, msg: dict) -> None:
     except (TypeError, ValueError) as e:
         data = json.dumps({"ok": False, "error": f"driver result is not JSON-serializable: {e}",
                            "blocked": msg.get("blocked", [])}).encode()
+    from harness.sandbox import frame
+
     with os.fdopen(fd, "wb") as f:
         f.write(frame(data))
 

@@ -898,6 +898,10 @@ class SubmissionPipeline:
     def score_many(self, streams: list[np.ndarray], watch: tuple[int, ...] = ()) -> list[ScoreResult]:
         return [self.score(s, watch) for s in streams]
 
+    def resized(self, sizes: dict[str, int]):
+        """Hashed tables at ``sizes`` for the duration (a context manager)."""
+        return sized_tables(self, sizes)
+
     def _restore(self) -> None:
         if not self._pristine():
             self.model.load_state_dict(self.snapshot)
@@ -1244,10 +1248,8 @@ def loaded(tables: dict[str, int], stream_len: int, inserted_per_rank: float) ->
     return out
 
 
-def _luts(vocab: int, seed: int) -> dict[str, Any]:
+def lut_arrays(vocab: int, seed: int) -> dict[str, np.ndarray]:
     """Byte LUTs for the probe vocabulary: ids 0-3 are control pieces, about half the rest start a word."""
-    import torch
-
     rng = np.random.default_rng(seed + 17)
     base = rng.integers(1, 6, size=vocab).astype(np.int16)
     lead = rng.random(vocab) < 0.5
@@ -1255,11 +1257,14 @@ def _luts(vocab: int, seed: int) -> dict[str, Any]:
     boundary[: min(4, vocab)] = True
     base[boundary] = 0
     lead[boundary] = False
-    return {
-        "base_bytes": torch.tensor(base, dtype=torch.int16),
-        "has_leading_space": torch.tensor(lead, dtype=torch.bool),
-        "is_boundary": torch.tensor(boundary, dtype=torch.bool),
-    }
+    return {"base_bytes": base, "has_leading_space": lead, "is_boundary": boundary}
+
+
+def _luts(vocab: int, seed: int) -> dict[str, Any]:
+    """The LUTs of ``lut_arrays`` as the tensors an eval reads."""
+    import torch
+
+    return {k: torch.from_numpy(v.copy()) for k, v in lut_arrays(vocab, seed).items()}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -141,3 +141,42 @@ def world(args):
     dist.all_reduce(t)
     return {"rank": rank, "world_size": dist.get_world_size(), "backend": dist.get_backend(), "sum": float(t),
             "env": {k: os.environ[k] for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR")}}
+
+
+class Echo:
+    """A session handler: answers ``echo`` with its value times k; ``raise`` raises; ``socket``
+    tries the network; ``forge`` writes a well-formed answer of its own on the result pipe;
+    ``flood`` writes a frame larger than the limit; ``die`` exits; ``hang`` never answers."""
+
+    def __init__(self, args):
+        self.k = args["k"]
+
+    def describe(self):
+        return {"k": self.k}
+
+    def __call__(self, request):
+        op = request["op"]
+        if op == "echo":
+            return {"value": np.asarray(request["value"], dtype=np.float64) * self.k}
+        if op == "raise":
+            raise ValueError("asked to fail")
+        if op == "socket":
+            return open_socket({})
+        if op == "forge":
+            body = b'{"id": %d, "ok": true, "value": "forged", "blocked": []}' % (request["id"] + 1)
+            os.write(int(sys.argv[1]), b"GASB1 %d\n" % len(body) + body)
+            return "honest"
+        if op == "flood":
+            os.write(int(sys.argv[1]), b"GASB1 100000000\n" + b" " * (1 << 16))
+            return None
+        if op == "die":
+            os._exit(3)
+        if op == "hang":
+            import time
+
+            time.sleep(3600)
+        raise KeyError(op)
+
+
+def echo_session(args):
+    return Echo(args)

@@ -21,7 +21,7 @@ from checks import catalog
 from tests.cli_run import run_cli
 from tests.conftest import ROOT
 
-ID_SHAPE = re.compile(r"^[A-Z]{2,6}\d{3}$")
+ID_SHAPE = re.compile(r"^(?:[A-Z]{2,6}\d{3}|PRB-[a-z][a-z-]*)$")
 PRODUCT = ["checks", "harness", "reports"]
 WHERE_TO_ADD = ("add an Entry to PART_ENTRIES in checks/catalog.py (what, why, example, fix); a static "
                 "rule documents itself in its class docstring (Why:, Example:, Fix:)")

@@ -1,9 +1,11 @@
 """Causality probes: the submission's own eval pipeline, run on generated streams (part "probes").
 
-One sandbox call runs every probe (checks/probes/engine.py): the child imports the submission,
-builds its model (small dims, random init) and drives its final eval entry point under the
-official configuration; each probe (one module per condition) is a hypothesis property whose
-first failure is shrunk to a minimal counterexample. Here the results become ProbeResults (with a
+The probes run here, in golf-audit's process (checks/probes/engine.py), on a pipeline served by a
+sandboxed child (harness/remote_pipeline.py): the child imports the submission, builds its model
+(small dims, random init) and drives its final eval entry point under the official configuration
+on the streams the probes choose, answering with scores only. Each probe (one module per
+condition) is a hypothesis property whose first failure is shrunk to a minimal counterexample; a
+second sandboxed run scores some of the same streams again (the cross-run check). Here the results become ProbeResults (with a
 replay command) and, for failures, findings that carry the verdict.
 """
 
@@ -44,7 +46,7 @@ def claim_facts(sub: Submission) -> dict:
 
 
 def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
-    from harness.sandbox import findings_from_blocked, limits_for, run_sandboxed
+    from harness.sandbox import limits_for
 
     if sub.entry is None:
         report.could_not_run("probes", "no train_gpt.py: no pipeline to run")
@@ -65,27 +67,25 @@ def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
             parse_spec(replay)
         except ValueError as e:
             raise AuditError(f"--replay: {e}") from None
-    args = {"entry": f"$SUBMISSION/{sub.rel(sub.entry)}", "profile": opts.profile, "seed": opts.seed,
-            "claim": {k: claim[k] for k in ("val_bpb", "precision") if k in claim},
-            "val_tokens": claim.get("val_tokens"), "replay": replay, "only": opts.extra.get("probes"),
-            "launch_env": dict(launch_of(sub, opts).env),
-            # The eval runs as every rank of the launch, each on its own share with its own state.
-            "world_size": launch_of(sub, opts).world_size}
+    launch = launch_of(sub, opts)
+    # The eval runs as every rank of the launch, each on its own share with its own state.
+    served = {"entry": f"$SUBMISSION/{sub.rel(sub.entry)}", "seed": opts.seed, "launch_env": dict(launch.env),
+              "world_size": launch.world_size}
+    args = {"profile": opts.profile, "seed": opts.seed, "replay": replay, "only": opts.extra.get("probes"),
+            "claim": {k: claim[k] for k in ("val_bpb", "precision") if k in claim}, "val_tokens": claim.get("val_tokens")}
     limits = limits_for(opts, wall_seconds=SANDBOX_SECONDS.get(opts.profile, 1800.0), cpu_seconds=7200, threads=1)
-    res = run_sandboxed("checks.probes.engine:run_probes", args, copy_dir=sub.root, python=opts.python, limits=limits)
-    for f in findings_from_blocked(res, sub):
-        report.add(f)
-    if res.cannot_run:  # no sandbox, CUDA did not start: the audit cannot be done here
-        report.error = f"probes: {res.error}"
+    value, problem = _probe_runs(sub, opts, served, args, limits, report)
+    if problem is not None and problem.cannot_run:  # no sandbox, CUDA did not start: the audit cannot be done here
+        report.error = f"probes: {problem}"
         return
-    if not res.ok:  # the submission could not be imported, built or driven: not examined, never a pass
-        report.could_not_run("probes", f"the submission's eval could not be driven: {res.error}")
+    if problem is not None:  # the submission could not be imported, built or driven: not examined, never a pass
+        report.could_not_run("probes", f"the submission's eval could not be driven: {problem}")
         if not replay and whole_pipeline.wanted(opts):  # main() may still be drivable
             whole_pipeline.run(sub, opts, report)
         return
     entry = sub.display(sub.entry)
-    pipeline = res.value.get("pipeline", {})
-    for r in res.value["results"]:
+    pipeline = value["pipeline"]
+    for r in value["results"]:
         add_result(report, sub, r, entry, pipeline, opts)
     for pr in report.probes:
         if pr.status == "could-not-run":
@@ -93,6 +93,46 @@ def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
     # main() itself, after the eval-function probes (left out of the ci profile: it trains).
     if not replay and whole_pipeline.wanted(opts):
         whole_pipeline.run(sub, opts, report)
+
+
+class _NotDone(Exception):
+    """The probe runs could not be done (``cannot_run``: not here at all)."""
+
+    def __init__(self, message: str, cannot_run: bool = False) -> None:
+        super().__init__(message)
+        self.cannot_run = cannot_run
+
+
+def _probe_runs(sub: Submission, opts: AuditOptions, served: dict, args: dict, limits, report: Report):
+    """The probes on the pipeline of one sandboxed run, then the cross-run check on a second:
+    (the engine's value with the cross-run result among its results, None) or (None, _NotDone)."""
+    from harness.remote_pipeline import Malformed
+    from harness.sandbox import findings_from_blocked
+    from harness.sandbox_session import RemoteError, SandboxSession, SessionLost
+
+    from checks.probes import engine
+
+    def session() -> SandboxSession:
+        return SandboxSession("harness.remote_pipeline:serve", served, copy_dir=sub.root, python=opts.python,
+                              limits=limits)
+
+    runs = []
+    try:
+        runs.append(session())
+        with runs[-1] as s:
+            value = engine.run_probes(s, args)
+        runs.append(session())
+        with runs[-1] as s:
+            value["results"].append(engine.cross_run(s, engine.cross_run_sample(value.pop("log")), value["tol"]))
+        return value, None
+    except SessionLost as e:
+        return None, _NotDone(str(e), cannot_run=e.cannot_run)
+    except (RemoteError, Malformed) as e:
+        return None, _NotDone(str(e))
+    finally:
+        for run in runs:
+            for f in findings_from_blocked(run.result(), sub):
+                report.add(f)
 
 
 def replay_command(sub: Submission, spec: str) -> str:
@@ -127,7 +167,8 @@ def add_result(report: Report, sub: Submission, r: dict, entry: str, pipeline: d
     if cex.get("sum_p") is not None:
         where += f", sum_v p = {cex['sum_p']:.4g}"
     report.add(Finding(
-        rule=f"PRB-{pr.probe}", family=pr.family or "structure", severity=severity, condition=pr.condition,
+        rule=r.get("rule") or f"PRB-{pr.probe}", family=pr.family or "structure", severity=severity,
+        condition=pr.condition,
         path=entry, line=None,
         message=f"probe {pr.probe} fails on {pipeline.get('entry')}(): {where}{extra}",
         why=r["detail"], fix=f"replay: {pr.replay}", data={"counterexample": cex},

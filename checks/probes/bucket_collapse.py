@@ -14,7 +14,7 @@ import numpy as np
 from checks.probes.base import Context, Probe
 from checks.probes.normalization import sweep_facts
 from checks.probes.streams import make_stream, position_specs
-from harness.submission_scorer import collapsed, sized_tables
+from harness.submission_scorer import collapsed
 
 
 def applies(ctx: Context) -> str | None:
@@ -29,7 +29,7 @@ def check(ctx: Context, ex: dict) -> dict | None:
     if cex is None:
         return None
     s = make_stream(ex["seed"], ex["n"], ctx.vocab)
-    with sized_tables(ctx.pipe, one_bucket):
+    with ctx.pipe.resized(one_bucket):
         cex["mean_nll_collapsed"] = float(np.nanmean(ctx.score(s).nll))
     cex["mean_nll_official"] = float(np.nanmean(ctx.score(s).nll))
     cex["tables"] = dict(ctx.pipe.info.hashed_tables)

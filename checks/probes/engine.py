@@ -1,8 +1,10 @@
-"""The probe engine: runs in the sandboxed child, one call for every probe of one submission.
+"""The probe engine: runs in golf-audit's process, on a pipeline scored in a sandboxed child.
 
-``run_probes`` imports the submission once, builds its pipeline (harness/submission_scorer.py),
-and for each probe searches with ``hypothesis.find`` for an example that breaks the property,
-shrinking the first one found to a minimal counterexample. Search and shrinking share a time
+``run_probes`` takes a sandbox session in which the submission is imported once and its pipeline
+built (harness/remote_pipeline.py); for each probe it searches with ``hypothesis.find`` for an
+example that breaks the property, shrinking the first one found to a minimal counterexample. Every
+stream is chosen and every verdict reached here; the child only answers with scores.
+``cross_run`` asks a separate sandboxed run for some of the same scorings again. Search and shrinking share a time
 budget per probe (the profile's), after which no new failure is accepted and the smallest found so
 far is reported. ``replay`` runs one probe on one example given by its spec.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 import importlib
 import random
 import time
+
+import numpy as np
 
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import Flaky, NoSuchExample
@@ -111,44 +115,72 @@ def _result(probe: Probe, ctx: Context, status: str, detail: str, ex=None, cex=N
     return out
 
 
-def _official_pipeline(args: dict):
-    """The same eval at its official sequence length and stride (small model dims), for effect sizes."""
-    import os
+def run_probes(session, args: dict) -> dict:
+    """Every probe (or the one in ``args['replay']``) on the submission's pipeline that ``session``
+    serves (harness/remote_pipeline.py): scoring in the sandboxed child, search and verdicts here."""
+    from harness.remote_pipeline import RemotePipeline
 
-    from harness.submission_scorer import PROBE_ENV, SubmissionPipeline
-
-    from harness.loader import import_submission
-
-    keys = ("TRAIN_SEQ_LEN", "EVAL_SEQ_LEN", "EVAL_STRIDE", "EVAL_BATCH_SEQS")
-    for k in keys:
-        os.environ.pop(k, None)
-    # The official values are the Hyperparameters' defaults under the official env.
-    hp = import_submission(args["entry"], launch_env=args.get("launch_env")).Hyperparameters()
-    env = {"VOCAB_SIZE": PROBE_ENV["VOCAB_SIZE"]}
-    env.update({k: str(getattr(hp, k.lower())) for k in keys[:3] if isinstance(getattr(hp, k.lower(), None), int)})
-    return SubmissionPipeline(args["entry"], env=env, seq_env=False, entry_name=args.get("entry_name"),
-                              world_size=int(args.get("world_size", 1)), seed=int(args.get("seed", 0)),
-                              launch_env=args.get("launch_env"))
-
-
-def run_probes(args: dict) -> dict:
-    """Driver: every probe (or the one in ``args['replay']``) on the submission's eval pipeline."""
-    from harness.submission_scorer import SubmissionPipeline
-
-    t0 = time.perf_counter()
-    pipe = SubmissionPipeline(args["entry"], env=args.get("env"), entry_name=args.get("entry_name"),
-                              world_size=int(args.get("world_size", 1)), seed=int(args.get("seed", 0)),
-                              launch_env=args.get("launch_env"))
+    pipe = RemotePipeline(session, session.description, seed=int(args.get("seed", 0)))
     ctx = Context(pipe=pipe, tol=1e-5, norm_tol=2e-2 if pipe.info.build.get("autocast_bf16") else 1e-3,
                   val_tokens=args.get("val_tokens"), claim=args.get("claim") or {})
-    out = run_context(ctx, args, official=lambda: _official_pipeline(args))
+    out = run_context(ctx, args, official=pipe.official)
     info = pipe.info
-    return {"results": out, "pipeline": {"entry": info.entry, "entries": info.entries, "vocab_size": info.vocab_size,
-                                         "world_size": info.world_size, "stateful": info.stateful,
-                                         "seq_len": info.seq_len, "stride": info.stride,
-                                         "hashed_tables": info.hashed_tables, "model": info.build.get("construction"),
-                                         "forwards": pipe.forwards},
-            "seconds": round(time.perf_counter() - t0, 1)}
+    return {"results": out, "log": pipe.log, "tol": ctx.tol,
+            "pipeline": {"entry": info.entry, "entries": info.entries, "vocab_size": pipe.vocab_size,
+                         "world_size": pipe.world_size, "stateful": info.stateful, "seq_len": info.seq_len,
+                         "stride": info.stride, "hashed_tables": info.hashed_tables,
+                         "model": info.build.get("construction"), "forwards": pipe.forwards}}
+
+
+# The cross-run check: scorings of the probe run asked again of a separate sandboxed run.
+CROSS_RUN = "cross-run"
+CROSS_RUN_RULE = "PRB-cross-run"
+CROSS_RUN_SCORINGS = 6
+CROSS_RUN_TITLE = "the same streams scored again in a separate sandboxed run give the same scores"
+
+
+def cross_run_sample(log: list, k: int = CROSS_RUN_SCORINGS) -> list:
+    """Up to ``k`` scorings spread over the run, first and last included, each of another stream."""
+    distinct, seen = [], set()
+    for asked in log:
+        key = (asked.tokens.tobytes(), tuple(asked.watch), tuple(sorted((asked.sizes or {}).items())))
+        if key not in seen:
+            seen.add(key)
+            distinct.append(asked)
+    if len(distinct) <= k:
+        return distinct
+    picks = sorted({round(i * (len(distinct) - 1) / (k - 1)) for i in range(k)})
+    return [distinct[i] for i in picks]
+
+
+def cross_run(session, sample: list, tol: float) -> dict:
+    """Score ``sample`` again, in reverse order, on the pipeline ``session`` serves; a result dict
+    that fails at the first scoring whose NLL (watched positions, or all) or counts disagree."""
+    import contextlib
+
+    from harness.remote_pipeline import RemotePipeline
+
+    base = {"probe": CROSS_RUN, "rule": CROSS_RUN_RULE, "condition": "rules", "family": "claims-mismatch",
+            "data": {"scorings": len(sample)}}
+    if not sample:
+        return {**base, "status": "skipped", "detail": "no scoring of the probe run to ask again"}
+    pipe = RemotePipeline(session, session.description)
+    for asked in reversed(sample):
+        with pipe.resized(asked.sizes) if asked.sizes else contextlib.nullcontext():
+            again = pipe.score(asked.tokens, tuple(asked.watch))
+        where = np.asarray(asked.watch, dtype=np.int64) if asked.watch else np.arange(asked.nll.shape[0])
+        a, b = asked.nll[where], again.nll[where]
+        moved = (np.isnan(a) != np.isnan(b)) | (np.abs(np.nan_to_num(a) - np.nan_to_num(b)) > tol)
+        moved |= asked.count[where] != again.count[where]
+        if moved.any():
+            i = int(where[np.argmax(moved)])
+            cex = {"stream_length": int(asked.tokens.shape[0]), "position": i,
+                   "nll": [float(asked.nll[i]), float(again.nll[i])], "nll_diff": float(again.nll[i] - asked.nll[i]),
+                   "counts": [int(asked.count[i]), int(again.count[i])]}
+            return {**base, "status": "fail", "counterexample": cex,
+                    "detail": f"{CROSS_RUN_TITLE}: fails (the probe verdicts of this run rest on scores the "
+                              "submission's pipeline does not give again)"}
+    return {**base, "status": "pass", "detail": f"{CROSS_RUN_TITLE} (held on {len(sample)} scorings)"}
 
 
 def run_context(ctx: Context, args: dict, official=None) -> list[dict]:

@@ -18,7 +18,6 @@ import numpy as np
 
 from checks.probes.base import Context, Probe, model_probs
 from checks.probes.streams import make_stream, position_specs, probed_position
-from harness.submission_scorer import sized_tables
 
 
 def sweep_facts(ctx: Context, ex: dict, tables: dict[str, int] | None = None) -> dict | None:
@@ -32,7 +31,7 @@ def sweep_facts(ctx: Context, ex: dict, tables: dict[str, int] | None = None) ->
     t = probed_position(ex, ctx.vocab, min_t=seq * ctx.ranks, share=lambda i: (i + 2) // ctx.ranks - seq)
     if tables is None:
         tables = ctx.loaded_tables(t + 2)
-    with sized_tables(ctx.pipe, tables):
+    with ctx.pipe.resized(tables):
         values, nll, results = ctx.sweep(s, t)
     if np.isnan(nll).any():
         return None  # the eval did not score the probed token: exactly-once reports that
@@ -64,7 +63,7 @@ def diagnose(ctx: Context, q: np.ndarray, p: np.ndarray) -> str:
     if len(top) == 2 and main.sum() >= len(q) - 2:
         split = levels == top[0]
         for lut in ctx.pipe.luts.values():
-            cls = lut.numpy().astype(bool)
+            cls = np.asarray(lut).astype(bool)
             if (np.array_equal(split[main], cls[main]) or np.array_equal(split[main], ~cls[main])):
                 return "target-gated-mixing"
     if ctx.pipe.info.hashed_tables:

@@ -17,7 +17,7 @@ import numpy as np
 
 from checks.probes.base import Context
 from harness.scorer import Scorer
-from harness.submission_scorer import _luts, hashed_tables
+from harness.submission_scorer import _luts, hashed_tables, sized_tables
 
 
 @dataclass
@@ -45,6 +45,9 @@ class ScorerPipeline:
         self.hparams = config if config is not None else SimpleNamespace()
         self.luts = _luts(self.vocab_size, seed)
         self.info = _Info(entry=name, seq_len=seq_len, stride=stride, hashed_tables=hashed_tables(self.hparams))
+
+    def resized(self, sizes: dict[str, int]):
+        return sized_tables(self, sizes)
 
     def score(self, tokens: np.ndarray, watch: tuple[int, ...] = ()):
         r = self.scorer.score(np.asarray(tokens, dtype=np.int64))
