@@ -86,7 +86,10 @@ def _search(probe: Probe, ctx: Context, profile: str, seed: int) -> tuple[dict |
         seen[spec] = cex is not None
         return seen[spec]
 
-    s = settings(max_examples=n_examples, database=None, deadline=None, derandomize=False,
+    # report_multiple_bugs=False: the search stops at its first failure and shrinks it (hypothesis
+    # would otherwise keep generating for up to 10 s of wall clock, so the count of examples tried
+    # would depend on the machine's speed and the report would not repeat byte for byte).
+    s = settings(max_examples=n_examples, database=None, deadline=None, derandomize=False, report_multiple_bugs=False,
                  suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink])
     try:
         ex = find(probe.strategy(ctx), fails, settings=s, random=random.Random(seed))
