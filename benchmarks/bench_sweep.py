@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from checks.probes.streams import make_stream  # noqa: E402
 from harness.submission import load_submission  # noqa: E402
-from harness.submission_scorer import SandboxedSubmissionScorer  # noqa: E402
+from harness.remote_pipeline import SandboxedSubmissionScorer  # noqa: E402
 
 
 def main() -> int:

@@ -33,8 +33,9 @@ from harness.cuda_on_cpu import cuda_as_cpu
 from harness.drivers import DEPTH_KEYS
 from harness.loader import import_submission, read_source
 from harness.shards import write_shard
-from harness.submission_scorer import (HPARAM_PARAMS, MODEL_PARAMS, PROBE_ENV, TOKEN_PARAMS, ScorerError,
-                                       SubmissionPipeline, _plain, find_entries)
+from harness.entry_points import HPARAM_PARAMS, MODEL_PARAMS, TOKEN_PARAMS, find_entries
+from harness.scorer import ScorerError
+from harness.submission_scorer import PROBE_ENV, SubmissionPipeline, _plain
 
 # A few training steps on small batches; the wall-clock cap stays far away so that the step count,
 # not the clock, ends training (two runs must differ only in the val token changed).

@@ -58,7 +58,7 @@ class PipelineServer:
         raise ValueError(f"unknown request {op!r}")
 
     def score(self, request: dict) -> dict:
-        from harness.submission_scorer import ScorerError
+        from harness.scorer import ScorerError
 
         pipe = self.pipes[request.get("pipe", EVAL)]
         tokens = np.asarray(request["tokens"], dtype=np.int64)
@@ -75,7 +75,7 @@ class PipelineServer:
                 "stateful": pipe.info.stateful, "forwards": pipe.forwards}
 
     def resize(self, name: str, sizes: dict | None) -> None:
-        from harness.submission_scorer import sized_tables
+        from harness.tables import sized_tables
 
         held = self.resizing.pop(name, None)
         if held is not None:
@@ -164,7 +164,7 @@ class RemotePipeline:
         self.log: list[Asked] = []
 
     def score(self, tokens: np.ndarray, watch: tuple[int, ...] = ()) -> ScoreResult:
-        from harness.submission_scorer import ScorerError
+        from harness.scorer import ScorerError
 
         tokens = np.asarray(tokens, dtype=np.int64)
         answer = self.session.call({"op": "score", "pipe": self.name, "tokens": tokens.tolist(),
@@ -225,3 +225,46 @@ def _int(d: dict, key: str, least: int) -> int:
 
 def _opt_int(v) -> int | None:
     return v if isinstance(v, int) else None
+
+
+class SandboxedSubmissionScorer:
+    """A Scorer (harness/scorer.py) over the submission's own eval: each ``score_many`` batch is one
+    sandboxed run (one import, one model build), each stream scored from a fresh pipeline state."""
+
+    def __init__(self, sub, *, python: str | None = None, env: dict | None = None, world_size: int = 1,
+                 entry_name: str | None = None, seed: int = 0, limits=None, launch=None) -> None:
+        from harness.scorer import ScorerError
+
+        if sub.entry is None:
+            raise ScorerError("the submission has no train_gpt.py to evaluate")
+        self.sub, self.python, self.limits = sub, python, limits
+        self.served = {"entry": f"$SUBMISSION/{sub.rel(sub.entry)}", "env": env, "world_size": world_size,
+                       "entry_name": entry_name, "seed": seed,
+                       "launch_env": dict(launch.env) if launch is not None else None}  # harness.launch.Launch
+        self.vocab_size = int((env or {}).get("VOCAB_SIZE", 128))
+        self.bos_id = None
+        self.last: dict = {}  # of the last batch: entry, model forwards, seconds to set up and to score
+
+    def score(self, tokens: np.ndarray) -> ScoreResult:
+        return self.score_many([tokens])[0]
+
+    def score_many(self, streams: list[np.ndarray]) -> list[ScoreResult]:
+        import time
+
+        from harness.sandbox import Limits
+        from harness.sandbox_session import RemoteError, SandboxSession, SessionLost
+        from harness.scorer import ScorerError
+
+        t0 = time.perf_counter()
+        try:
+            with SandboxSession("harness.remote_pipeline:serve", self.served, copy_dir=self.sub.root,
+                                python=self.python, limits=self.limits or Limits(threads=1)) as session:
+                pipe = RemotePipeline(session, session.description)
+                t1 = time.perf_counter()
+                out = [pipe.score(s) for s in streams]
+        except (SessionLost, RemoteError, Malformed) as e:
+            raise ScorerError(f"scoring in the sandbox failed: {e}") from None
+        self.vocab_size = pipe.vocab_size
+        self.last = {"entry": pipe.info.entry, "forwards": pipe.forwards, "setup_s": t1 - t0,
+                     "score_s": time.perf_counter() - t1}
+        return out

@@ -12,6 +12,12 @@ from typing import Protocol
 
 import numpy as np
 
+from harness import AuditError
+
+
+class ScorerError(AuditError):
+    """The submission's eval cannot be driven (on this stream, or at all)."""
+
 
 @dataclass
 class ScoreResult:

@@ -18,7 +18,7 @@ from checks.probes.streams import make_documents, make_stream
 from tests.cli_run import run_cli
 from tests.conftest import SUBMISSIONS
 from harness.examples import EXAMPLES
-from harness.submission_scorer import find_entries
+from harness.entry_points import find_entries
 
 _CACHE: dict[str, tuple[int, dict]] = {}
 
@@ -109,7 +109,7 @@ def test_documents_start_with_bos():
 
 def test_sandboxed_scorer_recovers_per_position_nll():
     from harness.submission import load_submission
-    from harness.submission_scorer import SandboxedSubmissionScorer
+    from harness.remote_pipeline import SandboxedSubmissionScorer
 
     streams = [make_stream(s, 90, 128) for s in (1, 2)]
     legal = SandboxedSubmissionScorer(load_submission(SUBMISSIONS / "legal_sliding")).score_many(streams)

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from harness.submission_scorer import (
-    UNKNOWN, Capture, Record, Settings, TableSize, class_tables, find_entries, install_table_sizes, sized_tables,
-)
+from harness.capture import Capture, Record
+from harness.entry_points import UNKNOWN, Settings, find_entries
+from harness.tables import TableSize, class_tables, install_table_sizes, sized_tables
 
 SOURCE = '''
 import os

@@ -57,7 +57,7 @@ class Context:
         """Hashed-table sizes at which each rank's share of a stream of ``stream_len`` tokens fills the
         tables as each rank of the official launch fills them with its share of the validation
         stream (harness loaded())."""
-        from harness.submission_scorer import loaded
+        from harness.tables import loaded
 
         official_ranks = getattr(self.pipe, "launch_world_size", 1)
         return loaded(self.pipe.info.hashed_tables, stream_len / self.ranks,

@@ -14,7 +14,7 @@ import numpy as np
 from checks.probes.base import Context, Probe
 from checks.probes.normalization import sweep_facts
 from checks.probes.streams import make_stream, position_specs
-from harness.submission_scorer import collapsed
+from harness.tables import collapsed
 
 
 def applies(ctx: Context) -> str | None:

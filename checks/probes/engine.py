@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import Flaky, NoSuchExample
 
 from checks.probes.base import Context, NotApplicable, Probe
-from harness.submission_scorer import ScorerError
+from harness.scorer import ScorerError
 
 PROBE_MODULES = ("future_invariance", "normalization", "score_before_update", "exactly_once",
                  "document_isolation", "determinism", "bucket_collapse")

@@ -17,7 +17,8 @@ import numpy as np
 
 from checks.probes.base import Context
 from harness.scorer import Scorer
-from harness.submission_scorer import _luts, hashed_tables, sized_tables
+from harness.submission_scorer import _luts
+from harness.tables import hashed_tables, sized_tables
 
 
 @dataclass
