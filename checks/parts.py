@@ -84,9 +84,13 @@ def run_parts(sub: Submission, opts: AuditOptions, names: list[str], report: Rep
         if run is None:
             report.could_not_run(name, "this part is missing from this installation of golf-audit")
             continue
+        before = len(report.findings)
         try:
             run(sub, opts, report)
         except AuditError:
             raise
+        finally:
+            for f in report.findings[before:]:
+                f.part = f.part or name
         report.parts_run.append(name)
     return report

@@ -81,6 +81,18 @@ PROBE_STATUSES = ("pass", "fail", "skipped", "could-not-run")
 VERDICT_EXIT = {"error": 2, "fail": 1, "incomplete": 2, "pass": 0}
 
 
+# What each part's findings rest on (docs/threat-model.md): the submission's files, read by
+# golf-audit alone; or the submission's own code run in the sandbox, whose answers golf-audit
+# checks against each other but which a submission that lies consistently can still shape.
+FILES = "files"
+SANDBOXED_RUN = "sandboxed-run"
+PART_EVIDENCE = {"data": FILES, "claims": FILES, "static": FILES, "probes": SANDBOXED_RUN, "reproduction": SANDBOXED_RUN}
+EVIDENCE_MEANING = {
+    FILES: "the submission's files, read by golf-audit; none of its code run",
+    SANDBOXED_RUN: "the submission's code run in the sandbox: its own answers, checked against each other by golf-audit",
+}
+
+
 @dataclass
 class Finding:
     rule: str
@@ -98,6 +110,7 @@ class Finding:
     # Extra machine-readable facts (e.g. measured numbers); must be JSON-serializable.
     data: dict[str, Any] = field(default_factory=dict)
     suppressed: str | None = None  # reason, when an inline allow[...] or a baseline accepted it
+    part: str | None = None  # the audit part that reported it (set by checks.parts.run_parts)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -208,6 +221,17 @@ class Report:
     def exit_code(self) -> int:
         return VERDICT_EXIT[self.verdict]
 
+    def evidence(self) -> dict[str, Any]:
+        """Which parts the verdict rests on, and what each of them rests on: on a fail, the parts
+        whose error findings decide it; otherwise every part that ran."""
+        if self.verdict == "fail":
+            parts = {f.part or "unknown" for f in self.active_findings() if f.severity == "error"}
+        else:
+            parts = set(self.parts_run)
+        return {"verdict_rests_on": [{"part": p, "evidence": PART_EVIDENCE.get(p, SANDBOXED_RUN)} for p in sorted(parts)],
+                "meaning": {k: v for k, v in EVIDENCE_MEANING.items()
+                            if any(PART_EVIDENCE.get(p, SANDBOXED_RUN) == k for p in parts)}}
+
     def sorted(self) -> "Report":
         """Deterministic order: findings by path, line, rule; probes by name."""
         self.findings.sort(key=lambda f: (f.path or "", f.line or 0, f.column or 0, f.rule, f.message))
@@ -227,6 +251,7 @@ class Report:
             "reproduction": self.reproduction,
             "launch": self.launch,
             "parts_run": list(self.parts_run),
+            "evidence": self.evidence(),
             "skipped": [asdict(s) for s in self.skipped],
             "incomplete": [asdict(s) for s in self.incomplete],
             "inputs": dict(sorted(self.inputs.items())),

@@ -208,3 +208,13 @@ def launch_command(report: Report) -> str | None:
     if not command:
         return None
     return command if len(command) <= MAX_COMMAND_CHARS else command[:MAX_COMMAND_CHARS - 1] + "…"
+
+
+def evidence_line(report) -> str:
+    """One line: the parts the verdict rests on, each with what it rests on (files, or a sandboxed run)."""
+    ev = report.evidence()
+    parts = ev["verdict_rests_on"]
+    if not parts:
+        return "verdict rests on: nothing (no part ran)"
+    words = {"files": "files only, no submission code run", "sandboxed-run": "the submission's own code in the sandbox"}
+    return "verdict rests on: " + "; ".join(f"{x['part']} ({words[x['evidence']]})" for x in parts)

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from harness import __version__
 from reports.model import CONDITION_TITLES, CONDITIONS, RULE_SET_VERSION, Report
-from reports.render.common import finding_path, fmt_value, launch_command, launch_rows, launch_summary
+from reports.render.common import evidence_line, finding_path, fmt_value, launch_command, launch_rows, launch_summary
 
 # Punctuation that starts inline Markdown in running text: escapes, code, emphasis, links and
 # images, autolinks and HTML, tables, strikethrough, math. Block syntax (headings, lists, quotes)
@@ -74,7 +74,8 @@ def _report_lines(r: Report, link_base: str | None, level: int) -> list[str]:
     counts = {s: sum(f.severity == s for f in act) for s in ("error", "warning", "info")}
     out = [f"{h} golf-audit: {VERDICT_BADGE[r.verdict]} — {_code(r.submission)}", "",
            f"**{counts['error']} error(s)**, {counts['warning']} warning(s), {counts['info']} info"
-           + (f", {len(r.findings) - len(act)} accepted" if len(r.findings) != len(act) else "")]
+           + (f", {len(r.findings) - len(act)} accepted" if len(r.findings) != len(act) else ""),
+           "", f"<sub>{_md(evidence_line(r))}</sub>"]
     if r.error:
         out += ["", f"> **The audit could not be done:** {_md(r.error)}"]
     if r.findings:

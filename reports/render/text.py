@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from reports.model import CONDITION_TITLES, CONDITIONS, Report
-from reports.render.common import finding_path, fmt_value, launch_command, launch_rows, launch_summary
+from reports.render.common import evidence_line, finding_path, fmt_value, launch_command, launch_rows, launch_summary
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "incomplete": "bold yellow", "error": "bold magenta"}
@@ -57,6 +57,7 @@ def render(report: Report, color: bool = False, width: int = 100, **_: Any) -> s
         line.append(f", {accepted} accepted by baseline or allow", style="dim")
     console.print(line)
     console.print(Text(f"golf-audit  parts run: {', '.join(report.parts_run) or 'none'}", style="dim"))
+    console.print(Text(evidence_line(report), style="dim"))
     if report.error:
         console.print(Text(f"audit could not be done: {report.error}", style="magenta"))
     _findings(console, report)
