@@ -1,4 +1,4 @@
-"""Benchmark: the counterfactual sweep batched in one sandbox call vs V separate runs.
+"""Benchmark: the counterfactual sweep batched in one sandboxed run vs V separate runs.
 
     python benchmarks/bench_sweep.py [SUBMISSION] [--vocab 1024] [--length 512] [--sample 3]
 
@@ -55,7 +55,7 @@ def main() -> int:
     separate = float(np.mean(times)) * a.vocab
 
     print(f"submission: {a.submission} (entry {inside.get('entry')}), V={a.vocab}, probed position {t} of {a.length}")
-    print(f"batched: {batched:.1f} s for {a.vocab} streams in one sandbox call "
+    print(f"batched: {batched:.1f} s for {a.vocab} streams in one sandboxed run "
           f"(setup {inside.get('setup_s', 0):.1f} s, scoring {inside.get('score_s', 0):.1f} s, "
           f"{inside.get('forwards')} model forwards); sum_v p = {total_p:.6f}")
     print(f"separate: {np.mean(times):.2f} s per run x {a.vocab} = {separate:.0f} s (timed on {a.sample} runs)")
