@@ -240,12 +240,13 @@ PART_ENTRIES: tuple[Entry, ...] = (
        "stream of 30 tokens, position 4, NLL diff 3e-3 nats between two runs",
        "Seed every random source of the eval; avoid state that persists between calls.",
        condition="rules"),
-    _e("PRB-cross-run", P, "cross-run", "claims-mismatch", "error",
+    _e("PRB-cross-run", P, "cross-run", "claims-mismatch", "warning",
        "Streams the probes had scored, asked again of a second, separate sandboxed run of the same "
        "pipeline, got other NLLs or counts.",
        "Every probe verdict is reached in golf-audit's process from the scores the submission's sandboxed "
        "run sends back; scores that a fresh run does not give again (state kept across calls, a pipeline "
-       "that answers differently once it has seen a probe) cannot carry a verdict.",
+       "that answers differently once it has seen a probe) cannot carry a verdict: the probes part is then "
+       "incomplete (exit 2), never a pass.",
        "stream of 130 tokens, position 57, NLL 4.81 then 4.63 nats in the second run",
        "Make the eval a function of the stream it is given: seed it, and keep no state between calls.",
        condition="rules"),

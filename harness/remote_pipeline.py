@@ -63,7 +63,9 @@ class PipelineServer:
         pipe = self.pipes[request.get("pipe", EVAL)]
         tokens = np.asarray(request["tokens"], dtype=np.int64)
         try:
-            r = pipe.score(tokens, tuple(int(t) for t in request.get("watch", ())))
+            ranks = request.get("ranks")
+            r = pipe.score(tokens, tuple(int(t) for t in request.get("watch", ())),
+                           None if ranks is None else [int(k) for k in ranks])
         except ScorerError as e:  # not this stream (too short for a window...): the probe tries another
             return {"unscorable": str(e)[:300]}
         rows = np.zeros((len(r.watched), pipe.vocab_size), np.float32)
@@ -72,7 +74,7 @@ class PipelineServer:
         return {"nll": r.nll, "count": r.count, "total_nll": r.total_nll, "returned": r.returned,
                 "watched_positions": np.array([p for p, _ in r.watched], dtype=np.int64),
                 "watched_rows": rows,
-                "stateful": pipe.info.stateful, "forwards": pipe.forwards}
+                "stateful": pipe.info.stateful, "forwards": pipe.forwards, "ranks": r.ranks}
 
     def resize(self, name: str, sizes: dict | None) -> None:
         from harness.tables import sized_tables
@@ -137,6 +139,7 @@ class Asked:
     """One scoring the pipeline was asked for, and what it answered (for the cross-run check)."""
     tokens: np.ndarray
     watch: tuple[int, ...]
+    ranks: list[int] | None  # the ranks the child ran: which ranks run depends on what it scored before
     sizes: dict | None
     nll: np.ndarray
     count: np.ndarray
@@ -163,18 +166,21 @@ class RemotePipeline:
         self.sizes: dict | None = None
         self.log: list[Asked] = []
 
-    def score(self, tokens: np.ndarray, watch: tuple[int, ...] = ()) -> ScoreResult:
+    def score(self, tokens: np.ndarray, watch: tuple[int, ...] = (), ranks: list[int] | None = None) -> ScoreResult:
+        """Scores of ``tokens``; ``ranks``: the ranks to run (a replay), else the child's plan."""
         from harness.scorer import ScorerError
 
         tokens = np.asarray(tokens, dtype=np.int64)
         answer = self.session.call({"op": "score", "pipe": self.name, "tokens": tokens.tolist(),
-                                    "watch": [int(t) for t in watch]})
+                                    "watch": [int(t) for t in watch], "ranks": ranks})
         if isinstance(answer, dict) and "unscorable" in answer:
             raise ScorerError(str(answer["unscorable"]))
         r = _score_result(answer, tokens.shape[0] - 1, self.vocab_size)
         self.info.stateful = self.info.stateful or bool(answer.get("stateful"))
         self.forwards = int(answer.get("forwards") or self.forwards)
-        self.log.append(Asked(tokens, tuple(int(t) for t in watch), self.sizes, r.nll, r.count))
+        ran = answer.get("ranks")
+        ran = [int(k) for k in ran] if isinstance(ran, list) and all(isinstance(k, int) for k in ran) else None
+        self.log.append(Asked(tokens, tuple(int(t) for t in watch), ran, self.sizes, r.nll, r.count))
         return r
 
     def score_many(self, streams: list[np.ndarray], watch: tuple[int, ...] = ()) -> list[ScoreResult]:

@@ -112,7 +112,6 @@ class SubmissionPipeline:
         self.model.eval()
         self.params = list(self.model.parameters())
         self.snapshot = copy.deepcopy(self.model.state_dict())
-        self.base_versions = [p._version for p in self.params]
         self.cache: dict[bytes, Any] = {}
         self.mode = position_mode()
         self.luts = _luts(self.vocab_size, seed)
@@ -203,7 +202,21 @@ class SubmissionPipeline:
         return out
 
     def _pristine(self) -> bool:
-        return all(p._version == v for p, v in zip(self.params, self.base_versions))
+        """Whether the model's weights and buffers still hold what they held when it was built.
+
+        Compared by content: a write through ``.data`` (a Polyak swap, a TTT step) leaves the
+        version counter alone, and a forward cached under changed weights would make the scores of
+        one stream depend on what was scored before it."""
+        import torch
+
+        self.mode.paused += 1  # our comparison is not the submission's computation
+        try:
+            now = self.model.state_dict(keep_vars=True)
+            return now.keys() == self.snapshot.keys() and all(
+                now[k].shape == v.shape and now[k].dtype == v.dtype and torch.equal(now[k].detach(), v)
+                for k, v in self.snapshot.items())
+        finally:
+            self.mode.paused -= 1
 
     def _row_tags(self, x) -> np.ndarray | None:
         """Target index predicted at each (row, column) of a model input, -1 where not a stream slice."""
@@ -252,7 +265,9 @@ class SubmissionPipeline:
         return None if tie else best
 
     # -- Scorer protocol ------------------------------------------------------------------------
-    def score(self, tokens: np.ndarray, watch: tuple[int, ...] = ()) -> ScoreResult:
+    def score(self, tokens: np.ndarray, watch: tuple[int, ...] = (), ranks: list[int] | None = None) -> ScoreResult:
+        """Per-position scores of ``tokens`` (each rank from the initial state); ``ranks``: run exactly
+        these ranks (a replay of an earlier scoring), else the plan for this length and ``watch``."""
         import torch
 
         tokens = np.asarray(tokens, dtype=np.int64)
@@ -272,7 +287,7 @@ class SubmissionPipeline:
         returned, spans, errors = [], [], []
         try:
             with self.mode, from_numpy_tagged(torch, self.mode):
-                plan = self._plan(length, watch)
+                plan = list(ranks) if ranks is not None else self._plan(length, watch)
                 for rank in plan:
                     self._restore()
                     self.current_rank = rank
@@ -300,6 +315,7 @@ class SubmissionPipeline:
             raise ScorerError(f"no per-position score of {self.fn.__name__} could be captured (its scores never "
                               "reached an accumulator through a traced operation)")
         res.returned = returned  # type: ignore[attr-defined]
+        res.ranks = list(plan)  # type: ignore[attr-defined]
         # Logits at a watched position count from the rank that scores it (another rank may see the
         # position as context after its own updates, as its own process would).
         owner = self.rank_owner.get(length)
@@ -344,7 +360,6 @@ class SubmissionPipeline:
     def _restore(self) -> None:
         if not self._pristine():
             self.model.load_state_dict(self.snapshot)
-            self.base_versions = [p._version for p in self.params]
         self.model.eval()
 
     def _call(self, val, rank: int):

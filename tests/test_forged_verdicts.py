@@ -92,7 +92,9 @@ def test_answers_that_depend_on_earlier_requests_fail_the_cross_run_check(hostil
     report = probe_report(hostile(HISTORY_LIE, "two_pass"), probes=("future-invariance",))
     status = {p.probe: p.status for p in report.probes}
     assert status == {"future-invariance": "pass", "cross-run": "fail"}, status  # the lie fooled the probe alone
-    assert report.verdict == "fail" and "PRB-cross-run" in {f.rule for f in report.findings}
+    # Answers that do not repeat carry no verdict: the probes part is incomplete, never a pass.
+    assert report.verdict == "incomplete" and "PRB-cross-run" in {f.rule for f in report.findings}
+    assert any("cross-run" in n.reason for n in report.incomplete)
 
 
 def test_the_same_pipeline_without_the_lie_fails_future_invariance(hostile):

@@ -90,6 +90,9 @@ def run(sub: Submission, opts: AuditOptions, report: Report) -> None:
     for pr in report.probes:
         if pr.status == "could-not-run":
             report.could_not_run("probes", f"probe {pr.probe}: {pr.detail}")
+    for r in value["results"]:
+        if r.get("inconclusive") and r["status"] == "fail":  # observations that do not repeat decide nothing
+            report.could_not_run("probes", f"probe {r['probe']}: {r['detail']}")
     # main() itself, after the eval-function probes (left out of the ci profile: it trains).
     if not replay and whole_pipeline.wanted(opts):
         whole_pipeline.run(sub, opts, report)
@@ -155,6 +158,8 @@ def add_result(report: Report, sub: Submission, r: dict, entry: str, pipeline: d
     effect = data.get("effect") or {}
     if pr.probe == "exactly-once" and effect.get("within_hardware_noise"):
         severity = "warning"  # its bounded effect on the printed BPB is within what hardware explains
+    if r.get("inconclusive"):
+        severity = "warning"  # not a violation shown, but no verdict either: the part is incomplete
     if effect.get("bpb_effect_bound") is not None:
         extra = (f"; at the real val length ({effect['val_tokens']} tokens, seq_len {effect['seq_len']}, stride "
                  f"{effect['stride']}) {effect['extra_scorings']} extra scorings shift BPB by at most "

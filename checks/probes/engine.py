@@ -157,7 +157,8 @@ def cross_run_sample(log: list, k: int = CROSS_RUN_SCORINGS) -> list:
 
 
 def cross_run(session, sample: list, tol: float) -> dict:
-    """Score ``sample`` again, in reverse order, on the pipeline ``session`` serves; a result dict
+    """Score ``sample`` again, in reverse order and with the same ranks run, on the pipeline ``session``
+    serves (which ranks a run skips depends on what it scored before: the replay runs the same); a result dict
     that fails at the first scoring whose NLL (watched positions, or all) or counts disagree."""
     import contextlib
 
@@ -170,7 +171,7 @@ def cross_run(session, sample: list, tol: float) -> dict:
     pipe = RemotePipeline(session, session.description)
     for asked in reversed(sample):
         with pipe.resized(asked.sizes) if asked.sizes else contextlib.nullcontext():
-            again = pipe.score(asked.tokens, tuple(asked.watch))
+            again = pipe.score(asked.tokens, tuple(asked.watch), asked.ranks)
         where = np.asarray(asked.watch, dtype=np.int64) if asked.watch else np.arange(asked.nll.shape[0])
         a, b = asked.nll[where], again.nll[where]
         moved = (np.isnan(a) != np.isnan(b)) | (np.abs(np.nan_to_num(a) - np.nan_to_num(b)) > tol)
@@ -180,9 +181,11 @@ def cross_run(session, sample: list, tol: float) -> dict:
             cex = {"stream_length": int(asked.tokens.shape[0]), "position": i,
                    "nll": [float(asked.nll[i]), float(again.nll[i])], "nll_diff": float(again.nll[i] - asked.nll[i]),
                    "counts": [int(asked.count[i]), int(again.count[i])]}
-            return {**base, "status": "fail", "counterexample": cex,
+            # Either the submission answers differently once it has seen a probe, or state outlives a
+            # call in the child: the observations cannot carry a verdict either way (never a pass).
+            return {**base, "status": "fail", "counterexample": cex, "inconclusive": True,
                     "detail": f"{CROSS_RUN_TITLE}: fails (the probe verdicts of this run rest on scores the "
-                              "submission's pipeline does not give again)"}
+                              "pipeline does not give again)"}
     return {**base, "status": "pass", "detail": f"{CROSS_RUN_TITLE} (held on {len(sample)} scorings)"}
 
 
