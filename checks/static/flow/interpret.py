@@ -7,6 +7,7 @@ import re
 
 import libcst as cst
 
+from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
                      history, join, substitute)
@@ -158,11 +159,7 @@ class Walker(ConstEval, LibraryCalls):
                 self.env.setdefault(k, v)
             self.consts.update(f.outer.consts)
             self.local_funcs.update(f.outer.local_funcs)
-        for p in [*f.node.params.params, *f.node.params.kwonly_params]:
-            if p.default is not None:
-                c = self.const(p.default)
-                if c is not UNKNOWN and p.name.value not in self.consts:
-                    self.consts[p.name.value] = c
+        self.parameter_constants(f)
         self.block(f.node.body)
         for i, name in enumerate(f.params):
             v = flat(self.env.get(name, EMPTY)) - {f"p:{i}"} - f.param_classes.get(i, EMPTY)
@@ -170,6 +167,20 @@ class Walker(ConstEval, LibraryCalls):
                 self.summary.param_writes[i] = v
         self.finish()
         return self.summary
+
+    def parameter_constants(self, f: FunctionDef) -> None:
+        """A parameter is a constant when its call sites agree on it (callsites.py); one they do not pass has
+        its default, as has every parameter of a function no call reaches."""
+        assumed = f.assumed or {}
+        for p in [*f.node.params.posonly_params, *f.node.params.params, *f.node.params.kwonly_params]:
+            name = p.name.value
+            if self.p.calls.is_refuted(f, name) or name in self.consts:
+                continue
+            v = assumed.get(name, DEFAULT)
+            if v is DEFAULT and p.default is not None:
+                v = self.const(p.default)
+            if v is not DEFAULT and v is not UNKNOWN:
+                self.consts[name] = v
 
     def finish(self) -> None:
         """Order checks over this body's effects; resolve or keep this function's events."""
@@ -654,6 +665,7 @@ class Walker(ConstEval, LibraryCalls):
     def ev(self, node):  # noqa: C901 - one dispatch over expression kinds
         t = type(node)
         if t is cst.Name:
+            self.escapes(node.value)
             return self.lookup(node.value)
         if t is cst.Attribute:
             if node.attr.value in SIZE_ATTRS:
@@ -883,10 +895,12 @@ class Walker(ConstEval, LibraryCalls):
                     self.apply(node, init, [obj] + vals, kwvals)
                 return obj | ({"trainobj"} if "train" in allargs else EMPTY)
             bound = type(func) is cst.Attribute and target.cls is not None and target.params[:1] == ["self"]
-            return self.passed_functions(node, pos, vals, self.apply(node, target, ([recv] if bound else []) + vals, kwvals))
+            site = None if bound else site_values(self.const, target, pos, kw)
+            return self.passed_functions(node, pos, vals, self.apply(node, target, ([recv] if bound else []) + vals, kwvals,
+                                                                     site))
         if type(func) is cst.Name and func.value in self.local_funcs:
             f = self.local_funcs[func.value]
-            return self.passed_functions(node, pos, vals, self.apply(node, f, vals, kwvals))
+            return self.passed_functions(node, pos, vals, self.apply(node, f, vals, kwvals, site_values(self.const, f, pos, kw)))
 
         return self.library_call(node, func, name, q, pos, vals, kwvals, allargs, recv, recv_l)
 
@@ -923,6 +937,25 @@ class Walker(ConstEval, LibraryCalls):
         required = len([p for p in (f.node.params.params[1:] if f.params[:1] == ["self"] else f.node.params.params) if p.default is None])
         return required <= nargs <= len(params) or (f.star is not None and nargs >= required)
 
+    def call_site(self, f: FunctionDef, site: dict | None) -> None:
+        """The first call that runs fixes the constants ``f`` is analysed with; every later one checks them
+        (a call in code off in the official run passes nothing that runs)."""
+        if f.assumed is None and f.summary is None and not f.in_progress:
+            self.p.calls.assume(f, None if self.disabled else site)
+        elif not self.disabled:
+            self.p.calls.check(f, site)
+
+    def escapes(self, name: str) -> None:
+        """A submission function named other than as the callee of a call: its call sites are unknown."""
+        f = self.local_funcs.get(name)
+        if f is None and name not in self.env:
+            f = self.m.functions.get(name)
+            if f is None and name in self.m.aliases:
+                r = self.p.resolve_import(self.m, self.m.aliases[name])
+                f = r if isinstance(r, FunctionDef) else None
+        if f is not None:
+            self.p.calls.escape(f)
+
     def resolve(self, func, q: str, recv_l):
         if type(func) is cst.Name:
             n = func.value
@@ -958,7 +991,9 @@ class Walker(ConstEval, LibraryCalls):
                         return f
         return None
 
-    def apply(self, node, f: FunctionDef, vals: list, kwvals: dict):
+    def apply(self, node, f: FunctionDef, vals: list, kwvals: dict, site: dict | None = None):
+        """A call of ``f`` with these argument labels; ``site`` holds the constants a direct call passes."""
+        self.call_site(f, site)
         if f.summary is None and not f.in_progress:
             # the classes of the first caller's arguments resolve method calls on the parameters
             for i, v in enumerate(vals[:len(f.params)]):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from .callsites import MAX_ROUNDS, CallSiteFacts
 from .labels import EMPTY, flat, has_placeholder, substitute
 from .tree import dotted
 
@@ -75,6 +76,7 @@ class FunctionDef:
         self.called_in_loop = False
         self.called = False
         self.param_classes: dict[int, frozenset] = {}
+        self.assumed: dict | None = None  # parameter -> the value its first call passes (callsites.py)
 
 
 @dataclass
@@ -95,6 +97,13 @@ class Program:
     """All Python modules of one submission, analysed together."""
 
     def __init__(self, official_env: dict[str, str]):
+        self.env = official_env
+        self.calls = CallSiteFacts()
+        self.sources: list[tuple[str, str, cst.Module, str]] = []  # what add_module was given, for a new round
+        self._clear()
+
+    def _clear(self) -> None:
+        """Everything one round of the analysis builds (the call-site facts and the sources stay)."""
         self.modules: list[ModuleInfo] = []
         self.by_name: dict[str, ModuleInfo] = {}
         self.nodes: list[tuple[ModuleInfo, cst.CSTNode, str]] = []  # gid -> (module, node, function)
@@ -103,7 +112,6 @@ class Program:
         self.attr_consts: dict[str, object] = {}  # attribute name -> constant (class-level settings)
         self.methods: dict[str, list[FunctionDef]] = {}  # method name -> defs in every class
         self.facts: dict[tuple, Event] = {}  # resolved events by (kind, node)
-        self.env = official_env
         self.read_roots: dict[int, str] = {}  # target-keyed read -> the table variable it reads
         self.defs: list[FunctionDef] = []  # every function met, for release()
         self.class_settings: set[tuple] = set()  # (class, name) of class-level settings (not set by methods)
@@ -130,6 +138,10 @@ class Program:
         self.methods.clear()
 
     def add_module(self, path: str, name: str, tree: cst.Module, source: str) -> None:
+        self.sources.append((path, name, tree, source))
+        self._add(path, name, tree, source)
+
+    def _add(self, path: str, name: str, tree: cst.Module, source: str) -> None:
         m = ModuleInfo(path, name, tree, source)
         self.modules.append(m)
         self.by_name[name] = m
@@ -170,6 +182,20 @@ class Program:
     # --- the whole program --------------------------------------------------------------------
 
     def analyse(self) -> None:
+        """Analyse the program; again, without them, while a round refutes constants it assumed at call sites."""
+        for round_no in range(1, MAX_ROUNDS + 1):
+            self.calls.changed = False
+            self.calls.final = round_no == MAX_ROUNDS
+            if round_no > 1:
+                self.release()
+                self._clear()
+                for src in self.sources:
+                    self._add(*src)
+            self._analyse_round()
+            if not self.calls.changed:
+                return
+
+    def _analyse_round(self) -> None:
         from .interpret import Walker  # the walk builds on this model
 
         for m in self.modules:
