@@ -759,8 +759,25 @@ class Walker(ConstEval, LibraryCalls):
         if t is cst.StarredElement:
             return flat(self.ev(node.value))
         if t is cst.Lambda:
-            return EMPTY
+            return self.lambda_body(node)
         return EMPTY
+
+    def lambda_body(self, node: cst.Lambda):
+        """A lambda runs where it is called, nearly always the function it is handed to
+        (``timed("ngram_eval_ms", lambda: eval_ngram(...))``): its calls are taken to happen here, and its
+        value is what its body gives. Its parameters hold nothing known."""
+        p = node.params
+        names = [x.name.value for x in [*p.posonly_params, *p.params, *p.kwonly_params]]
+        names += [x.name.value for x in (p.star_arg, p.star_kwarg) if isinstance(x, cst.Param)]
+        saved = {n: self.env[n] for n in names if n in self.env}
+        for n in names:
+            self.env[n] = EMPTY
+        try:
+            return self.ev(node.body)
+        finally:
+            for n in names:
+                self.env.pop(n, None)
+            self.env.update(saved)
 
     def string(self, node) -> frozenset:
         try:
@@ -889,11 +906,7 @@ class Walker(ConstEval, LibraryCalls):
         target = self.resolve(func, q, recv_l)
         if target is not None:
             if isinstance(target, tuple):  # class construction; an object built on training files reads them
-                obj = frozenset({f"cls:{target[2]}"})
-                init = target[1].classes.get(target[2], {}).get("__init__")
-                if init is not None and not init.in_progress:  # its fields are set before the object is used
-                    self.apply(node, init, [obj] + vals, kwvals)
-                return obj | ({"trainobj"} if "train" in allargs else EMPTY)
+                return self.construct(node, target, vals, kwvals) | ({"trainobj"} if "train" in allargs else EMPTY)
             bound = type(func) is cst.Attribute and target.cls is not None and target.params[:1] == ["self"]
             site = None if bound else site_values(self.const, target, pos, kw)
             return self.passed_functions(node, pos, vals, self.apply(node, target, ([recv] if bound else []) + vals, kwvals,
@@ -902,7 +915,32 @@ class Walker(ConstEval, LibraryCalls):
             f = self.local_funcs[func.value]
             return self.passed_functions(node, pos, vals, self.apply(node, f, vals, kwvals, site_values(self.const, f, pos, kw)))
 
+        if q.rsplit(".", 1)[-1] == "field" and q.startswith("dataclasses"):
+            built = self.field_factory(node)
+            if built is not None:
+                return built
         return self.library_call(node, func, name, q, pos, vals, kwvals, allargs, recv, recv_l)
+
+    def construct(self, node, target: tuple, vals: list, kwvals: dict) -> frozenset:
+        """A submission class instantiated: ``__init__`` and a dataclass's ``__post_init__`` set its fields
+        before the object is used."""
+        obj = frozenset({f"cls:{target[2]}"})
+        methods = target[1].classes.get(target[2], {})
+        init = methods.get("__init__")
+        if init is not None and not init.in_progress:
+            self.apply(node, init, [obj] + vals, kwvals)
+        post = methods.get("__post_init__")  # derived fields (``self.val_glob = join(path, "fineweb_val_*")``)
+        if post is not None and not post.in_progress:
+            self.apply(node, post, [obj], {})
+        return obj
+
+    def field_factory(self, node: cst.Call):
+        """``field(default_factory=C)`` in a dataclass builds a C for every instance; None when not a class of ours."""
+        factory = next((a.value for a in node.args if a.keyword is not None and a.keyword.value == "default_factory"), None)
+        if type(factory) is not cst.Name:
+            return None
+        target = self.resolve(factory, "", EMPTY)
+        return self.construct(node, target, [], {}) if isinstance(target, tuple) else None
 
     def passed_functions(self, node, pos, vals, ret):
         """A submission function handed to another one with its arguments (``timed_eval(name, eval_val, h,
