@@ -11,8 +11,9 @@ from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
                      history, join, substitute)
-from .library import DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
+from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
+from .state import StateFills, argument_nodes
 from .tree import code, code_children, dotted, literal_value, walk
 
 
@@ -87,7 +88,7 @@ def _positional(labels: frozenset) -> bool:
     return "shift" in labels or "valsize" in labels or any(x.startswith(("ws:", "wend:", "wlen:")) for x in labels)
 
 
-class Walker(ConstEval, LibraryCalls):
+class Walker(ConstEval, LibraryCalls, StateFills):
     """Walks one function (or a module's top level) in statement order."""
 
     def __init__(self, prog: Program, module: ModuleInfo, func: FunctionDef | None):
@@ -441,6 +442,9 @@ class Walker(ConstEval, LibraryCalls):
                 self.assign(x.target, v)
                 if isinstance(x.target, cst.Name):
                     self.set_num(x.target.value, new)
+            root = self.root_name(x.target)
+            if root and AGGREGATE in flat(v):  # ``self.tables[n] += bincount(keys)``: counts of tokens added
+                self.fill_parameter(root, flat(v))
             if isinstance(x.operator, (cst.AddAssign, cst.SubtractAssign)):
                 self.accumulate(x, v)
                 if _is_gram(x.value):  # H += X^T X: a Hessian / calibration statistic
@@ -487,7 +491,10 @@ class Walker(ConstEval, LibraryCalls):
         self.sinks(labels)
 
     def sinks(self, labels: frozenset) -> None:
-        """Losses of validation data reach the score: so do the events their values passed through."""
+        """Losses of validation data reach the score: so do the events their values passed through (those of
+        the callers, through the parameters, at each call site)."""
+        if has_placeholder(labels):
+            self.summary.sunk = self.summary.sunk | frozenset(x for x in labels if "p:" in x or x == "val")
         for lab in labels:
             if "@" in lab:
                 kind, _, at = lab.partition("@")
@@ -512,7 +519,9 @@ class Walker(ConstEval, LibraryCalls):
             key = dotted(target)
             if key:
                 self.env[key] = join(self.env.get(key), v)
-            labels = frozenset(x for x in flat(v) if not x.startswith("p:"))
+            # an object's fields hold no whole-stream mark of their own: the call that fills the object at
+            # the top of a function marks the object (state.py), a helper called once per chunk marks nothing
+            labels = frozenset(x for x in flat(v) if not x.startswith(("p:", "fut@")))
             self.p.attrs[target.attr.value] = self.p.attrs.get(target.attr.value, EMPTY) | labels
             for c in self.classes_of(target.value):
                 self.p.attrs[(c, target.attr.value)] = self.p.attrs.get((c, target.attr.value), EMPTY) | labels
@@ -556,6 +565,7 @@ class Walker(ConstEval, LibraryCalls):
             keyed = _data_key(key)
         if keyed:  # indexed by token data: a history table
             new = history(v | key)
+            self.fill_parameter(name, new)
             if self.loop_depth == 0 and self.f is not None and not self.disabled:
                 new = new | {self.future(node)}
         else:
@@ -909,11 +919,12 @@ class Walker(ConstEval, LibraryCalls):
                 return self.construct(node, target, vals, kwvals) | ({"trainobj"} if "train" in allargs else EMPTY)
             bound = type(func) is cst.Attribute and target.cls is not None and target.params[:1] == ["self"]
             site = None if bound else site_values(self.const, target, pos, kw)
-            return self.passed_functions(node, pos, vals, self.apply(node, target, ([recv] if bound else []) + vals, kwvals,
-                                                                     site))
+            ret = self.apply(node, target, ([recv] if bound else []) + vals, kwvals, site, argument_nodes(node, target, bound))
+            return self.passed_functions(node, pos, vals, ret)
         if type(func) is cst.Name and func.value in self.local_funcs:
             f = self.local_funcs[func.value]
-            return self.passed_functions(node, pos, vals, self.apply(node, f, vals, kwvals, site_values(self.const, f, pos, kw)))
+            ret = self.apply(node, f, vals, kwvals, site_values(self.const, f, pos, kw), argument_nodes(node, f, False))
+            return self.passed_functions(node, pos, vals, ret)
 
         if q.rsplit(".", 1)[-1] == "field" and q.startswith("dataclasses"):
             built = self.field_factory(node)
@@ -929,6 +940,7 @@ class Walker(ConstEval, LibraryCalls):
         init = methods.get("__init__")
         if init is not None and not init.in_progress:
             self.apply(node, init, [obj] + vals, kwvals)
+            obj = obj | self.constructed_filled(node, init, [obj] + vals)
         post = methods.get("__post_init__")  # derived fields (``self.val_glob = join(path, "fineweb_val_*")``)
         if post is not None and not post.in_progress:
             self.apply(node, post, [obj], {})
@@ -1029,8 +1041,10 @@ class Walker(ConstEval, LibraryCalls):
                         return f
         return None
 
-    def apply(self, node, f: FunctionDef, vals: list, kwvals: dict, site: dict | None = None):
-        """A call of ``f`` with these argument labels; ``site`` holds the constants a direct call passes."""
+    def apply(self, node, f: FunctionDef, vals: list, kwvals: dict, site: dict | None = None,
+              argnodes: dict | None = None):
+        """A call of ``f`` with these argument labels; ``site`` holds the constants a direct call passes and
+        ``argnodes`` the expression it passes for each parameter."""
         self.call_site(f, site)
         if f.summary is None and not f.in_progress:
             # the classes of the first caller's arguments resolve method calls on the parameters
@@ -1063,6 +1077,10 @@ class Walker(ConstEval, LibraryCalls):
             data = (eff.data[0] or self.disabled,) if eff.kind == "tfwd" else eff.data
             self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh, data), g))
             self.at_site(g)
+        if s.sunk:  # what the caller passes in reaches the callee's score
+            self.sinks(flat(substitute(s.sunk, args)))
+        if argnodes is not None:
+            self.fills_at_call(node, s.fills, args, argnodes)
         for ev in s.events:
             self.event(ev.instantiate(args, self.disabled))
         for i, labels in s.param_writes.items():
@@ -1070,7 +1088,7 @@ class Walker(ConstEval, LibraryCalls):
                 name = self.root_name(node.args[i].value) if i < len(node.args) else None
                 if name:
                     w = history(flat(substitute(labels, args)))
-                    if self.loop_depth:
+                    if self.loop_depth or i in s.fills:  # per chunk; or marked at this call (state.py)
                         w = frozenset(x for x in w if not x.startswith("fut@"))
                     self.env[name] = join(self.env.get(name), w)
         ret = substitute(s.ret if s.ret is not None else EMPTY, args)

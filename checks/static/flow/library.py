@@ -26,6 +26,7 @@ MIN_CALLS = {"minimum", "fmin", "min", "amin"}
 READ_METHODS = {"gather", "take_along_dim", "index_select", "take", "get"}
 TABLE_WRITE_FUNCS = {("add", "at"), ("subtract", "at"), ("maximum", "at")}
 TABLE_WRITE_METHODS = {"index_add_", "scatter_add_", "scatter_", "index_put_", "index_copy_", "put_", "scatter_reduce_"}
+AGGREGATE = "agg"  # counts of token data (a bincount, a histogram): added to a table, they fill it
 # Keyword arguments that carry data into a library call (others: device, dtype, reduction, ...).
 DATA_KEYWORDS = {"input", "target", "other", "index", "src", "source", "weight", "x", "y", "a", "b", "values", "logits",
                  "labels", "tensors", "out", "minlength", "weights"}
@@ -83,6 +84,8 @@ class LibraryCalls:
         if name in AGGREGATE_CALLS:
             src = allargs | recv_l
             out = src - CURRENT
+            if src & {"val", "tok"} or has_placeholder(src):
+                out = out | {AGGREGATE}
             if ("val" in src or has_placeholder(src)) and self.f is not None and self.loop_depth == 0 and not self.disabled:
                 out = out | {self.future(node)}
             return out

@@ -61,6 +61,8 @@ class Summary:
     effects: list = field(default_factory=list)
     events: list = field(default_factory=list)
     param_writes: dict = field(default_factory=dict)  # param index -> labels written into it
+    fills: dict = field(default_factory=dict)  # param index -> token data written into its state (state.py)
+    sunk: frozenset = EMPTY  # parameters whose values reach a score here
     generator: bool = False
 
 
