@@ -14,33 +14,12 @@ from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key,
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
 from .state import StateFills, argument_nodes
-from .tree import code, code_children, dotted, literal_value, walk
+from .tree import assigned_names, code, code_children, dotted, literal_value, walk
 
 
 # Values that are no longer the validation stream: tokens picked from it (windows, gathered rows) or what a
 # model computed on them; cutting those to a length from the settings is window arithmetic, not partial eval.
 WINDOW_OR_SCORE = frozenset({"tok", "loss", "dist"})
-
-
-def assigned_names(node) -> set[str]:
-    """Names a statement (a loop with its body) binds: targets of assignments, ``for`` and ``:=``."""
-    out = set()
-    for n in walk(node):
-        if isinstance(n, cst.Assign):
-            targets = [t.target for t in n.targets]
-        elif isinstance(n, (cst.AugAssign, cst.AnnAssign, cst.NamedExpr, cst.For)):
-            targets = [n.target]
-        else:
-            continue
-        while targets:
-            t = targets.pop()
-            if isinstance(t, (cst.Tuple, cst.List)):
-                targets.extend(e.value for e in t.elements)
-            elif isinstance(t, cst.StarredElement):
-                targets.append(t.value)
-            elif isinstance(t, (cst.Name, cst.Attribute)) and dotted(t):
-                out.add(dotted(t))
-    return out
 
 
 # An accumulation in a helper of what its caller passes (``acc += x``, x a parameter): a score at the call
@@ -56,6 +35,16 @@ def _sums(node) -> bool:
             if (isinstance(f, cst.Attribute) and f.attr.value == "sum") or (isinstance(f, cst.Name) and f.value == "sum"):
                 return True
     return False
+
+
+def _running_total(value, name: str) -> bool:
+    """``name + v``, ``name - old + v``: the running total ``name`` with v added."""
+    if not (isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add)):
+        return False
+    left = value.left
+    while isinstance(left, cst.BinaryOperation) and isinstance(left.operator, (cst.Add, cst.Subtract)):
+        left = left.left
+    return isinstance(left, cst.Name) and left.value == name
 
 
 def _reads_loop_variable(loop: cst.For) -> bool:
@@ -410,9 +399,8 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                     self.consts[name] = c
                 elif name in self.consts:
                     del self.consts[name]
-                # acc = acc + v is an accumulation like acc += v
-                if isinstance(x.value, cst.BinaryOperation) and isinstance(x.value.operator, cst.Add) \
-                        and isinstance(x.value.left, cst.Name) and x.value.left.value == name:
+                # acc = acc + v (or acc - old + v, a score replaced) is an accumulation like acc += v
+                if _running_total(x.value, name):
                     self.accumulate(x, self.ev(x.value.right))
                 elif _total(x.value) and "loss" in flat(v) and not self.loop_depth:
                     # ``loss_sum = best_nll[valid].sum()`` outside any loop: the total of per-token losses kept
@@ -867,7 +855,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
     def future(self, node) -> str:
         """A statistic of the whole stream, computed outside any loop."""
         g = self.gid(node)
-        self.event(Event("fut", g, ()))
+        self.event(Event("fut", g, (), data={"func": self.f}))
         return f"fut@{g}"
 
     def gate(self, node, test: frozenset, out: frozenset) -> frozenset:
@@ -1081,18 +1069,20 @@ class Walker(ConstEval, LibraryCalls, StateFills):
             self.sinks(flat(substitute(s.sunk, args)))
         if argnodes is not None:
             self.fills_at_call(node, s.fills, args, argnodes)
+        if s.outer_fills:
+            self.closure_fills_at_call(node, s.outer_fills)
         for ev in s.events:
             self.event(ev.instantiate(args, self.disabled))
         for i, labels in s.param_writes.items():
             if i < len(node.args) if i < len(vals) else False:
                 name = self.root_name(node.args[i].value) if i < len(node.args) else None
                 if name:
-                    w = history(flat(substitute(labels, args)))
                     if self.loop_depth or i in s.fills:  # per chunk; or marked at this call (state.py)
-                        w = frozenset(x for x in w if not x.startswith("fut@"))
-                    self.env[name] = join(self.env.get(name), w)
-        ret = substitute(s.ret if s.ret is not None else EMPTY, args)
-        if self.loop_depth:  # aggregates built per loop iteration are history, not the whole stream
-            ret = _drop_fut(ret)
+                        labels = _drop_fut(labels)  # the callee's own aggregates, not those passed in
+                    self.env[name] = join(self.env.get(name), history(flat(substitute(labels, args))))
+        ret = s.ret if s.ret is not None else EMPTY
+        if self.loop_depth:  # aggregates the callee builds per loop iteration are history, not the whole stream
+            ret = _drop_fut(ret)  # (the caller's, passed in, stay)
+        ret = substitute(ret, args)
         return It(ret) if s.generator else ret
 

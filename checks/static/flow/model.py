@@ -9,7 +9,7 @@ import libcst as cst
 
 from .callsites import MAX_ROUNDS, CallSiteFacts
 from .labels import EMPTY, flat, has_placeholder, substitute
-from .tree import dotted
+from .tree import assigned_names, dotted
 
 
 @dataclass
@@ -62,6 +62,7 @@ class Summary:
     events: list = field(default_factory=list)
     param_writes: dict = field(default_factory=dict)  # param index -> labels written into it
     fills: dict = field(default_factory=dict)  # param index -> token data written into its state (state.py)
+    outer_fills: dict = field(default_factory=dict)  # enclosing function's variable -> token data written into it
     sunk: frozenset = EMPTY  # parameters whose values reach a score here
     generator: bool = False
 
@@ -79,6 +80,13 @@ class FunctionDef:
         self.called = False
         self.param_classes: dict[int, frozenset] = {}
         self.assumed: dict | None = None  # parameter -> the value its first call passes (callsites.py)
+        self._locals: set[str] | None = None
+
+    def locals(self) -> set[str]:
+        """Names the function binds itself (its parameters, its assignments): not its closure's."""
+        if self._locals is None:
+            self._locals = assigned_names(self.node.body) | set(self.params) | set(self.kwonly)
+        return self._locals
 
 
 @dataclass

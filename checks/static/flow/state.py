@@ -49,9 +49,17 @@ class StateFills:
         return self.f.params.index(head) if head in self.f.params else None
 
     def fill_parameter(self, root: str, labels: frozenset) -> None:
+        """Token data written into the state of a parameter, or of a variable of the enclosing function
+        (a closure's ``cache``)."""
+        if self.disabled or self.f is None:
+            return
+        written = _without_aggregates(history(labels))
         k = self.state_param(root)
-        if k is not None and not self.disabled:
-            self.summary.fills[k] = self.summary.fills.get(k, EMPTY) | _without_aggregates(history(labels))
+        head = root.split(".", 1)[0]
+        if k is not None:
+            self.summary.fills[k] = self.summary.fills.get(k, EMPTY) | written
+        elif self.f.outer is not None and head in self.f.outer.env and head not in self.f.locals():
+            self.summary.outer_fills[head] = self.summary.outer_fills.get(head, EMPTY) | written
 
     def fills_at_call(self, call: cst.Call, fills: dict, args: list, argnodes: dict) -> None:
         """The callee writes token data into the state of arguments it is handed: so does this function, of
@@ -64,6 +72,14 @@ class StateFills:
             written = _without_aggregates(history(flat(substitute(labels, args))))
             self.fill_parameter(root, written)
             self.env[root] = join(self.env.get(root), self.whole_stream(call, written, root))
+
+    def closure_fills_at_call(self, call: cst.Call, outer_fills: dict) -> None:
+        """A local function that fills variables of this function (the closure's ``cache``)."""
+        for name, labels in outer_fills.items():
+            # the closure read the data from this function's variables: its labels are already in our terms
+            written = _without_aggregates(history(labels))
+            self.fill_parameter(name, written)
+            self.env[name] = join(self.env.get(name), self.whole_stream(call, written, name))
 
     def constructed_filled(self, call: cst.Call, init: FunctionDef, args: list) -> frozenset:
         """An object whose ``__init__`` adds the token data it is given to its tables (``Cache(val)``)."""

@@ -141,6 +141,12 @@ evaluate(None)
 """,
     ]
 
+    def accepts(self, ev, ctx) -> bool:
+        """An aggregate built at the top of a function that a loop calls (once per chunk) is not of the whole
+        stream; one that a call at the top of its caller leaves in an object is (``how == "state"``)."""
+        func = ev.data.get("func")
+        return func is None or not func.called_in_loop
+
     def message(self, ev, ctx) -> str:
         if ev.data.get("how") == "state":
             return (f"`{ctx.code(ev.node)}` leaves `{ev.data['holder']}` holding the whole validation stream, and a "
