@@ -68,3 +68,21 @@ def main(model, table):
 main(None, None)
 """
     assert ga101_lines(LOOKUP + main) == [8]
+
+
+def test_arithmetic_on_slice_bounds_is_no_hash_of_the_tokens_sliced():
+    # #856: windows cut at seq * seq_len; the targets read a unigram table by themselves (no context in the
+    # key): an unnormalized read (GA102), not a key built from the target and its context (GA101)
+    code = """
+import numpy as np
+def evaluate(model, counts, seq_len, my_seqs):
+    val = np.fromfile("fineweb_val_000000.bin", dtype=np.uint16)
+    loss = 0.0
+    for seq in my_seqs:
+        start = seq * seq_len
+        y = val[start + 1: start + seq_len + 1]
+        loss += -np.log(0.9 * model(val[start: start + seq_len])[y] + 0.1 * counts[y] / 100).sum()
+    return loss
+"""
+    found, _ = engine.analyse([engine.Source("train_gpt.py", textwrap.dedent(code))], dict(engine.OFFICIAL_ENV))
+    assert [(f["rule"], f["line"]) for f in found if f["severity"] == "error"] == [("GA102", 9)]

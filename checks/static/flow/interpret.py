@@ -20,6 +20,7 @@ from .tree import assigned_names, code, code_children, dotted, literal_value, wa
 # Values that are no longer the validation stream: tokens picked from it (windows, gathered rows) or what a
 # model computed on them; cutting those to a length from the settings is window arithmetic, not partial eval.
 WINDOW_OR_SCORE = frozenset({"tok", "loss", "dist"})
+COMBINED = frozenset({"mix", "mixp"})  # data operands combined (a hash, a pair index)
 
 
 # An accumulation in a helper of what its caller passes (``acc += x``, x a parameter): a score at the call
@@ -35,6 +36,49 @@ def _sums(node) -> bool:
             if (isinstance(f, cst.Attribute) and f.attr.value == "sum") or (isinstance(f, cst.Name) and f.value == "sum"):
                 return True
     return False
+
+
+TOTAL = "total:"  # prefix of the label a table's sum carries: ``total:<the table's name>``
+
+
+def _normalized_table(node: cst.BinaryOperation, right: frozenset, counters: dict[str, set[str]]) -> bool:
+    """``(T + a) / (T.sum(axis) + b)``, the total reached through a name (``T_total = T.sum(1)``), or
+    ``(T + a) / (N + a * V)`` with N a counter of the tokens added to T (totals.py): a table of counts
+    divided by its own total, a distribution over the summed axis."""
+    left = code(node.left)
+    return any(_mentions(left, t) for t in _totals_in(node.right, right, counters))
+
+
+def _totals_in(node, labels: frozenset, counters: dict[str, set[str]]) -> set[str]:
+    """The tables whose totals a denominator holds: sums of them (``T.sum(1)``, ``sum(d.values())``, through
+    names), counters of the tokens added to them (totals.py)."""
+    text = code(node)
+    out = {lab[len(TOTAL):] for lab in labels if lab.startswith(TOTAL)}
+    return out | {t for c, tables in counters.items() if _mentions(text, c) for t in tables}
+
+
+def _with_labels(v, extra: frozenset):
+    """A value (its tuple or iterable structure kept) with labels added to every part."""
+    if not extra:
+        return v
+    if isinstance(v, Tup):
+        return Tup(tuple(_with_labels(x, extra) for x in v.items))
+    if isinstance(v, It):
+        return It(_with_labels(v.elem, extra))
+    return flat(v) | extra
+
+
+def _values_of(node):
+    """``d.values()`` -> ``d``; any other expression as it is."""
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "values" \
+            and not node.args:
+        return node.func.value
+    return node
+
+
+def _mentions(text: str, name: str) -> bool:
+    """The code names ``name`` (``self.counts``, not ``self.counts_2`` nor ``other.counts``)."""
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", text) is not None
 
 
 def _running_total(value, name: str) -> bool:
@@ -97,6 +141,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
         self.hooks = False
         self.nums: dict[str, object] = {}  # numbers under the official run, updated by augmented assignments
         self.caps: list[float] = []  # wall-clock caps compared inside the current outermost loop
+        self.return_gates: frozenset = EMPTY  # gates of the ``if`` branches around a ``return`` (returning_branch)
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -343,12 +388,17 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 self.env, self.summary.ret = env, ret if self.summary.ret is ret else join(ret, _provenance(self.summary.ret))
 
     def if_stmt(self, s: cst.If) -> None:
-        self.ev(s.test)
+        test = flat(self.ev(s.test))
         c = self.const(s.test)
-        if c is not UNKNOWN and not c:
-            self.with_disabled(lambda: self.block(s.body))
-        else:
-            self.block(s.body)
+        saved = self.return_gates
+        self.return_gates = saved | self.returning_branch(s, test)
+        try:
+            if c is not UNKNOWN and not c:
+                self.with_disabled(lambda: self.block(s.body))
+            else:
+                self.block(s.body)
+        finally:
+            self.return_gates = saved
         if s.orelse is not None:
             if c is not UNKNOWN and c:
                 self.with_disabled(lambda: self.stmt(s.orelse) if isinstance(s.orelse, cst.If) else self.block(s.orelse.body))
@@ -356,6 +406,14 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 self.if_stmt(s.orelse)
             else:
                 self.block(s.orelse.body)
+
+    def returning_branch(self, s: cst.If, test: frozenset) -> frozenset:
+        """``if cnt > 0: return log(cnt / total)`` with ``cnt`` read at the target: what the function returns
+        is chosen by the target (a gate on the returns of the branch); else nothing."""
+        if not ("tgt" in test or has_placeholder(test)) or not any(isinstance(n, cst.Return) for n in walk(s.body)):
+            return EMPTY
+        # only the gate's provenance: the test's truth values would make the returned arrays masks
+        return frozenset(x for x in self.gate(s, test, EMPTY) if x.startswith("gate@"))
 
     def at_site(self, site: int) -> None:
         """Where an effect happens: the loop depth and the loops around it."""
@@ -441,7 +499,8 @@ class Walker(ConstEval, LibraryCalls, StateFills):
             self.ev(x.value)
         elif isinstance(x, cst.Return):
             if x.value is not None:
-                self.summary.ret = join(self.summary.ret, self.ev(x.value))
+                v = self.ev(x.value)
+                self.summary.ret = join(self.summary.ret, _with_labels(v, self.return_gates))
         elif isinstance(x, (cst.Import, cst.ImportFrom)):
             self.p._declare(self.m, cst.SimpleStatementLine(body=[x]))
         elif isinstance(x, cst.Assert):
@@ -619,6 +678,8 @@ class Walker(ConstEval, LibraryCalls, StateFills):
             if isinstance(base, It):
                 return base.elem
         data = frozenset(x for x in idx if not x.startswith(STRUCTURAL_PREFIXES) and x not in ("shift", "mask", "valsize"))
+        # slice bounds are positions: arithmetic on them (``raw_start = seq * seq_len``) is no hash of tokens
+        data = data - (COMBINED - keyl)
         positions = "shift" in base_l  # an array of positions one past the inputs (the targets' positions)
         if positions and not sliced:
             data = data - {"tok"}  # positions picked by any selector are still positions, not token ids
@@ -844,12 +905,15 @@ class Walker(ConstEval, LibraryCalls, StateFills):
             # model's entropy, mixes a probability read at the target into the score)
             out = out - {x for x in right if x.startswith("tread@") and x not in left}
         if isinstance(op, cst.Divide):
+            totals = _totals_in(node.right, right, self.p.table_totals)
             for lab in left:
                 if lab.startswith("tread@"):
                     root = self.p.read_roots.get(int(lab[6:]))
                     rc = code(node.right)
-                    if root and re.search(rf"\b{re.escape(root)}\b", rc) and "sum" in rc:
-                        out = out - {lab}  # row[tgt] / row.sum(): normalized over the row
+                    if root and (re.search(rf"\b{re.escape(root)}\b", rc) and "sum" in rc or root in totals):
+                        out = out - {lab}  # row[tgt] / row.sum(), counts[tgt] / their total: normalized
+            if _normalized_table(node, right, self.p.table_totals):
+                out = out | {"dist"}  # (counts + a) / (counts.sum(axis) + a * V): a distribution over that axis
         return out
 
     def future(self, node) -> str:
@@ -918,7 +982,13 @@ class Walker(ConstEval, LibraryCalls, StateFills):
             built = self.field_factory(node)
             if built is not None:
                 return built
-        return self.library_call(node, func, name, q, pos, vals, kwvals, allargs, recv, recv_l)
+        out = self.library_call(node, func, name, q, pos, vals, kwvals, allargs, recv, recv_l)
+        if name == "sum" and not q:
+            summed = func.value if type(func) is cst.Attribute else _values_of(pos[0].value) if pos else None
+            root = self.root_name(summed) if summed is not None else None
+            if root and root == code(summed).strip():  # a whole table's sum (``T.sum(1)``, ``sum(d.values())``)
+                out = flat(out) | {TOTAL + root}
+        return out
 
     def construct(self, node, target: tuple, vals: list, kwvals: dict) -> frozenset:
         """A submission class instantiated: ``__init__`` and a dataclass's ``__post_init__`` set its fields

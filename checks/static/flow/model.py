@@ -9,6 +9,7 @@ import libcst as cst
 
 from .callsites import MAX_ROUNDS, CallSiteFacts
 from .labels import EMPTY, flat, has_placeholder, substitute
+from .totals import table_totals
 from .tree import assigned_names, dotted
 
 
@@ -125,6 +126,7 @@ class Program:
         self.read_roots: dict[int, str] = {}  # target-keyed read -> the table variable it reads
         self.defs: list[FunctionDef] = []  # every function met, for release()
         self.class_settings: set[tuple] = set()  # (class, name) of class-level settings (not set by methods)
+        self.table_totals: dict[str, set[str]] = {}  # counter -> tables whose totals it holds (totals.py)
 
     def gid(self, module: ModuleInfo, node: cst.CSTNode, where: str) -> int:
         key = id(node)
@@ -163,6 +165,7 @@ class Program:
         if isinstance(stmt, cst.FunctionDef):
             m.functions[stmt.name.value] = FunctionDef(stmt, m, stmt.name.value, None)
             self.defs.append(m.functions[stmt.name.value])
+            self._totals(stmt)
         elif isinstance(stmt, cst.ClassDef):
             methods = {}
             for item in stmt.body.body:
@@ -171,6 +174,7 @@ class Program:
                     methods[item.name.value] = f
                     self.defs.append(f)
                     self.methods.setdefault(item.name.value, []).append(f)
+                    self._totals(item)
             m.classes[stmt.name.value] = methods
             m.bases[stmt.name.value] = [dotted(a.value) for a in stmt.bases]
         elif isinstance(stmt, cst.SimpleStatementLine):
@@ -188,6 +192,10 @@ class Program:
         elif isinstance(stmt, (cst.If, cst.Try)):
             for s in stmt.body.body:
                 self._declare(m, s)
+
+    def _totals(self, func: cst.FunctionDef) -> None:
+        for counter, tables in table_totals(func).items():
+            self.table_totals.setdefault(counter, set()).update(tables)
 
     # --- the whole program --------------------------------------------------------------------
 
