@@ -119,16 +119,29 @@ def resolve_launches(folder: str | os.PathLike) -> list[Launch]:
     scripts = _Scripts(root)
     found: list[Launch] = []
     readme = _readme(root)
+    settings: dict[str, _Value] = {}
     if readme is not None:
-        found = _Reader(scripts, markdown=True).read(_read(readme, MAX_README_BYTES, root), readme.name)
+        reader = _Reader(scripts, markdown=True)
+        found = reader.read(_read(readme, MAX_README_BYTES, root), readme.name)
+        settings = reader.env_block
     if not found:
         for rel in scripts.names():
             found += _Reader(scripts, markdown=False).read(scripts.text(rel) or "", rel)
-    if not found and readme is not None:
-        declared = declared_hardware(_read(readme, MAX_README_BYTES, root), readme.name)
-        if declared is not None:
-            return [declared]
-    return _unique(found)[:MAX_LAUNCHES] or [official_default()]
+    if found:
+        return _unique(found)[:MAX_LAUNCHES]
+    declared = declared_hardware(_read(readme, MAX_README_BYTES, root), readme.name) if readme is not None else None
+    return [_with_settings(declared or official_default(), settings)]
+
+
+def _with_settings(launch: Launch, settings: Mapping[str, "_Value"]) -> Launch:
+    """A launch with the settings of the README's env blocks (``NGRAM_EVAL_ENABLED=1`` lines in a fence
+    under "Key Environment Variables"), when the README names them but no launch line."""
+    if not settings:
+        return launch
+    keep = {k: v for k, v in settings.items() if k not in launch.env}
+    where = sorted({v.source.rsplit(":", 1)[0] for v in keep.values()})
+    return replace(launch, origin=f"{launch.origin}, settings of {', '.join(where)}", env={**{k: v.value for k, v in keep.items()}, **launch.env},
+                   sources={**{k: v.source for k, v in keep.items()}, **launch.sources})
 
 
 # "trained on 1×A100-40GB", "| Hardware | 8xH100 SXM |", "GPU: 1×RTX 5090": the count of accelerators

@@ -395,3 +395,16 @@ def test_prose_about_other_hardware_is_no_statement_and_a_launch_line_wins(tmp_p
     (tmp_path / "b").mkdir()
     launched = only(folder(tmp_path / "b", "# Run\n\nTrained on 1×A100.\n\n    torchrun --nproc_per_node=2 train_gpt.py\n"))
     assert launched.world_size == 2
+
+
+@pytest.mark.parametrize("hardware,world", [("", OFFICIAL_WORLD_SIZE), ("Trained on 1×A100.\n\n", 1)])
+def test_env_block_without_a_launch_line_sets_the_settings_of_the_run(tmp_path, hardware, world):
+    # The #959 layout: "Key Environment Variables" in a fence, no torchrun line anywhere.
+    root = folder(tmp_path, f"# Run\n\n{hardware}## Key Environment Variables\n\n{FENCE}bash\n"
+                            f"NGRAM_EVAL_ENABLED=1\nNGRAM_FULL_RESCORE=1\n{FENCE}\n")
+    launch = only(root)
+    assert launch.settings() == {"NGRAM_EVAL_ENABLED": "1", "NGRAM_FULL_RESCORE": "1"}
+    line = 7 if not hardware else 9
+    assert launch.sources["NGRAM_FULL_RESCORE"] == f"README.md:{line}"
+    assert launch.world_size == world and launch.env["WORLD_SIZE"] == str(world)
+    assert launch.origin.endswith("settings of README.md")

@@ -123,6 +123,9 @@ class ConstEval:
                 return _binop(node.operator, a, b)
             except Exception:  # noqa: BLE001 - a value we cannot compute is unknown
                 return UNKNOWN
+        if t is cst.IfExp:
+            c = self.const(node.test, depth + 1)
+            return UNKNOWN if c is UNKNOWN else self.const(node.body if c else node.orelse, depth + 1)
         if t is cst.Call:
             return self.const_call(node, depth)
         if t is cst.Subscript and dotted(node.value) == "os.environ" and len(node.slice) == 1 \

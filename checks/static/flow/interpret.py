@@ -7,38 +7,20 @@ import re
 
 import libcst as cst
 
+from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
                      history, join, substitute)
-from .library import DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
+from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
-from .tree import code, code_children, dotted, literal_value, walk
+from .state import StateFills, argument_nodes
+from .tree import assigned_names, code, code_children, dotted, literal_value, walk
 
 
 # Values that are no longer the validation stream: tokens picked from it (windows, gathered rows) or what a
 # model computed on them; cutting those to a length from the settings is window arithmetic, not partial eval.
 WINDOW_OR_SCORE = frozenset({"tok", "loss", "dist"})
-
-
-def assigned_names(node) -> set[str]:
-    """Names a statement (a loop with its body) binds: targets of assignments, ``for`` and ``:=``."""
-    out = set()
-    for n in walk(node):
-        if isinstance(n, cst.Assign):
-            targets = [t.target for t in n.targets]
-        elif isinstance(n, (cst.AugAssign, cst.AnnAssign, cst.NamedExpr, cst.For)):
-            targets = [n.target]
-        else:
-            continue
-        while targets:
-            t = targets.pop()
-            if isinstance(t, (cst.Tuple, cst.List)):
-                targets.extend(e.value for e in t.elements)
-            elif isinstance(t, cst.StarredElement):
-                targets.append(t.value)
-            elif isinstance(t, (cst.Name, cst.Attribute)) and dotted(t):
-                out.add(dotted(t))
-    return out
+COMBINED = frozenset({"mix", "mixp"})  # data operands combined (a hash, a pair index)
 
 
 # An accumulation in a helper of what its caller passes (``acc += x``, x a parameter): a score at the call
@@ -54,6 +36,59 @@ def _sums(node) -> bool:
             if (isinstance(f, cst.Attribute) and f.attr.value == "sum") or (isinstance(f, cst.Name) and f.value == "sum"):
                 return True
     return False
+
+
+TOTAL = "total:"  # prefix of the label a table's sum carries: ``total:<the table's name>``
+
+
+def _normalized_table(node: cst.BinaryOperation, right: frozenset, counters: dict[str, set[str]]) -> bool:
+    """``(T + a) / (T.sum(axis) + b)``, the total reached through a name (``T_total = T.sum(1)``), or
+    ``(T + a) / (N + a * V)`` with N a counter of the tokens added to T (totals.py): a table of counts
+    divided by its own total, a distribution over the summed axis."""
+    left = code(node.left)
+    return any(_mentions(left, t) for t in _totals_in(node.right, right, counters))
+
+
+def _totals_in(node, labels: frozenset, counters: dict[str, set[str]]) -> set[str]:
+    """The tables whose totals a denominator holds: sums of them (``T.sum(1)``, ``sum(d.values())``, through
+    names), counters of the tokens added to them (totals.py)."""
+    text = code(node)
+    out = {lab[len(TOTAL):] for lab in labels if lab.startswith(TOTAL)}
+    return out | {t for c, tables in counters.items() if _mentions(text, c) for t in tables}
+
+
+def _with_labels(v, extra: frozenset):
+    """A value (its tuple or iterable structure kept) with labels added to every part."""
+    if not extra:
+        return v
+    if isinstance(v, Tup):
+        return Tup(tuple(_with_labels(x, extra) for x in v.items))
+    if isinstance(v, It):
+        return It(_with_labels(v.elem, extra))
+    return flat(v) | extra
+
+
+def _values_of(node):
+    """``d.values()`` -> ``d``; any other expression as it is."""
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "values" \
+            and not node.args:
+        return node.func.value
+    return node
+
+
+def _mentions(text: str, name: str) -> bool:
+    """The code names ``name`` (``self.counts``, not ``self.counts_2`` nor ``other.counts``)."""
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", text) is not None
+
+
+def _running_total(value, name: str) -> bool:
+    """``name + v``, ``name - old + v``: the running total ``name`` with v added."""
+    if not (isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add)):
+        return False
+    left = value.left
+    while isinstance(left, cst.BinaryOperation) and isinstance(left.operator, (cst.Add, cst.Subtract)):
+        left = left.left
+    return isinstance(left, cst.Name) and left.value == name
 
 
 def _reads_loop_variable(loop: cst.For) -> bool:
@@ -86,7 +121,7 @@ def _positional(labels: frozenset) -> bool:
     return "shift" in labels or "valsize" in labels or any(x.startswith(("ws:", "wend:", "wlen:")) for x in labels)
 
 
-class Walker(ConstEval, LibraryCalls):
+class Walker(ConstEval, LibraryCalls, StateFills):
     """Walks one function (or a module's top level) in statement order."""
 
     def __init__(self, prog: Program, module: ModuleInfo, func: FunctionDef | None):
@@ -106,6 +141,7 @@ class Walker(ConstEval, LibraryCalls):
         self.hooks = False
         self.nums: dict[str, object] = {}  # numbers under the official run, updated by augmented assignments
         self.caps: list[float] = []  # wall-clock caps compared inside the current outermost loop
+        self.return_gates: frozenset = EMPTY  # gates of the ``if`` branches around a ``return`` (returning_branch)
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -158,11 +194,7 @@ class Walker(ConstEval, LibraryCalls):
                 self.env.setdefault(k, v)
             self.consts.update(f.outer.consts)
             self.local_funcs.update(f.outer.local_funcs)
-        for p in [*f.node.params.params, *f.node.params.kwonly_params]:
-            if p.default is not None:
-                c = self.const(p.default)
-                if c is not UNKNOWN and p.name.value not in self.consts:
-                    self.consts[p.name.value] = c
+        self.parameter_constants(f)
         self.block(f.node.body)
         for i, name in enumerate(f.params):
             v = flat(self.env.get(name, EMPTY)) - {f"p:{i}"} - f.param_classes.get(i, EMPTY)
@@ -170,6 +202,20 @@ class Walker(ConstEval, LibraryCalls):
                 self.summary.param_writes[i] = v
         self.finish()
         return self.summary
+
+    def parameter_constants(self, f: FunctionDef) -> None:
+        """A parameter is a constant when its call sites agree on it (callsites.py); one they do not pass has
+        its default, as has every parameter of a function no call reaches."""
+        assumed = f.assumed or {}
+        for p in [*f.node.params.posonly_params, *f.node.params.params, *f.node.params.kwonly_params]:
+            name = p.name.value
+            if self.p.calls.is_refuted(f, name) or name in self.consts:
+                continue
+            v = assumed.get(name, DEFAULT)
+            if v is DEFAULT and p.default is not None:
+                v = self.const(p.default)
+            if v is not DEFAULT and v is not UNKNOWN:
+                self.consts[name] = v
 
     def finish(self) -> None:
         """Order checks over this body's effects; resolve or keep this function's events."""
@@ -342,12 +388,17 @@ class Walker(ConstEval, LibraryCalls):
                 self.env, self.summary.ret = env, ret if self.summary.ret is ret else join(ret, _provenance(self.summary.ret))
 
     def if_stmt(self, s: cst.If) -> None:
-        self.ev(s.test)
+        test = flat(self.ev(s.test))
         c = self.const(s.test)
-        if c is not UNKNOWN and not c:
-            self.with_disabled(lambda: self.block(s.body))
-        else:
-            self.block(s.body)
+        saved = self.return_gates
+        self.return_gates = saved | self.returning_branch(s, test)
+        try:
+            if c is not UNKNOWN and not c:
+                self.with_disabled(lambda: self.block(s.body))
+            else:
+                self.block(s.body)
+        finally:
+            self.return_gates = saved
         if s.orelse is not None:
             if c is not UNKNOWN and c:
                 self.with_disabled(lambda: self.stmt(s.orelse) if isinstance(s.orelse, cst.If) else self.block(s.orelse.body))
@@ -355,6 +406,14 @@ class Walker(ConstEval, LibraryCalls):
                 self.if_stmt(s.orelse)
             else:
                 self.block(s.orelse.body)
+
+    def returning_branch(self, s: cst.If, test: frozenset) -> frozenset:
+        """``if cnt > 0: return log(cnt / total)`` with ``cnt`` read at the target: what the function returns
+        is chosen by the target (a gate on the returns of the branch); else nothing."""
+        if not ("tgt" in test or has_placeholder(test)) or not any(isinstance(n, cst.Return) for n in walk(s.body)):
+            return EMPTY
+        # only the gate's provenance: the test's truth values would make the returned arrays masks
+        return frozenset(x for x in self.gate(s, test, EMPTY) if x.startswith("gate@"))
 
     def at_site(self, site: int) -> None:
         """Where an effect happens: the loop depth and the loops around it."""
@@ -398,9 +457,8 @@ class Walker(ConstEval, LibraryCalls):
                     self.consts[name] = c
                 elif name in self.consts:
                     del self.consts[name]
-                # acc = acc + v is an accumulation like acc += v
-                if isinstance(x.value, cst.BinaryOperation) and isinstance(x.value.operator, cst.Add) \
-                        and isinstance(x.value.left, cst.Name) and x.value.left.value == name:
+                # acc = acc + v (or acc - old + v, a score replaced) is an accumulation like acc += v
+                if _running_total(x.value, name):
                     self.accumulate(x, self.ev(x.value.right))
                 elif _total(x.value) and "loss" in flat(v) and not self.loop_depth:
                     # ``loss_sum = best_nll[valid].sum()`` outside any loop: the total of per-token losses kept
@@ -430,6 +488,9 @@ class Walker(ConstEval, LibraryCalls):
                 self.assign(x.target, v)
                 if isinstance(x.target, cst.Name):
                     self.set_num(x.target.value, new)
+            root = self.root_name(x.target)
+            if root and AGGREGATE in flat(v):  # ``self.tables[n] += bincount(keys)``: counts of tokens added
+                self.fill_parameter(root, flat(v))
             if isinstance(x.operator, (cst.AddAssign, cst.SubtractAssign)):
                 self.accumulate(x, v)
                 if _is_gram(x.value):  # H += X^T X: a Hessian / calibration statistic
@@ -438,7 +499,8 @@ class Walker(ConstEval, LibraryCalls):
             self.ev(x.value)
         elif isinstance(x, cst.Return):
             if x.value is not None:
-                self.summary.ret = join(self.summary.ret, self.ev(x.value))
+                v = self.ev(x.value)
+                self.summary.ret = join(self.summary.ret, _with_labels(v, self.return_gates))
         elif isinstance(x, (cst.Import, cst.ImportFrom)):
             self.p._declare(self.m, cst.SimpleStatementLine(body=[x]))
         elif isinstance(x, cst.Assert):
@@ -476,7 +538,10 @@ class Walker(ConstEval, LibraryCalls):
         self.sinks(labels)
 
     def sinks(self, labels: frozenset) -> None:
-        """Losses of validation data reach the score: so do the events their values passed through."""
+        """Losses of validation data reach the score: so do the events their values passed through (those of
+        the callers, through the parameters, at each call site)."""
+        if has_placeholder(labels):
+            self.summary.sunk = self.summary.sunk | frozenset(x for x in labels if "p:" in x or x == "val")
         for lab in labels:
             if "@" in lab:
                 kind, _, at = lab.partition("@")
@@ -501,7 +566,9 @@ class Walker(ConstEval, LibraryCalls):
             key = dotted(target)
             if key:
                 self.env[key] = join(self.env.get(key), v)
-            labels = frozenset(x for x in flat(v) if not x.startswith("p:"))
+            # an object's fields hold no whole-stream mark of their own: the call that fills the object at
+            # the top of a function marks the object (state.py), a helper called once per chunk marks nothing
+            labels = frozenset(x for x in flat(v) if not x.startswith(("p:", "fut@")))
             self.p.attrs[target.attr.value] = self.p.attrs.get(target.attr.value, EMPTY) | labels
             for c in self.classes_of(target.value):
                 self.p.attrs[(c, target.attr.value)] = self.p.attrs.get((c, target.attr.value), EMPTY) | labels
@@ -545,6 +612,7 @@ class Walker(ConstEval, LibraryCalls):
             keyed = _data_key(key)
         if keyed:  # indexed by token data: a history table
             new = history(v | key)
+            self.fill_parameter(name, new)
             if self.loop_depth == 0 and self.f is not None and not self.disabled:
                 new = new | {self.future(node)}
         else:
@@ -610,6 +678,8 @@ class Walker(ConstEval, LibraryCalls):
             if isinstance(base, It):
                 return base.elem
         data = frozenset(x for x in idx if not x.startswith(STRUCTURAL_PREFIXES) and x not in ("shift", "mask", "valsize"))
+        # slice bounds are positions: arithmetic on them (``raw_start = seq * seq_len``) is no hash of tokens
+        data = data - (COMBINED - keyl)
         positions = "shift" in base_l  # an array of positions one past the inputs (the targets' positions)
         if positions and not sliced:
             data = data - {"tok"}  # positions picked by any selector are still positions, not token ids
@@ -654,6 +724,7 @@ class Walker(ConstEval, LibraryCalls):
     def ev(self, node):  # noqa: C901 - one dispatch over expression kinds
         t = type(node)
         if t is cst.Name:
+            self.escapes(node.value)
             return self.lookup(node.value)
         if t is cst.Attribute:
             if node.attr.value in SIZE_ATTRS:
@@ -747,8 +818,25 @@ class Walker(ConstEval, LibraryCalls):
         if t is cst.StarredElement:
             return flat(self.ev(node.value))
         if t is cst.Lambda:
-            return EMPTY
+            return self.lambda_body(node)
         return EMPTY
+
+    def lambda_body(self, node: cst.Lambda):
+        """A lambda runs where it is called, nearly always the function it is handed to
+        (``timed("ngram_eval_ms", lambda: eval_ngram(...))``): its calls are taken to happen here, and its
+        value is what its body gives. Its parameters hold nothing known."""
+        p = node.params
+        names = [x.name.value for x in [*p.posonly_params, *p.params, *p.kwonly_params]]
+        names += [x.name.value for x in (p.star_arg, p.star_kwarg) if isinstance(x, cst.Param)]
+        saved = {n: self.env[n] for n in names if n in self.env}
+        for n in names:
+            self.env[n] = EMPTY
+        try:
+            return self.ev(node.body)
+        finally:
+            for n in names:
+                self.env.pop(n, None)
+            self.env.update(saved)
 
     def string(self, node) -> frozenset:
         try:
@@ -817,18 +905,21 @@ class Walker(ConstEval, LibraryCalls):
             # model's entropy, mixes a probability read at the target into the score)
             out = out - {x for x in right if x.startswith("tread@") and x not in left}
         if isinstance(op, cst.Divide):
+            totals = _totals_in(node.right, right, self.p.table_totals)
             for lab in left:
                 if lab.startswith("tread@"):
                     root = self.p.read_roots.get(int(lab[6:]))
                     rc = code(node.right)
-                    if root and re.search(rf"\b{re.escape(root)}\b", rc) and "sum" in rc:
-                        out = out - {lab}  # row[tgt] / row.sum(): normalized over the row
+                    if root and (re.search(rf"\b{re.escape(root)}\b", rc) and "sum" in rc or root in totals):
+                        out = out - {lab}  # row[tgt] / row.sum(), counts[tgt] / their total: normalized
+            if _normalized_table(node, right, self.p.table_totals):
+                out = out | {"dist"}  # (counts + a) / (counts.sum(axis) + a * V): a distribution over that axis
         return out
 
     def future(self, node) -> str:
         """A statistic of the whole stream, computed outside any loop."""
         g = self.gid(node)
-        self.event(Event("fut", g, ()))
+        self.event(Event("fut", g, (), data={"func": self.f}))
         return f"fut@{g}"
 
     def gate(self, node, test: frozenset, out: frozenset) -> frozenset:
@@ -877,18 +968,49 @@ class Walker(ConstEval, LibraryCalls):
         target = self.resolve(func, q, recv_l)
         if target is not None:
             if isinstance(target, tuple):  # class construction; an object built on training files reads them
-                obj = frozenset({f"cls:{target[2]}"})
-                init = target[1].classes.get(target[2], {}).get("__init__")
-                if init is not None and not init.in_progress:  # its fields are set before the object is used
-                    self.apply(node, init, [obj] + vals, kwvals)
-                return obj | ({"trainobj"} if "train" in allargs else EMPTY)
+                return self.construct(node, target, vals, kwvals) | ({"trainobj"} if "train" in allargs else EMPTY)
             bound = type(func) is cst.Attribute and target.cls is not None and target.params[:1] == ["self"]
-            return self.passed_functions(node, pos, vals, self.apply(node, target, ([recv] if bound else []) + vals, kwvals))
+            site = None if bound else site_values(self.const, target, pos, kw)
+            ret = self.apply(node, target, ([recv] if bound else []) + vals, kwvals, site, argument_nodes(node, target, bound))
+            return self.passed_functions(node, pos, vals, ret)
         if type(func) is cst.Name and func.value in self.local_funcs:
             f = self.local_funcs[func.value]
-            return self.passed_functions(node, pos, vals, self.apply(node, f, vals, kwvals))
+            ret = self.apply(node, f, vals, kwvals, site_values(self.const, f, pos, kw), argument_nodes(node, f, False))
+            return self.passed_functions(node, pos, vals, ret)
 
-        return self.library_call(node, func, name, q, pos, vals, kwvals, allargs, recv, recv_l)
+        if q.rsplit(".", 1)[-1] == "field" and q.startswith("dataclasses"):
+            built = self.field_factory(node)
+            if built is not None:
+                return built
+        out = self.library_call(node, func, name, q, pos, vals, kwvals, allargs, recv, recv_l)
+        if name == "sum" and not q:
+            summed = func.value if type(func) is cst.Attribute else _values_of(pos[0].value) if pos else None
+            root = self.root_name(summed) if summed is not None else None
+            if root and root == code(summed).strip():  # a whole table's sum (``T.sum(1)``, ``sum(d.values())``)
+                out = flat(out) | {TOTAL + root}
+        return out
+
+    def construct(self, node, target: tuple, vals: list, kwvals: dict) -> frozenset:
+        """A submission class instantiated: ``__init__`` and a dataclass's ``__post_init__`` set its fields
+        before the object is used."""
+        obj = frozenset({f"cls:{target[2]}"})
+        methods = target[1].classes.get(target[2], {})
+        init = methods.get("__init__")
+        if init is not None and not init.in_progress:
+            self.apply(node, init, [obj] + vals, kwvals)
+            obj = obj | self.constructed_filled(node, init, [obj] + vals)
+        post = methods.get("__post_init__")  # derived fields (``self.val_glob = join(path, "fineweb_val_*")``)
+        if post is not None and not post.in_progress:
+            self.apply(node, post, [obj], {})
+        return obj
+
+    def field_factory(self, node: cst.Call):
+        """``field(default_factory=C)`` in a dataclass builds a C for every instance; None when not a class of ours."""
+        factory = next((a.value for a in node.args if a.keyword is not None and a.keyword.value == "default_factory"), None)
+        if type(factory) is not cst.Name:
+            return None
+        target = self.resolve(factory, "", EMPTY)
+        return self.construct(node, target, [], {}) if isinstance(target, tuple) else None
 
     def passed_functions(self, node, pos, vals, ret):
         """A submission function handed to another one with its arguments (``timed_eval(name, eval_val, h,
@@ -922,6 +1044,25 @@ class Walker(ConstEval, LibraryCalls):
         params = f.params[1:] if f.params[:1] == ["self"] else f.params
         required = len([p for p in (f.node.params.params[1:] if f.params[:1] == ["self"] else f.node.params.params) if p.default is None])
         return required <= nargs <= len(params) or (f.star is not None and nargs >= required)
+
+    def call_site(self, f: FunctionDef, site: dict | None) -> None:
+        """The first call that runs fixes the constants ``f`` is analysed with; every later one checks them
+        (a call in code off in the official run passes nothing that runs)."""
+        if f.assumed is None and f.summary is None and not f.in_progress:
+            self.p.calls.assume(f, None if self.disabled else site)
+        elif not self.disabled:
+            self.p.calls.check(f, site)
+
+    def escapes(self, name: str) -> None:
+        """A submission function named other than as the callee of a call: its call sites are unknown."""
+        f = self.local_funcs.get(name)
+        if f is None and name not in self.env:
+            f = self.m.functions.get(name)
+            if f is None and name in self.m.aliases:
+                r = self.p.resolve_import(self.m, self.m.aliases[name])
+                f = r if isinstance(r, FunctionDef) else None
+        if f is not None:
+            self.p.calls.escape(f)
 
     def resolve(self, func, q: str, recv_l):
         if type(func) is cst.Name:
@@ -958,7 +1099,11 @@ class Walker(ConstEval, LibraryCalls):
                         return f
         return None
 
-    def apply(self, node, f: FunctionDef, vals: list, kwvals: dict):
+    def apply(self, node, f: FunctionDef, vals: list, kwvals: dict, site: dict | None = None,
+              argnodes: dict | None = None):
+        """A call of ``f`` with these argument labels; ``site`` holds the constants a direct call passes and
+        ``argnodes`` the expression it passes for each parameter."""
+        self.call_site(f, site)
         if f.summary is None and not f.in_progress:
             # the classes of the first caller's arguments resolve method calls on the parameters
             for i, v in enumerate(vals[:len(f.params)]):
@@ -990,18 +1135,24 @@ class Walker(ConstEval, LibraryCalls):
             data = (eff.data[0] or self.disabled,) if eff.kind == "tfwd" else eff.data
             self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh, data), g))
             self.at_site(g)
+        if s.sunk:  # what the caller passes in reaches the callee's score
+            self.sinks(flat(substitute(s.sunk, args)))
+        if argnodes is not None:
+            self.fills_at_call(node, s.fills, args, argnodes)
+        if s.outer_fills:
+            self.closure_fills_at_call(node, s.outer_fills)
         for ev in s.events:
             self.event(ev.instantiate(args, self.disabled))
         for i, labels in s.param_writes.items():
             if i < len(node.args) if i < len(vals) else False:
                 name = self.root_name(node.args[i].value) if i < len(node.args) else None
                 if name:
-                    w = history(flat(substitute(labels, args)))
-                    if self.loop_depth:
-                        w = frozenset(x for x in w if not x.startswith("fut@"))
-                    self.env[name] = join(self.env.get(name), w)
-        ret = substitute(s.ret if s.ret is not None else EMPTY, args)
-        if self.loop_depth:  # aggregates built per loop iteration are history, not the whole stream
-            ret = _drop_fut(ret)
+                    if self.loop_depth or i in s.fills:  # per chunk; or marked at this call (state.py)
+                        labels = _drop_fut(labels)  # the callee's own aggregates, not those passed in
+                    self.env[name] = join(self.env.get(name), history(flat(substitute(labels, args))))
+        ret = s.ret if s.ret is not None else EMPTY
+        if self.loop_depth:  # aggregates the callee builds per loop iteration are history, not the whole stream
+            ret = _drop_fut(ret)  # (the caller's, passed in, stay)
+        ret = substitute(ret, args)
         return It(ret) if s.generator else ret
 

@@ -9,7 +9,7 @@ import libcst as cst
 
 from .labels import CURRENT, EMPTY, It, Tup, elem, flat, has_placeholder
 from .model import Effect, Event, Need
-from .tree import code, dotted
+from .tree import code, dotted, literal_value
 
 _VAL_PATH = re.compile(r"(?<![a-z])(val|valid|validation)(?![a-z])", re.I)
 _TRAIN_PATH = re.compile(r"(?<![a-z])train(?![a-z])", re.I)
@@ -26,6 +26,7 @@ MIN_CALLS = {"minimum", "fmin", "min", "amin"}
 READ_METHODS = {"gather", "take_along_dim", "index_select", "take", "get"}
 TABLE_WRITE_FUNCS = {("add", "at"), ("subtract", "at"), ("maximum", "at")}
 TABLE_WRITE_METHODS = {"index_add_", "scatter_add_", "scatter_", "index_put_", "index_copy_", "put_", "scatter_reduce_"}
+AGGREGATE = "agg"  # counts of token data (a bincount, a histogram): added to a table, they fill it
 # Keyword arguments that carry data into a library call (others: device, dtype, reduction, ...).
 DATA_KEYWORDS = {"input", "target", "other", "index", "src", "source", "weight", "x", "y", "a", "b", "values", "logits",
                  "labels", "tensors", "out", "minlength", "weights"}
@@ -33,8 +34,17 @@ RANDOM_CALLS = {"randint", "randperm", "choice", "sample", "permutation", "shuff
 NETWORK_MODULES = ("socket", "urllib", "requests", "http", "httpx", "aiohttp", "huggingface_hub", "ftplib", "smtplib",
                    "paramiko", "websocket", "boto3", "gdown", "wget")
 NETWORK_CALLS = {("torch", "hub"), ("datasets", "load_dataset"), ("transformers", "from_pretrained")}
+HUB_DOWNLOADS = ("hf_hub_download", "snapshot_download")
 CLOCK_CALLS = {"time.perf_counter", "time.time", "time.monotonic", "time.perf_counter_ns", "time.monotonic_ns"}
 PROGRAM_CALLS = {("os", "system"), ("os", "popen"), ("os", "execv"), ("os", "execvp"), ("os", "spawnv")}
+
+
+def _keyword_literal(call: cst.Call, name: str):
+    """The literal value of a call's keyword argument, or None."""
+    for a in call.args:
+        if a.keyword is not None and a.keyword.value == name and isinstance(a.value, cst.SimpleString):
+            return literal_value(a.value)
+    return None
 
 
 def _is_gram(node) -> bool:
@@ -74,6 +84,8 @@ class LibraryCalls:
         if name in AGGREGATE_CALLS:
             src = allargs | recv_l
             out = src - CURRENT
+            if src & {"val", "tok"} or has_placeholder(src):
+                out = out | {AGGREGATE}
             if ("val" in src or has_placeholder(src)) and self.f is not None and self.loop_depth == 0 and not self.disabled:
                 out = out | {self.future(node)}
             return out
@@ -163,7 +175,9 @@ class LibraryCalls:
         head = q.split(".")[0]
         parts = tuple(q.split("."))
         kind = None
-        if head in NETWORK_MODULES or parts[:2] in NETWORK_CALLS or parts[-1] in ("hf_hub_download", "snapshot_download"):
+        if parts[-1] in HUB_DOWNLOADS and _keyword_literal(node, "repo_type") == "dataset":
+            kind = "dataset"
+        elif head in NETWORK_MODULES or parts[:2] in NETWORK_CALLS or parts[-1] in HUB_DOWNLOADS:
             kind = "network"
         elif head == "subprocess" or parts[:2] in PROGRAM_CALLS:
             kind = "program"

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from .callsites import MAX_ROUNDS, CallSiteFacts
 from .labels import EMPTY, flat, has_placeholder, substitute
-from .tree import dotted
+from .totals import table_totals
+from .tree import assigned_names, dotted
 
 
 @dataclass
@@ -60,6 +62,9 @@ class Summary:
     effects: list = field(default_factory=list)
     events: list = field(default_factory=list)
     param_writes: dict = field(default_factory=dict)  # param index -> labels written into it
+    fills: dict = field(default_factory=dict)  # param index -> token data written into its state (state.py)
+    outer_fills: dict = field(default_factory=dict)  # enclosing function's variable -> token data written into it
+    sunk: frozenset = EMPTY  # parameters whose values reach a score here
     generator: bool = False
 
 
@@ -75,6 +80,14 @@ class FunctionDef:
         self.called_in_loop = False
         self.called = False
         self.param_classes: dict[int, frozenset] = {}
+        self.assumed: dict | None = None  # parameter -> the value its first call passes (callsites.py)
+        self._locals: set[str] | None = None
+
+    def locals(self) -> set[str]:
+        """Names the function binds itself (its parameters, its assignments): not its closure's."""
+        if self._locals is None:
+            self._locals = assigned_names(self.node.body) | set(self.params) | set(self.kwonly)
+        return self._locals
 
 
 @dataclass
@@ -95,6 +108,13 @@ class Program:
     """All Python modules of one submission, analysed together."""
 
     def __init__(self, official_env: dict[str, str]):
+        self.env = official_env
+        self.calls = CallSiteFacts()
+        self.sources: list[tuple[str, str, cst.Module, str]] = []  # what add_module was given, for a new round
+        self._clear()
+
+    def _clear(self) -> None:
+        """Everything one round of the analysis builds (the call-site facts and the sources stay)."""
         self.modules: list[ModuleInfo] = []
         self.by_name: dict[str, ModuleInfo] = {}
         self.nodes: list[tuple[ModuleInfo, cst.CSTNode, str]] = []  # gid -> (module, node, function)
@@ -103,10 +123,10 @@ class Program:
         self.attr_consts: dict[str, object] = {}  # attribute name -> constant (class-level settings)
         self.methods: dict[str, list[FunctionDef]] = {}  # method name -> defs in every class
         self.facts: dict[tuple, Event] = {}  # resolved events by (kind, node)
-        self.env = official_env
         self.read_roots: dict[int, str] = {}  # target-keyed read -> the table variable it reads
         self.defs: list[FunctionDef] = []  # every function met, for release()
         self.class_settings: set[tuple] = set()  # (class, name) of class-level settings (not set by methods)
+        self.table_totals: dict[str, set[str]] = {}  # counter -> tables whose totals it holds (totals.py)
 
     def gid(self, module: ModuleInfo, node: cst.CSTNode, where: str) -> int:
         key = id(node)
@@ -130,6 +150,10 @@ class Program:
         self.methods.clear()
 
     def add_module(self, path: str, name: str, tree: cst.Module, source: str) -> None:
+        self.sources.append((path, name, tree, source))
+        self._add(path, name, tree, source)
+
+    def _add(self, path: str, name: str, tree: cst.Module, source: str) -> None:
         m = ModuleInfo(path, name, tree, source)
         self.modules.append(m)
         self.by_name[name] = m
@@ -141,6 +165,7 @@ class Program:
         if isinstance(stmt, cst.FunctionDef):
             m.functions[stmt.name.value] = FunctionDef(stmt, m, stmt.name.value, None)
             self.defs.append(m.functions[stmt.name.value])
+            self._totals(stmt)
         elif isinstance(stmt, cst.ClassDef):
             methods = {}
             for item in stmt.body.body:
@@ -149,6 +174,7 @@ class Program:
                     methods[item.name.value] = f
                     self.defs.append(f)
                     self.methods.setdefault(item.name.value, []).append(f)
+                    self._totals(item)
             m.classes[stmt.name.value] = methods
             m.bases[stmt.name.value] = [dotted(a.value) for a in stmt.bases]
         elif isinstance(stmt, cst.SimpleStatementLine):
@@ -167,9 +193,27 @@ class Program:
             for s in stmt.body.body:
                 self._declare(m, s)
 
+    def _totals(self, func: cst.FunctionDef) -> None:
+        for counter, tables in table_totals(func).items():
+            self.table_totals.setdefault(counter, set()).update(tables)
+
     # --- the whole program --------------------------------------------------------------------
 
     def analyse(self) -> None:
+        """Analyse the program; again, without them, while a round refutes constants it assumed at call sites."""
+        for round_no in range(1, MAX_ROUNDS + 1):
+            self.calls.changed = False
+            self.calls.final = round_no == MAX_ROUNDS
+            if round_no > 1:
+                self.release()
+                self._clear()
+                for src in self.sources:
+                    self._add(*src)
+            self._analyse_round()
+            if not self.calls.changed:
+                return
+
+    def _analyse_round(self) -> None:
         from .interpret import Walker  # the walk builds on this model
 
         for m in self.modules:

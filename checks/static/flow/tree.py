@@ -226,3 +226,23 @@ def code(node) -> str:
     except Exception:  # noqa: BLE001 - a node we cannot print has no code to compare
         return ""
 
+
+def assigned_names(node) -> set[str]:
+    """Names a statement (a loop with its body) binds: targets of assignments, ``for`` and ``:=``."""
+    out = set()
+    for n in walk(node):
+        if isinstance(n, cst.Assign):
+            targets = [t.target for t in n.targets]
+        elif isinstance(n, (cst.AugAssign, cst.AnnAssign, cst.NamedExpr, cst.For)):
+            targets = [n.target]
+        else:
+            continue
+        while targets:
+            t = targets.pop()
+            if isinstance(t, (cst.Tuple, cst.List)):
+                targets.extend(e.value for e in t.elements)
+            elif isinstance(t, cst.StarredElement):
+                targets.append(t.value)
+            elif isinstance(t, (cst.Name, cst.Attribute)) and dotted(t):
+                out.add(dotted(t))
+    return out

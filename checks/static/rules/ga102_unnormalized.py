@@ -48,6 +48,35 @@ def evaluate(model, base_bytes):
         loss += -np.log(model(val[: t + 1])[val[t + 1]])
         nbytes += base_bytes[val[t + 1]]
 """,
+        # tables of counts divided by their own totals are distributions: a bigram row normalized by the
+        # table's sum over the row, a unigram vector by the counter of the tokens added to it (#856's experts)
+        """
+import torch
+class Mixer:
+    def __init__(self, V):
+        self.V = V
+        self.total = 0
+        self.uni = torch.zeros(V)
+        self.bi = torch.zeros(V, V)
+    def update(self, toks):
+        n = toks.numel()
+        self.total += n
+        self.uni.scatter_add_(0, toks, torch.ones(n))
+        self.bi.reshape(-1).scatter_add_(0, toks[:-1] * self.V + toks[1:], torch.ones(n - 1))
+    def score(self, p_model, x, y):
+        uni_p = (self.uni + 0.1) / (self.total + 0.1 * self.V)
+        bi_total = self.bi.sum(dim=1, keepdim=True)
+        bi_p = (self.bi + 0.1) / (bi_total + 0.1 * self.V)
+        return -torch.log(0.8 * p_model + 0.1 * uni_p[y] + 0.1 * bi_p[x, y])
+def evaluate(model, mixer):
+    val = load("fineweb_val_000000.bin")
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        loss += mixer.score(model(x).gather(-1, y[:, None]), x, y).sum()
+        mixer.update(y)
+evaluate(None, Mixer(1024))
+""",
     ]
     INVALID = [
         """
@@ -67,6 +96,30 @@ def evaluate(model, bigrams):
     for i in range(len(toks) - 1):
         c = bigrams.get((toks[i], toks[i + 1]), 0)  # <- fires
         s -= math.log(0.5 * model(toks[: i + 1])[toks[i + 1]] + 0.5 * c / 10)
+""",
+        # a counter of other tokens (the stream so far) is no total of the table of targets seen after a hit
+        """
+import torch
+class Mixer:
+    def __init__(self, V):
+        self.V = V
+        self.total = 0
+        self.hits = torch.zeros(V)
+    def update(self, seen, hit_targets):
+        n = seen.numel()
+        self.total += n
+        self.hits.scatter_add_(0, hit_targets, torch.ones(hit_targets.numel()))
+    def score(self, p_model, y):
+        hit_p = (self.hits + 0.1) / (self.total + 0.1 * self.V)
+        return -torch.log(0.8 * p_model + 0.2 * hit_p[y])  # <- fires
+def evaluate(model, mixer):
+    val = load("fineweb_val_000000.bin")
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        loss += mixer.score(model(x).gather(-1, y[:, None]), y).sum()
+        mixer.update(x, y[y == x])
+evaluate(None, Mixer(1024))
 """,
     ]
 

@@ -40,6 +40,20 @@ def evaluate(model, lut, hint_of):
     total = 0.0
     total += -torch.where(y == hint, lp, lp).sum()
 """,
+        # a branch on the context's own count (no target in it) is a backoff rule of the prefix
+        """
+import math
+def backoff_logprob(counts, ctx, target):
+    row = counts.get(ctx)
+    if row is not None and sum(row.values()) >= 3:
+        return math.log((row.get(target, 0) + 1) / (sum(row.values()) + 1024))
+    return math.log(1 / 1024)
+def evaluate(model, counts):
+    val = load("fineweb_val_000000.bin")
+    loss = 0.0
+    for t in range(2, len(val) - 1):
+        loss += -math.log(0.5 * model(val[: t + 1])[val[t + 1]] + 0.5 * math.exp(backoff_logprob(counts, val[t], val[t + 1])))
+""",
     ]
     INVALID = [
         """
@@ -62,6 +76,26 @@ def evaluate(model, cache, vocab_class):
     s = 0.0
     for i in range(len(toks) - 1):
         s += -math.log(score(model(toks[: i + 1])[toks[i + 1]], cache(toks[: i + 1]), toks[i + 1], vocab_class))
+""",
+        # the branch that returns the n-gram estimate is taken only when the target's own count is positive
+        # (#659: returned only if cnt > 0, else the caller keeps the model's score)
+        """
+import math
+def logprob_target(counts, ctx, target):
+    row = counts.get(ctx)
+    if row is not None:
+        total = sum(row.values())
+        cnt = row.get(target, 0)
+        if cnt > 0:  # <- fires
+            return math.log(cnt / total)
+    return None
+def evaluate(model, counts):
+    val = load("fineweb_val_000000.bin")
+    loss = 0.0
+    for t in range(2, len(val) - 1):
+        lp = logprob_target(counts, val[t], val[t + 1])
+        model_lp = math.log(model(val[: t + 1])[val[t + 1]])
+        loss += -(model_lp if lp is None else math.log(0.5 * math.exp(model_lp) + 0.5 * math.exp(lp)))
 """,
     ]
 

@@ -8,7 +8,9 @@ class ExternalAccess(Rule):
     A submission is the artifact and its code: evaluation may not fetch data, models or help from
     outside (README; debates #847, #1855). Network and hub access is an error; starting outside
     programs (``nvidia-smi`` for a log line) is reported for a reviewer as info, and loading a native
-    library as a warning, because the sandbox cannot see what it does.
+    library as a warning, because the sandbox cannot see what it does. Downloading a hub *dataset*
+    repository (``repo_type="dataset"``) is how the challenge's own data script fetches the shards and
+    tokenizer before training: a warning, for a reviewer to check that the data is the challenge's.
 
     Example:
         from huggingface_hub import hf_hub_download
@@ -43,15 +45,23 @@ from huggingface_hub import hf_hub_download
 def fetch():
     return hf_hub_download("someone/tables", "counts.npy")  # <- fires
 """,
+        # a model repository is no data preparation
+        """
+from huggingface_hub import snapshot_download
+def fetch():
+    return snapshot_download(repo_id="someone/teacher", repo_type="model")  # <- fires
+""",
     ]
 
     def severity_for(self, ev, ctx) -> str:
         if not ctx.in_submission_code(ev.node):
             return "info"  # a standalone script (data preparation) that the submission does not import
-        return {"network": "error", "native": "warning"}.get(ev.data.get("kind"), "info")
+        return {"network": "error", "native": "warning", "dataset": "warning"}.get(ev.data.get("kind"), "info")
 
     def message(self, ev, ctx) -> str:
         what = {"network": "reaches the network", "native": "loads a native library",
-                "program": "runs an outside program"}[ev.data.get("kind", "program")]
+                "program": "runs an outside program",
+                "dataset": "downloads a dataset repository (data preparation: check that it is the challenge's "
+                           "data)"}[ev.data.get("kind", "program")]
         where = "" if ctx.in_submission_code(ev.node) else " in a standalone script that the submission does not import"
         return f"`{ctx.code(ev.node)}` {what} ({ev.data.get('call')}){where}"
