@@ -27,6 +27,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from harness import model_build
 from harness.cuda_on_cpu import cuda_as_cpu
@@ -84,17 +85,14 @@ class MainEval(SubmissionPipeline):
         return _plain(self.raw)
 
 
-def fingerprint(model) -> str:
-    """SHA-256 over the model's state (parameters and buffers, names and bytes)."""
-    import torch
-
-    h = hashlib.sha256()
+def fingerprints(model) -> dict[str, str]:
+    """SHA-256 (first 16 hex digits) of each tensor of the model's state (parameters and buffers), by name."""
+    out = {}
     for name, t in sorted(model.state_dict().items()):
         if isinstance(t, torch.Tensor):
-            h.update(name.encode())
-            h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes()
-                     if t.numel() else b"")
-    return h.hexdigest()[:16]
+            data = t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+            out[name] = hashlib.sha256(data).hexdigest()[:16]
+    return out
 
 
 def config_objects(module) -> list:
@@ -173,9 +171,10 @@ def _env(args: dict, data_dir: Path, tokenizer_path: str, vocab: int) -> dict[st
 
 
 def run_pipeline(args: dict) -> dict:
-    """Driver: ``main()`` once per val stream of ``args['streams']`` (lists of ids), each time from a
-    fresh import with the same seeds. Returns per run the final eval's NLL per target position, the
-    weight fingerprint at its start, and seconds; plus the setup (paths, env, entry point)."""
+    """Driver: ``main()`` once on the val stream ``args['stream']`` (a list of ids), from a fresh
+    import with fixed seeds. Returns raw observations only, for the caller to judge: the final
+    eval's NLL (nats) and count per target position, the tokens it scored, the weight fingerprint
+    at its start and seconds; plus the setup (entry point, env, the own depth it needed)."""
     entry = args["entry"]
     source, _ = read_source(entry)
     entries = find_entries(source)
@@ -186,32 +185,30 @@ def run_pipeline(args: dict) -> dict:
     vocab, tokenizer = int(args["vocab_size"]), args["tokenizer"]
     data_dir = Path(tempfile.mkdtemp(prefix="golf-audit-pipeline-"))
     env = _env(args, data_dir, str(data_dir / "tokenizers" / Path(tokenizer).name), vocab)
+    stream = np.asarray(args["stream"], dtype=np.int64)
     own_depth = args.get("own_depth")
-    runs = []
-    for stream in args["streams"]:
-        t0 = time.perf_counter()
-        try:
-            if own_depth:
-                for k in DEPTH_KEYS:
-                    os.environ.pop(k, None)
-            run = _one_run(entry, {k: v for k, v in env.items() if not (own_depth and k in DEPTH_KEYS)}, args,
-                           np.asarray(stream, dtype=np.int64), [e.name for e in entries], source,
-                           data_dir, tokenizer)
-        except ScorerError as e:
-            # Layer indices in the hyperparameters (recurrence of layers 3-5) reject the small depth:
-            # main() runs again at the submission's own depth, as the eval-function probes' build does.
-            if own_depth is not None or runs or any(k in (args.get("env") or {}) for k in DEPTH_KEYS):
-                raise
-            own_depth = str(e)[:200]
-            for k in DEPTH_KEYS:
-                os.environ.pop(k, None)  # the import applied it to this process
-            run = _one_run(entry, {k: v for k, v in env.items() if k not in DEPTH_KEYS}, args,
-                           np.asarray(stream, dtype=np.int64), [e.name for e in entries], source,
-                           data_dir, tokenizer)
-        run["seconds"] = round(time.perf_counter() - t0, 2)
-        runs.append(run)
-    return {"runs": runs, "entry": runs[-1]["entry"], "own_depth": own_depth,
+    names = [e.name for e in entries]
+    t0 = time.perf_counter()
+    try:
+        run = _one_run(entry, _depth_env(env, own_depth), args, stream, names, source, data_dir, tokenizer)
+    except ScorerError as e:
+        # Layer indices in the hyperparameters (recurrence of layers 3-5) reject the small depth:
+        # main() runs again at the submission's own depth, as the eval-function probes' build does.
+        if own_depth is not None or any(k in (args.get("env") or {}) for k in DEPTH_KEYS):
+            raise
+        own_depth = str(e)[:200]
+        run = _one_run(entry, _depth_env(env, own_depth), args, stream, names, source, data_dir, tokenizer)
+    return {**run, "seconds": round(time.perf_counter() - t0, 2), "own_depth": own_depth,
             "env": {k: v for k, v in env.items() if k in PIPELINE_ENV or k == "VOCAB_SIZE"}}
+
+
+def _depth_env(env: dict, own_depth: str | None) -> dict:
+    """The env of one run: at the submission's own depth (no depth keys) once the small one failed."""
+    if not own_depth:
+        return env
+    for k in DEPTH_KEYS:
+        os.environ.pop(k, None)  # an earlier import applied it to this process
+    return {k: v for k, v in env.items() if k not in DEPTH_KEYS}
 
 
 def _one_run(entry: str, env: dict, args: dict, stream: np.ndarray, entries: list[str], source: str,
@@ -225,8 +222,6 @@ def _one_run(entry: str, env: dict, args: dict, stream: np.ndarray, entries: lis
 
 def _import_and_run(entry: str, env: dict, args: dict, stream: np.ndarray, entries: list[str], source: str,
                     data_dir: Path, tokenizer: str) -> dict:
-    import torch
-
     seed = int(args.get("seed", 0))
     module = import_submission(entry, env=env, launch_env=args.get("launch_env"))
     configs = config_objects(module)
@@ -266,7 +261,6 @@ def _import_and_run(entry: str, env: dict, args: dict, stream: np.ndarray, entri
     last = calls[-1]
     if "error" in last:
         raise PipelineError(f"the final eval {last['entry']}() main() calls could not be captured: {last['error']}")
-    last["prefix_of_val"] = bool(np.array_equal(last.pop("tokens"), stream[: last["stream_length"]]))
     return {**last, "eval_calls": [c["entry"] for c in calls], "shards": {k: len(v) for k, v in written.items()}}
 
 
@@ -282,7 +276,7 @@ def _captured_call(module, fn, entries: list[str], a: tuple, k: dict, launch_env
     if val is None or model is None:
         return fn(*a, **k), {"error": f"no token stream and model to capture in the call of {fn.__name__}"}
     tokens = val.detach().to("cpu").numpy().astype(np.int64)
-    weights = fingerprint(model)
+    weights = fingerprints(model)
     saved = dict(vars(model)), {n: getattr(module, n) for n in vars(module)}
     pipe = MainEval(module, fn, entries, bound, model, launch_env=launch_env, seed=seed, source=source)
     try:

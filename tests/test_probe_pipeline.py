@@ -50,6 +50,31 @@ READS_RAW_DOCS = [
      "    Path(args.data_path, \"docs_selected.jsonl\").read_text()\n"
      "    sp = spm.SentencePieceProcessor(model_file=args.tokenizer_path)\n"),
 ]
+# Code that turns on the audit from inside the child: the driver's decisions and fingerprints
+# replaced (those of this probe's earlier layout too), so that no score and no weight seems to move.
+TAMPERS_WITH_THE_DRIVER = [
+    ("        if master_process:\n            model_bytes = save_artifact(",
+     "        for _name, _attr, _value in ((\"checks.probes.whole_pipeline\", \"_moved\", lambda *a, **k: None),\n"
+     "                                     (\"checks.probes.whole_pipeline\", \"moved_before\", lambda *a, **k: None),\n"
+     "                                     (\"checks.probes.whole_pipeline\", \"changed_tensors\", lambda *a, **k: []),\n"
+     "                                     (\"harness.pipeline_run\", \"fingerprint\", lambda m: \"0\" * 16),\n"
+     "                                     (\"harness.pipeline_run\", \"fingerprints\", lambda m: {\"w\": \"0\" * 16})):\n"
+     "            if _name in sys.modules:\n"
+     "                setattr(sys.modules[_name], _attr, _value)\n"
+     "        if master_process:\n            model_bytes = save_artifact("),
+]
+# A well-formed "passed" answer written on the child's result channel, then a silent exit.
+FORGES_A_PASS = [
+    ("    sp = spm.SentencePieceProcessor(model_file=args.tokenizer_path)\n",
+     "    import json as _json\n"
+     "    _value = {\"example\": {\"n\": 2049, \"t\": 1537, \"b\": 5}, \"entry\": \"eval_val\", \"env\": {},\n"
+     "              \"tokenizer\": \"kjv_1024_bpe.model\", \"own_depth\": None, \"seconds\": [1.0, 1.0], \"scored\": 2048,\n"
+     "              \"weights_changed\": False, \"cuda_on_cpu\": False, \"eval_adapts\": False, \"cex\": None}\n"
+     "    _body = _json.dumps({\"ok\": True, \"value\": _value, \"blocked\": []}).encode()\n"
+     "    os.write(int(sys.argv[1]), b\"GASB1 %d\\n\" % len(_body) + _body)\n"
+     "    os._exit(0)\n"
+     "    sp = spm.SentencePieceProcessor(model_file=args.tokenizer_path)\n"),
+]
 
 
 def rewritten(tmp_path, name: str, rewrites) -> str:
@@ -131,3 +156,18 @@ def test_score_first_ttt_passes_and_update_before_score_fails():
     r = result(probe(str(SUBMISSIONS / "ttt_update_before_score")))
     assert r.status == "fail" and r.family == "update-before-score"
     assert r.data["eval_adapts_weights"] is True and r.data["weights_changed_before_eval"] is False
+
+
+def test_a_child_that_tampers_with_the_driver_does_not_pass(tmp_path):
+    # Pre-quant TTT on val, and the driver's decisions replaced inside the child: the decisions are
+    # made in the auditing process from the scores, which still move.
+    r = result(probe(rewritten(tmp_path, "tampers", PREQUANT_TTT + TAMPERS_WITH_THE_DRIVER)))
+    assert r.status == "fail", r.detail
+    assert r.counterexample["positions_moved"] > 0
+
+
+def test_a_child_that_forges_a_pass_on_the_result_channel_does_not_pass(tmp_path):
+    report = probe(rewritten(tmp_path, "forges", FORGES_A_PASS))
+    r = result(report)
+    assert r.status == "could-not-run" and "holds no per-position NLL" in r.detail
+    assert report.verdict == "incomplete"
