@@ -40,8 +40,8 @@ import sentencepiece as spm
 import checks.probes as probes_package
 from checks.parts import AuditOptions, launch_of
 from harness.cuda_on_cpu import cuda_as_cpu
-from harness.loader import import_submission
-from harness.pipeline_run import config_objects, config_value, run_pipeline, val_stream
+from harness.loader import import_submission, read_source
+from harness.pipeline_run import QUANTIZED_ABOVE, config_objects, config_value, run_pipeline, tied_widths, val_stream
 from harness.sandbox import SandboxResult, findings_from_blocked, limits_for, run_sandboxed
 from harness.submission import Submission
 from harness.submission_scorer import PROBE_ENV
@@ -59,6 +59,7 @@ TITLE = "changing val token x_t leaves every final score before t unchanged, thr
 # What an observation may hold: more tensors or longer names are not the probe's small model.
 MAX_TENSORS, MAX_NAME = 8192, 300
 HEX16 = re.compile(r"[0-9a-f]{16}")
+WIDTH_ENV = re.compile(r"[A-Z][A-Z0-9_]{0,60}_DIM")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
 SHOWN_TENSORS = 4  # changed tensors named in a finding
 
@@ -97,11 +98,13 @@ def spec_of(ex: dict) -> str:
 
 def configuration_in_child(args: dict) -> dict:
     """Driver: what main() will look for, read from its configuration objects: the file name of its
-    tokenizer path and its vocabulary size (the auditing process picks the tokenizer from these)."""
+    tokenizer path and its vocabulary size (the auditing process picks the tokenizer from these),
+    and the widths that follow the model width (harness/pipeline_run.py)."""
     with cuda_as_cpu():
         configs = config_objects(import_submission(args["entry"], launch_env=args.get("launch_env")))
     return {"tokenizer_name": os.path.basename(str(config_value(configs, "tokenizer_path", ""))),
-            "vocab_size": int(config_value(configs, "vocab_size", 0) or 0)}
+            "vocab_size": int(config_value(configs, "vocab_size", 0) or 0),
+            "tied_widths": tied_widths(configs, read_source(args["entry"])[0])}
 
 
 def observe_in_child(args: dict) -> dict:
@@ -124,9 +127,12 @@ class Observation:
     """One run of main() as its child reported it, checked for shape: per target position the NLL
     (nats) and how often the final eval scored it; per state tensor a fingerprint."""
     nll: np.ndarray
+    nll_last: np.ndarray  # the last score of each position: a rescoring pass shows here
     count: np.ndarray
     weights: dict[str, str]
+    sizes: dict[str, int]  # elements of each floating-point state tensor
     entry: str
+    final_call: list  # [entry point, ordinal]: the call main() ended on, which later runs capture
     eval_adapts: bool
     cuda_on_cpu: bool
     own_depth: str | None
@@ -138,26 +144,34 @@ def observation(value, stream: np.ndarray) -> Observation:
     of another shape, arrays of the wrong type or length, a stream other than the one it was given)."""
     if not isinstance(value, dict):
         raise Unfinished("the child's answer is not an observation")
-    nll, count, tokens = value.get("nll"), value.get("count"), value.get("tokens")
-    if not all(isinstance(a, np.ndarray) and a.ndim == 1 for a in (nll, count, tokens)):
+    nll, last, count, tokens = (value.get(k) for k in ("nll", "nll_last", "count", "tokens"))
+    if not all(isinstance(a, np.ndarray) and a.ndim == 1 for a in (nll, last, count, tokens)):
         raise Unfinished("the child's answer holds no per-position NLL, counts and tokens")
-    if nll.dtype.kind != "f" or count.dtype.kind not in "iu" or tokens.dtype.kind not in "iu":
+    if nll.dtype.kind != "f" or last.dtype.kind != "f" or count.dtype.kind not in "iu" or tokens.dtype.kind not in "iu":
         raise Unfinished("the child's per-position arrays have the wrong types")
-    if not 2 <= tokens.shape[0] <= stream.shape[0] or nll.shape != count.shape or nll.shape[0] != tokens.shape[0] - 1:
+    if not 2 <= tokens.shape[0] <= stream.shape[0] or not nll.shape == last.shape == count.shape \
+            or nll.shape[0] != tokens.shape[0] - 1:
         raise Unfinished("the child's per-position arrays do not match the stream's length")
     if not np.array_equal(tokens, stream[: tokens.shape[0]]):
         raise Unfinished(f"the final eval {value.get('entry')}() scored tokens other than the val stream main() was given")
     if count.min() < 0 or not count.any():
         raise Unfinished("the final eval scored no position of the val stream")
-    weights, entry, env = value.get("weights"), value.get("entry"), value.get("env")
+    weights, sizes, entry, env = (value.get(k) for k in ("weights", "sizes", "entry", "env"))
     if not (isinstance(weights, dict) and 0 < len(weights) <= MAX_TENSORS
             and all(isinstance(k, str) and len(k) <= MAX_NAME and isinstance(v, str) and HEX16.fullmatch(v)
                     for k, v in weights.items())):
         raise Unfinished("the child's answer holds no weight fingerprints")
+    if not (isinstance(sizes, dict) and set(sizes) <= set(weights)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in sizes.values())):
+        raise Unfinished("the child's answer holds no tensor sizes")
     if not (isinstance(entry, str) and IDENTIFIER.fullmatch(entry) and isinstance(env, dict)):
         raise Unfinished("the child's answer names no eval entry point")
+    final_call = value.get("final_call")
+    if not (isinstance(final_call, list) and len(final_call) == 2 and final_call[0] == entry
+            and isinstance(final_call[1], int) and 0 <= final_call[1] < 1 << 20):
+        raise Unfinished("the child's answer names no final eval call")
     own_depth = value.get("own_depth")
-    return Observation(nll=nll.astype(np.float64), count=count.astype(np.int64), weights=weights, entry=entry,
+    return Observation(final_call=final_call, nll=nll.astype(np.float64), nll_last=last.astype(np.float64), count=count.astype(np.int64), weights=weights, sizes=sizes, entry=entry,
                        eval_adapts=value.get("eval_adapts") is True, cuda_on_cpu=value.get("cuda_on_cpu") is True,
                        own_depth=own_depth[:MAX_NAME] if isinstance(own_depth, str) else None,
                        env={str(k)[:MAX_NAME]: str(v)[:MAX_NAME] for k, v in list(env.items())[:64]})
@@ -194,10 +208,12 @@ class Driver:
 
     def configuration(self) -> dict:
         value = self.call("configuration_in_child", {})
+        widths = value.get("tied_widths") if isinstance(value, dict) else None
         if not (isinstance(value, dict) and isinstance(value.get("tokenizer_name"), str)
-                and isinstance(value.get("vocab_size"), int)):
+                and isinstance(value.get("vocab_size"), int) and isinstance(widths, list)
+                and all(isinstance(w, str) and WIDTH_ENV.fullmatch(w) for w in widths[:64])):
             raise Unfinished("the child's answer is not a configuration")
-        return value
+        return {**value, "tied_widths": widths[:64]}
 
     def observe(self, stream: np.ndarray, setup: dict) -> Observation:
         """main() on ``stream``, in a sandbox of its own."""
@@ -234,19 +250,20 @@ def changed_tensors(r1: Observation, r2: Observation) -> list[str]:
 
 
 def moved_before(r1: Observation, r2: Observation, t: int, tol: float) -> dict | None:
-    """Targets 0..t-2 (input and target before token t) whose NLL moved by more than ``tol`` nats, or
-    that were scored a different number of times; None when none did."""
-    k = max(t - 1, 0)
-    if r1.nll.shape[0] < k or r2.nll.shape[0] < k:
-        k = min(r1.nll.shape[0], r2.nll.shape[0])
-    a1, a2 = r1.nll[:k], r2.nll[:k]
-    diff = np.abs(np.nan_to_num(a1, nan=0.0) - np.nan_to_num(a2, nan=0.0))
+    """Targets 0..t-2 (input and target before token t) whose first or last score moved by more than
+    ``tol`` nats, or that were scored a different number of times; None when none did."""
+    k = min(max(t - 1, 0), r1.nll.shape[0], r2.nll.shape[0])
+    first = np.abs(np.nan_to_num(r1.nll[:k], nan=0.0) - np.nan_to_num(r2.nll[:k], nan=0.0))
+    last = np.abs(np.nan_to_num(r1.nll_last[:k], nan=0.0) - np.nan_to_num(r2.nll_last[:k], nan=0.0))
+    diff = np.maximum(first, last)
     moved = np.nonzero((diff > tol) | (r1.count[:k] != r2.count[:k]))[0]
     if not moved.size:
         return None
     i = int(moved[np.argmax(diff[moved])])  # the earlier position that moved most
+    rescore = bool(last[i] > first[i])  # the move is in a later score of a position scored more than once
+    a1, a2 = (r1.nll_last, r2.nll_last) if rescore else (r1.nll, r2.nll)
     return {"position": int(moved[0]), "largest_moved": i, "nll": [float(a1[i]), float(a2[i])],
-            "nll_diff": float(a2[i] - a1[i]), "positions_moved": int(moved.size)}
+            "nll_diff": float(a2[i] - a1[i]), "positions_moved": int(moved.size), "rescore": rescore}
 
 
 @dataclass
@@ -262,13 +279,15 @@ class Outcome:
 def probe(driver: Driver, replay: dict | None) -> Outcome:
     """The property on one example (``replay``) or on the one picked here; every decision is made in
     this process from the children's raw observations."""
-    tokenizer, vocab, bos = pick_tokenizer(driver.configuration(), driver.tokenizers)
+    config = driver.configuration()
+    tokenizer, vocab, bos = pick_tokenizer(config, driver.tokenizers)
     ex = dict(replay or {})
     n = ex.get("n") or driver.world_size * TOKENS_PER_RANK + 1
     s = val_stream(int(driver.opts.seed), n, vocab, bos)
-    setup = {"tokenizer": tokenizer, "vocab_size": vocab}
+    setup = {"tokenizer": tokenizer, "vocab_size": vocab, "tied_widths": config["tied_widths"]}
     base = driver.observe(s, setup)
-    setup["own_depth"] = base.own_depth  # the depth the first run needed, for every later one
+    # The depth the first run needed and the call its final eval was, for every later run.
+    setup.update(own_depth=base.own_depth, final_call=base.final_call)
     ex = ex or pick_change(s, base, bos)
     t, b = ex["t"], ex["b"] % vocab
     if not 0 < t < n or b == s[t]:
@@ -337,6 +356,7 @@ def _report(sub: Submission, report: Report, o: Outcome) -> None:
     # No timings: a report is the same, byte for byte, for the same input (tests/test_determinism.py).
     data = {"entry_point": base.entry, "main_runs": len(o.runs), "scored_positions": scored,
             "weights_changed_before_eval": bool(o.tensors), "eval_adapts_weights": base.eval_adapts,
+            "rescored_positions": int(np.count_nonzero(base.count > 1)),
             "cuda_on_cpu": base.cuda_on_cpu, "own_depth": base.own_depth,
             "tokenizer": o.tokenizer.rsplit("/", 1)[-1], "env": base.env}
     ex, spec = o.example, spec_of(o.example)
@@ -346,7 +366,7 @@ def _report(sub: Submission, report: Report, o: Outcome) -> None:
             detail=f"{TITLE} (main() run {len(o.runs)} times; token {ex['t']} of {ex['n']} changed, "
                    f"{scored} positions scored)"))
         return
-    family = _family(bool(o.tensors), base.eval_adapts, report)
+    family = _family(o, report)
     cex = {"stream_length": ex["n"], "changed_index": ex["t"], "tokens": [o.original, ex["b"]],
            "weights_changed": o.tensors[:SHOWN_TENSORS], "tensors_changed": len(o.tensors), **(o.moved or {})}
     pr = ProbeResult(probe=NAME, status="fail", condition=CONDITION, family=family, data=data,
@@ -367,7 +387,8 @@ def _failure_message(entry: str, ex: dict, o: Outcome) -> str:
         parts.append(f"the weights main() hands its final eval changed ({shown})")
     if o.moved:
         m = o.moved
-        parts.append(f"the score at earlier position {m['largest_moved']} moved by {m['nll_diff']:+.4g} nats "
+        which = "the last score (a rescoring)" if m["rescore"] else "the score"
+        parts.append(f"{which} at earlier position {m['largest_moved']} moved by {m['nll_diff']:+.4g} nats "
                      f"({m['positions_moved']} earlier positions moved)")
     else:
         parts.append("no earlier score moved at the probe's small dims")
@@ -382,9 +403,19 @@ def _failure_why(o: Outcome) -> str:
            "reached scores of positions before it (C1)"
 
 
-def _family(weights_changed: bool, eval_adapts: bool, report: Report) -> str:
-    if not weights_changed:  # the eval's own state read the future: through its adapted weights, or directly
-        return "update-before-score" if eval_adapts else FAMILY
+def _family(o: Outcome, report: Report) -> str:
+    if not o.tensors:  # the eval's own state read the future: through its adapted weights, or directly
+        return "update-before-score" if o.runs[0].eval_adapts else FAMILY
     static = {f.family for f in report.findings if not f.rule.startswith("PRB-")}
-    return "val-calibration" if "val-calibration" in static and "val-data-in-training" not in static \
-        else "val-data-in-training"
+    if "val-data-in-training" in static:
+        return "val-data-in-training"
+    return "val-calibration" if "val-calibration" in static or only_quantized_moved(o) else "val-data-in-training"
+
+
+def only_quantized_moved(o: Outcome) -> bool:
+    """Every tensor that moved is one the records quantize, and every float tensor they store as it is
+    (norms, gains, scales) stayed: quantization moved with the val token (its calibration read val),
+    no training on val did (that moves the small tensors too)."""
+    sizes = o.runs[0].sizes
+    kept = [n for n, k in sizes.items() if k <= QUANTIZED_ABOVE]
+    return bool(kept) and all(sizes.get(n, 0) > QUANTIZED_ABOVE for n in o.tensors)
