@@ -45,8 +45,10 @@ def measure(path: str, label: str) -> dict:
     why = r.detail if r.status == "could-not-run" else ""
     if r.status == "fail":
         c = r.counterexample
-        why = (f"t={c['changed_index']} of {c['stream_length']}: position {c['largest_moved']} moved "
-               f"{c['nll_diff']:+.3g} nats ({c['positions_moved']} moved)")
+        why = f"t={c['changed_index']} of {c['stream_length']}: {c['tensors_changed']} weight tensors moved"
+        if "largest_moved" in c:
+            why += (f", position {c['largest_moved']} moved {c['nll_diff']:+.3g} nats "
+                    f"({c['positions_moved']} moved)")
     return {"label": label, "status": r.status, "family": r.family if r.status == "fail" else "", "runs": runs,
             "wall": wall, "why": why}
 

@@ -62,7 +62,7 @@ TAMPERS_WITH_THE_DRIVER = [
      "                                     (\"checks.probes.whole_pipeline\", \"moved_before\", lambda *a, **k: None),\n"
      "                                     (\"checks.probes.whole_pipeline\", \"changed_tensors\", lambda *a, **k: []),\n"
      "                                     (\"harness.pipeline_run\", \"fingerprint\", lambda m: \"0\" * 16),\n"
-     "                                     (\"harness.pipeline_run\", \"fingerprints\", lambda m: {\"w\": \"0\" * 16})):\n"
+     "                                     (\"harness.pipeline_run\", \"fingerprints\", lambda m: {k: \"0\" * 16 for k in m.state_dict()})):\n"
      "            if _name in sys.modules:\n"
      "                setattr(sys.modules[_name], _attr, _value)\n"
      "        if master_process:\n            model_bytes = save_artifact("),
@@ -168,6 +168,7 @@ def test_a_child_that_tampers_with_the_driver_does_not_pass(tmp_path):
     r = result(probe(rewritten(tmp_path, "tampers", PREQUANT_TTT + TAMPERS_WITH_THE_DRIVER)))
     assert r.status == "fail", r.detail
     assert r.counterexample["positions_moved"] > 0
+    assert r.data["weights_changed_before_eval"] is False  # the fingerprints were forged; the scores were not
 
 
 def test_a_child_that_forges_a_pass_on_the_result_channel_does_not_pass(tmp_path):
