@@ -144,6 +144,23 @@ def observation(value, stream: np.ndarray) -> Observation:
     of another shape, arrays of the wrong type or length, a stream other than the one it was given)."""
     if not isinstance(value, dict):
         raise Unfinished("the child's answer is not an observation")
+    nll, last, count = _scores(value, stream)
+    weights, sizes = _fingerprints(value)
+    entry, env, final_call, own_depth = (value.get(k) for k in ("entry", "env", "final_call", "own_depth"))
+    if not (isinstance(entry, str) and IDENTIFIER.fullmatch(entry) and isinstance(env, dict)):
+        raise Unfinished("the child's answer names no eval entry point")
+    if not (isinstance(final_call, list) and len(final_call) == 2 and final_call[0] == entry
+            and isinstance(final_call[1], int) and 0 <= final_call[1] < 1 << 20):
+        raise Unfinished("the child's answer names no final eval call")
+    return Observation(nll=nll, nll_last=last, count=count, weights=weights, sizes=sizes, entry=entry,
+                       final_call=final_call, eval_adapts=value.get("eval_adapts") is True,
+                       cuda_on_cpu=value.get("cuda_on_cpu") is True,
+                       own_depth=own_depth[:MAX_NAME] if isinstance(own_depth, str) else None,
+                       env={str(k)[:MAX_NAME]: str(v)[:MAX_NAME] for k, v in list(env.items())[:64]})
+
+
+def _scores(value: dict, stream: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first NLL, last NLL, count) per target position, checked against the stream the run was given."""
     nll, last, count, tokens = (value.get(k) for k in ("nll", "nll_last", "count", "tokens"))
     if not all(isinstance(a, np.ndarray) and a.ndim == 1 for a in (nll, last, count, tokens)):
         raise Unfinished("the child's answer holds no per-position NLL, counts and tokens")
@@ -156,7 +173,12 @@ def observation(value, stream: np.ndarray) -> Observation:
         raise Unfinished(f"the final eval {value.get('entry')}() scored tokens other than the val stream main() was given")
     if count.min() < 0 or not count.any():
         raise Unfinished("the final eval scored no position of the val stream")
-    weights, sizes, entry, env = (value.get(k) for k in ("weights", "sizes", "entry", "env"))
+    return nll.astype(np.float64), last.astype(np.float64), count.astype(np.int64)
+
+
+def _fingerprints(value: dict) -> tuple[dict[str, str], dict[str, int]]:
+    """(fingerprint, elements of the float ones) per state tensor, checked for shape."""
+    weights, sizes = value.get("weights"), value.get("sizes")
     if not (isinstance(weights, dict) and 0 < len(weights) <= MAX_TENSORS
             and all(isinstance(k, str) and len(k) <= MAX_NAME and isinstance(v, str) and HEX16.fullmatch(v)
                     for k, v in weights.items())):
@@ -164,17 +186,7 @@ def observation(value, stream: np.ndarray) -> Observation:
     if not (isinstance(sizes, dict) and set(sizes) <= set(weights)
             and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in sizes.values())):
         raise Unfinished("the child's answer holds no tensor sizes")
-    if not (isinstance(entry, str) and IDENTIFIER.fullmatch(entry) and isinstance(env, dict)):
-        raise Unfinished("the child's answer names no eval entry point")
-    final_call = value.get("final_call")
-    if not (isinstance(final_call, list) and len(final_call) == 2 and final_call[0] == entry
-            and isinstance(final_call[1], int) and 0 <= final_call[1] < 1 << 20):
-        raise Unfinished("the child's answer names no final eval call")
-    own_depth = value.get("own_depth")
-    return Observation(final_call=final_call, nll=nll.astype(np.float64), nll_last=last.astype(np.float64), count=count.astype(np.int64), weights=weights, sizes=sizes, entry=entry,
-                       eval_adapts=value.get("eval_adapts") is True, cuda_on_cpu=value.get("cuda_on_cpu") is True,
-                       own_depth=own_depth[:MAX_NAME] if isinstance(own_depth, str) else None,
-                       env={str(k)[:MAX_NAME]: str(v)[:MAX_NAME] for k, v in list(env.items())[:64]})
+    return weights, sizes
 
 
 class Driver:
@@ -190,7 +202,6 @@ class Driver:
         self.world_size = max(1, int(launch.world_size))
         self.deadline = time.monotonic() + SECONDS.get(opts.profile, SECONDS["default"])
         self.blocked: list[dict] = []
-        self.runs = 0
 
     def call(self, target: str, args: dict) -> object:
         left = self.deadline - time.monotonic()
@@ -217,7 +228,6 @@ class Driver:
 
     def observe(self, stream: np.ndarray, setup: dict) -> Observation:
         """main() on ``stream``, in a sandbox of its own."""
-        self.runs += 1
         return observation(self.call("observe_in_child", {**setup, "stream": stream.tolist()}), stream)
 
     def findings(self) -> list[Finding]:
