@@ -4,10 +4,11 @@
     python benchmarks/bench_pipeline_probe.py --corpus PARAMETER_GOLF_GIT [--pr 1735,728 --legal 3]
 
 With no argument it runs on every bundled example (submissions/). Each folder gets the
-``whole-pipeline`` probe alone (profile ``default``), in the sandbox: one call that runs main() twice
-(three times when a score moved, to confirm it is not noise). Printed per folder: status, family,
-the main() runs, the whole sandbox call's wall seconds (with the imports and the tokenizer choice)
-and per run, and the reason when main() could not be driven (reports carry no timings). ``--corpus`` runs it on real folders of the labelled corpus
+``whole-pipeline`` probe alone (profile ``default``): a sandboxed call that reads the configuration,
+then one sandboxed call per main() run, two of them (three when a score or a weight moved, to
+confirm it is not noise). Printed per folder: status, family, the main() runs, the probe's wall
+seconds (all sandbox calls, with the imports and the configuration call) in all and per run, and
+the reason when main() could not be driven (reports carry no timings). ``--corpus`` runs it on real folders of the labelled corpus
 (benchmarks/corpus.tsv, written out as bench_verdicts.py does): the rows of the PRs in ``--pr``
 and the first ``--legal`` merged records.
 """
@@ -44,8 +45,10 @@ def measure(path: str, label: str) -> dict:
     why = r.detail if r.status == "could-not-run" else ""
     if r.status == "fail":
         c = r.counterexample
-        why = (f"t={c['changed_index']} of {c['stream_length']}: position {c['largest_moved']} moved "
-               f"{c['nll_diff']:+.3g} nats ({c['positions_moved']} moved)")
+        why = f"t={c['changed_index']} of {c['stream_length']}: {c['tensors_changed']} weight tensors moved"
+        if "largest_moved" in c:
+            why += (f", position {c['largest_moved']} moved {c['nll_diff']:+.3g} nats "
+                    f"({c['positions_moved']} moved)")
     return {"label": label, "status": r.status, "family": r.family if r.status == "fail" else "", "runs": runs,
             "wall": wall, "why": why}
 

@@ -64,8 +64,10 @@ class TaggedArray(np.ndarray):
         return out
 
     def __array_function__(self, func, types, args, kwargs):
-        plain_args = [a.view(np.ndarray) if isinstance(a, TaggedArray) else a for a in args]
+        plain_args = [_untagged(a) for a in args]
         out = func(*plain_args, **kwargs)
+        if func is np.concatenate and isinstance(args[0], (list, tuple)) and kwargs.get("axis", 0) == 0:
+            return _concatenated(args[0], out)
         src = next((a for a in args if isinstance(a, TaggedArray) and a.pos is not None), None)
         if func is np.sum and src is not None and np.ndim(out) == 0:
             a = args[0]
@@ -78,6 +80,21 @@ class TaggedArray(np.ndarray):
 
     def sum(self, *a, **k):
         return np.add.reduce(self, *a, **k) if not a and not k else super().sum(*a, **k)
+
+
+def _untagged(a):
+    """A TaggedArray as a plain array, inside a list or tuple too (``np.concatenate([a, b])``):
+    one left tagged would dispatch back here without end."""
+    if isinstance(a, TaggedArray):
+        return a.view(np.ndarray)
+    return type(a)(_untagged(x) for x in a) if isinstance(a, (list, tuple)) else a
+
+
+def _concatenated(parts, out: np.ndarray):
+    """Arrays of positions joined along their first axis carry their positions joined."""
+    if parts and all(isinstance(p, TaggedArray) and p.pos is not None and p.pos.ndim == 1 for p in parts):
+        return _tag_np(out, np.concatenate([p.pos for p in parts]), parts[0].capture)
+    return out
 
 
 def _tag_np(arr: np.ndarray, tags: np.ndarray, capture: "Capture") -> TaggedArray:

@@ -11,6 +11,7 @@ steps) the device does not matter, only what the code computes. Inside ``cuda_as
 - ``subprocess.run(["nvidia-smi", ...])`` (the records log its output) answers with empty output
   without starting anything; any other command goes to the real ``subprocess.run`` (which the
   sandbox denies and reports);
+- ``torch.Generator(device="cuda")`` is a CPU generator;
 - ``torch._dynamo.reset()`` does nothing (``torch.compile`` is eager under the shims).
 
 Only for the duration; nothing is left patched. Installed only where CUDA is really missing.
@@ -83,6 +84,16 @@ class _Properties:
     multi_processor_count = 132
 
 
+class _Generator(torch.Generator):
+    """``torch.Generator(device="cuda")`` as a CPU generator (its constructor is no torch function)."""
+
+    def __new__(cls, device="cpu"):
+        return super().__new__(cls, _cpu(device))
+
+    def __init__(self, device="cpu") -> None:
+        super().__init__()
+
+
 PATCHES = {
     "is_available": lambda: True,
     "device_count": lambda: 1,
@@ -117,14 +128,15 @@ def cuda_as_cpu():
     saved = {name: getattr(torch.cuda, name, None) for name in PATCHES}
     for name, value in PATCHES.items():
         setattr(torch.cuda, name, value)
-    real_run, real_reset = subprocess.run, torch._dynamo.reset
+    real_run, real_reset, real_generator = subprocess.run, torch._dynamo.reset, torch.Generator
     subprocess.run = _run(real_run)
+    torch.Generator = _Generator
     torch._dynamo.reset = lambda: None  # torch.compile is eager under the shims: nothing to reset
     try:
         with _Devices():
             yield True
     finally:
-        subprocess.run, torch._dynamo.reset = real_run, real_reset
+        subprocess.run, torch._dynamo.reset, torch.Generator = real_run, real_reset, real_generator
         for name, value in saved.items():
             if value is None:
                 delattr(torch.cuda, name)

@@ -15,6 +15,9 @@ or only the eval's own state.
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import functools
 import hashlib
 import inspect
 import os
@@ -27,6 +30,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from harness import model_build
 from harness.cuda_on_cpu import cuda_as_cpu
@@ -38,22 +42,34 @@ from harness.scorer import ScorerError
 from harness.submission_scorer import PROBE_ENV, SubmissionPipeline, _plain
 
 # A few training steps on small batches; the wall-clock cap stays far away so that the step count,
-# not the clock, ends training (two runs must differ only in the val token changed).
+# not the clock, ends training, and so that no schedule reads the clock: records start their LR
+# warmdown once WARMDOWN_ITERS steps at the measured step time would pass the cap, which a 3000 s
+# cap and a slow CPU step reach (two runs must differ only in the val token changed).
 PIPELINE_ENV = {
     "ITERATIONS": "2", "WARMUP_STEPS": "0", "VAL_LOSS_EVERY": "0", "TRAIN_LOG_EVERY": "1000",
-    "TRAIN_BATCH_TOKENS": "1024", "VAL_BATCH_SIZE": "1024", "MAX_WALLCLOCK_SECONDS": "3000", "THREADS": "1",
+    "TRAIN_BATCH_TOKENS": "1024", "VAL_BATCH_SIZE": "1024", "MAX_WALLCLOCK_SECONDS": "1000000000", "THREADS": "1",
 }
 # Wide enough that the MLP matrices (256 x 512) pass the records' 65,536-element line below which a
 # tensor is stored as it is: quantization (GPTQ and its calibration data) then touches the weights.
 PIPELINE_DIMS = {"MODEL_DIM": "256"}
+QUANTIZED_ABOVE = 65536  # elements: the records store a float tensor this small as it is
 TRAIN_SHARDS, TRAIN_SHARD_TOKENS = 2, 1 << 15
 VAL_ALPHABET = 64
 DOC_TOKENS = 128  # per-document evals (LoRA TTT) split documents among ranks
 SHARD_GLOB = re.compile(r"[*?\[]")
+WIDTH = re.compile(r"[a-z][a-z0-9_]*_dim")
 
 
 class PipelineError(ScorerError):
     """main() could not be driven on generated data (the message says why, in one line)."""
+
+
+class FinalNotCaptured(Exception):
+    """main() ended on an eval call that this run did not capture: ``call`` (entry point, ordinal)."""
+
+    def __init__(self, call: tuple[str, int]) -> None:
+        super().__init__(f"main() ended on call {call[1]} of {call[0]}()")
+        self.call = call
 
 
 def val_stream(seed: int, n: int, vocab: int, bos: int | None = None) -> np.ndarray:
@@ -65,7 +81,7 @@ def val_stream(seed: int, n: int, vocab: int, bos: int | None = None) -> np.ndar
     alphabet = rng.choice(np.arange(4, vocab), size=min(VAL_ALPHABET, vocab - 4), replace=False)
     s = rng.choice(alphabet, size=n).astype(np.int64)
     if bos is not None:
-        s[::DOC_TOKENS] = bos
+        s[: max(n - 1, 0) : DOC_TOKENS] = bos  # no document of one token: the stream ends inside one
     return s
 
 
@@ -85,17 +101,20 @@ class MainEval(SubmissionPipeline):
         return _plain(self.raw)
 
 
-def fingerprint(model) -> str:
-    """SHA-256 over the model's state (parameters and buffers, names and bytes)."""
-    import torch
-
-    h = hashlib.sha256()
+def fingerprints(model) -> dict[str, str]:
+    """SHA-256 (first 16 hex digits) of each tensor of the model's state (parameters and buffers), by name."""
+    out = {}
     for name, t in sorted(model.state_dict().items()):
         if isinstance(t, torch.Tensor):
-            h.update(name.encode())
-            h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes()
-                     if t.numel() else b"")
-    return h.hexdigest()[:16]
+            data = t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+            out[name] = hashlib.sha256(data).hexdigest()[:16]
+    return out
+
+
+def float_sizes(model) -> dict[str, int]:
+    """Elements of each floating-point tensor of the model's state, by name."""
+    return {name: int(t.numel()) for name, t in model.state_dict().items()
+            if isinstance(t, torch.Tensor) and t.is_floating_point()}
 
 
 def config_objects(module) -> list:
@@ -116,6 +135,19 @@ def config_objects(module) -> list:
 def config_value(configs: list, name: str, default=None):
     """The first configuration object's attribute ``name``."""
     return next((getattr(c, name) for c in configs if getattr(c, name, None) is not None), default)
+
+
+def tied_widths(configs: list, source: str) -> list[str]:
+    """Env names of the configuration's widths that equal its model width (``EMBEDDING_DIM`` 512 =
+    ``MODEL_DIM`` 512) and are read from the env: the probe's small width goes to them too, so that
+    the probe does not build a projection between the two that the official run never has (its
+    quantizer has no calibration for it)."""
+    model_dim = config_value(configs, "model_dim")
+    if not isinstance(model_dim, int):
+        return []
+    names = {n for c in configs for n in dir(c)
+             if n != "model_dim" and WIDTH.fullmatch(n) and getattr(c, n, None) == model_dim}
+    return sorted(n.upper() for n in names if f'"{n.upper()}"' in source and n.upper() not in model_build.SMALL_ENV)
 
 
 def _materialise(configs: list, data_dir: Path, val: np.ndarray, tokenizer: str, seed: int) -> dict:
@@ -168,15 +200,17 @@ def _env(args: dict, data_dir: Path, tokenizer_path: str, vocab: int) -> dict[st
     small["TTT_CHUNK_TOKENS"] = str(max(int(PROBE_ENV["TTT_CHUNK_TOKENS"]), 2 * world * int(PROBE_ENV["EVAL_STRIDE"])))
     # The other name records give a TTT chunk that lies within one eval window.
     small["TTT_CHUNK_SIZE"] = PROBE_ENV["EVAL_SEQ_LEN"]
-    return {**small, **PIPELINE_DIMS, **PIPELINE_ENV, "VOCAB_SIZE": str(vocab), "DATA_PATH": str(data_dir / "datasets" / "probe"),
+    widths = {k: PIPELINE_DIMS["MODEL_DIM"] for k in args.get("tied_widths") or []}
+    return {**small, **PIPELINE_DIMS, **widths, **PIPELINE_ENV, "VOCAB_SIZE": str(vocab), "DATA_PATH": str(data_dir / "datasets" / "probe"),
             "DATA_DIR": str(data_dir) + "/", "TOKENIZER_PATH": tokenizer_path,
             **(args.get("env") or {})}
 
 
 def run_pipeline(args: dict) -> dict:
-    """Driver: ``main()`` once per val stream of ``args['streams']`` (lists of ids), each time from a
-    fresh import with the same seeds. Returns per run the final eval's NLL per target position, the
-    weight fingerprint at its start, and seconds; plus the setup (paths, env, entry point)."""
+    """Driver: ``main()`` once on the val stream ``args['stream']`` (a list of ids), from a fresh
+    import with fixed seeds. Returns raw observations only, for the caller to judge: the final
+    eval's NLL (nats) and count per target position, the tokens it scored, the weight fingerprint
+    at its start and seconds; plus the setup (entry point, env, the own depth it needed)."""
     entry = args["entry"]
     source, _ = read_source(entry)
     entries = find_entries(source)
@@ -187,47 +221,117 @@ def run_pipeline(args: dict) -> dict:
     vocab, tokenizer = int(args["vocab_size"]), args["tokenizer"]
     data_dir = Path(tempfile.mkdtemp(prefix="golf-audit-pipeline-"))
     env = _env(args, data_dir, str(data_dir / "tokenizers" / Path(tokenizer).name), vocab)
+    stream = np.asarray(args["stream"], dtype=np.int64)
     own_depth = args.get("own_depth")
-    runs = []
-    for stream in args["streams"]:
-        t0 = time.perf_counter()
+    names = [e.name for e in entries] + outer_evals(source, [e.name for e in entries])
+    guess = next(([e.name, 0] for e in entries if e.final), None)
+
+    def attempt(depth: str | None) -> dict:
+        # The capture costs a scoring per rank, so only the final eval's call is captured: the
+        # caller names it (the call where an earlier run ended), else the first call of the entry
+        # point the source reaches last from main(), else a first run without capture finds it.
+        # A run that ends elsewhere is run again, capturing the call where it ended.
+        run_env = _depth_env(env, depth)
+        final = args.get("final_call") or guess or _one_run(entry, run_env, args, stream, names, None, source,
+                                                            data_dir, tokenizer)["final_call"]
         try:
-            if own_depth:
-                for k in DEPTH_KEYS:
-                    os.environ.pop(k, None)
-            run = _one_run(entry, {k: v for k, v in env.items() if not (own_depth and k in DEPTH_KEYS)}, args,
-                           np.asarray(stream, dtype=np.int64), [e.name for e in entries], source,
-                           data_dir, tokenizer)
-        except ScorerError as e:
-            # Layer indices in the hyperparameters (recurrence of layers 3-5) reject the small depth:
-            # main() runs again at the submission's own depth, as the eval-function probes' build does.
-            if own_depth is not None or runs or any(k in (args.get("env") or {}) for k in DEPTH_KEYS):
-                raise
-            own_depth = str(e)[:200]
-            for k in DEPTH_KEYS:
-                os.environ.pop(k, None)  # the import applied it to this process
-            run = _one_run(entry, {k: v for k, v in env.items() if k not in DEPTH_KEYS}, args,
-                           np.asarray(stream, dtype=np.int64), [e.name for e in entries], source,
-                           data_dir, tokenizer)
-        run["seconds"] = round(time.perf_counter() - t0, 2)
-        runs.append(run)
-    return {"runs": runs, "entry": runs[-1]["entry"], "own_depth": own_depth,
+            return _one_run(entry, run_env, args, stream, names, tuple(final), source, data_dir, tokenizer)
+        except FinalNotCaptured as e:
+            return _one_run(entry, run_env, args, stream, names, e.call, source, data_dir, tokenizer)
+
+    t0 = time.perf_counter()
+    try:
+        run = attempt(own_depth)
+    except ScorerError as e:
+        # Layer indices in the hyperparameters (recurrence of layers 3-5) reject the small depth:
+        # main() runs again at the submission's own depth, as the eval-function probes' build does.
+        if own_depth is not None or any(k in (args.get("env") or {}) for k in DEPTH_KEYS):
+            raise
+        own_depth = str(e)[:200]
+        run = attempt(own_depth)
+    return {**run, "seconds": round(time.perf_counter() - t0, 2), "own_depth": own_depth,
             "env": {k: v for k, v in env.items() if k in PIPELINE_ENV or k == "VOCAB_SIZE"}}
 
 
-def _one_run(entry: str, env: dict, args: dict, stream: np.ndarray, entries: list[str], source: str,
-             data_dir: Path, tokenizer: str) -> dict:
+def outer_evals(source: str, entries: list[str]) -> list[str]:
+    """Module-level ``*eval*`` functions taking the token stream and a model that hand the stream to
+    an entry point: a two-pass eval whose first pass is an entry point and whose second pass
+    rescores in its own code. main() ending on one, the whole of it is the final eval."""
+    out = []
+    for fn in ast.parse(source).body:
+        if not isinstance(fn, ast.FunctionDef) or "eval" not in fn.name.lower() or fn.name in entries:
+            continue
+        params = {a.arg for a in fn.args.args + fn.args.kwonlyargs}
+        calls = {c.func.id for c in ast.walk(fn) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
+        if params & set(TOKEN_PARAMS) and params & set(MODEL_PARAMS) and calls & set(entries):
+            out.append(fn.name)
+    return out
+
+
+def _depth_env(env: dict, own_depth: str | None) -> dict:
+    """The env of one run: at the submission's own depth (no depth keys) once the small one failed."""
+    if not own_depth:
+        return env
+    for k in DEPTH_KEYS:
+        os.environ.pop(k, None)  # an earlier import applied it to this process
+    return {k: v for k, v in env.items() if k not in DEPTH_KEYS}
+
+
+def _one_run(entry: str, env: dict, args: dict, stream: np.ndarray, entries: list[str],
+             captured: tuple[str, int] | None, source: str, data_dir: Path, tokenizer: str) -> dict:
     for p in data_dir.iterdir():  # nothing of the previous run survives but the code
         shutil.rmtree(p) if p.is_dir() else p.unlink()
-    with cuda_as_cpu() as emulated:
-        return {**_import_and_run(entry, env, args, stream, entries, source, data_dir, tokenizer),
+    with cuda_as_cpu() as emulated, inference_mode_as_no_grad():
+        return {**_import_and_run(entry, env, args, stream, entries, captured, source, data_dir, tokenizer),
                 "cuda_on_cpu": emulated}
 
 
-def _import_and_run(entry: str, env: dict, args: dict, stream: np.ndarray, entries: list[str], source: str,
-                    data_dir: Path, tokenizer: str) -> dict:
-    import torch
+class _NoGrad:
+    """``torch.inference_mode(mode)`` as ``torch.no_grad()``: a context manager and a decorator."""
 
+    def __init__(self, mode: bool = True) -> None:
+        self.mode = bool(mode)
+        self.inner = []
+
+    def __enter__(self):
+        ctx = torch.no_grad() if self.mode else contextlib.nullcontext()
+        self.inner.append(ctx)
+        return ctx.__enter__()
+
+    def __exit__(self, *exc):
+        return self.inner.pop().__exit__(*exc)
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def run(*a, **k):
+            with _NoGrad(self.mode):
+                return fn(*a, **k)
+
+        return run
+
+
+def _inference_mode(mode=True):
+    return _NoGrad()(mode) if callable(mode) else _NoGrad(mode)  # bare ``@torch.inference_mode`` too
+
+
+@contextlib.contextmanager
+def inference_mode_as_no_grad():
+    """``torch.inference_mode`` answered by ``torch.no_grad`` for the duration. Same numbers; the
+    difference is that a tensor made under it may later enter autograd. At the probe's small dims
+    the records' sequence lengths coincide, so a rotary cache filled by an inference-mode eval is
+    read again by a later TTT forward under autograd, which the real run's lengths never do."""
+    real = torch.inference_mode
+    torch.inference_mode = _inference_mode
+    try:
+        yield
+    finally:
+        torch.inference_mode = real
+
+
+def _import_and_run(entry: str, env: dict, args: dict, stream: np.ndarray, entries: list[str],
+                    captured: tuple[str, int] | None, source: str, data_dir: Path, tokenizer: str) -> dict:
+    """main() once; ``captured``: the (entry point, ordinal) call to capture, None for none (the run
+    then only says which call main() ended on)."""
     seed = int(args.get("seed", 0))
     module = import_submission(entry, env=env, launch_env=args.get("launch_env"))
     configs = config_objects(module)
@@ -235,17 +339,28 @@ def _import_and_run(entry: str, env: dict, args: dict, stream: np.ndarray, entri
         raise PipelineError("no configuration (Hyperparameters, *Config) and main() to drive")
     written = _materialise(configs, data_dir, stream, tokenizer, seed)
     calls: list[dict] = []
+    inside: list[str] = []  # the eval call main() made that is running: the ones it makes run as they are
 
     def hook(name: str, fn):
         def call(*a, **k):
-            raw, record = _captured_call(module, fn, entries, a, k, args.get("launch_env"), seed, source, torch)
-            calls.append({"entry": name, **record})
+            if inside:
+                return fn(*a, **k)
+            ordinal = sum(c["entry"] == name for c in calls)
+            inside.append(name)
+            try:
+                if (name, ordinal) != captured:
+                    calls.append({"entry": name, "call": (name, ordinal), "uncaptured": True})
+                    return fn(*a, **k)
+                raw, record = _captured_call(module, fn, entries, a, k, args.get("launch_env"), seed, source, torch)
+            finally:
+                inside.pop()
+            calls.append({"entry": name, "call": (name, ordinal), **record})
             return raw
 
         return call
 
-    # Every eval entry point is captured; the final eval is the last one main() calls (the one its
-    # configuration selects: an n-gram mode, TTT on or off).
+    # The final eval is the last entry point main() calls (the one its configuration selects: an
+    # n-gram mode, TTT on or off).
     for name in entries:
         setattr(module, name, hook(name, getattr(module, name)))
     random.seed(seed)
@@ -265,10 +380,13 @@ def _import_and_run(entry: str, env: dict, args: dict, stream: np.ndarray, entri
     if not calls:
         raise PipelineError(f"main() returned without calling an eval entry point ({', '.join(entries)})")
     last = calls[-1]
+    if captured is None:
+        return {"final_call": last["call"]}
+    if last.get("uncaptured"):
+        raise FinalNotCaptured(last["call"])
     if "error" in last:
         raise PipelineError(f"the final eval {last['entry']}() main() calls could not be captured: {last['error']}")
-    last["prefix_of_val"] = bool(np.array_equal(last.pop("tokens"), stream[: last["stream_length"]]))
-    return {**last, "eval_calls": [c["entry"] for c in calls], "shards": {k: len(v) for k, v in written.items()}}
+    return {**last, "final_call": list(last.pop("call")), "eval_calls": [c["entry"] for c in calls], "shards": {k: len(v) for k, v in written.items()}}
 
 
 def _captured_call(module, fn, entries: list[str], a: tuple, k: dict, launch_env, seed: int, source: str, torch):
@@ -283,20 +401,32 @@ def _captured_call(module, fn, entries: list[str], a: tuple, k: dict, launch_env
     if val is None or model is None:
         return fn(*a, **k), {"error": f"no token stream and model to capture in the call of {fn.__name__}"}
     tokens = val.detach().to("cpu").numpy().astype(np.int64)
-    weights = fingerprint(model)
+    weights, sizes = fingerprints(model), float_sizes(model)
     saved = dict(vars(model)), {n: getattr(module, n) for n in vars(module)}
     pipe = MainEval(module, fn, entries, bound, model, launch_env=launch_env, seed=seed, source=source)
     try:
         res = pipe.score(tokens)
+        last = last_scores(pipe.mode.capture.scoring(pipe.mode.capture.records), res.nll.shape[0])
     except ScorerError as e:
         if pipe.raw is None:  # the eval itself failed: so would main()
             raise
         return pipe.raw, {"error": str(e)}
     finally:
         _unwrap(model, module, *saved)
-    return pipe.raw, {"nll": res.nll, "count": res.count, "weights": weights, "tokens": tokens,
+    return pipe.raw, {"nll": res.nll, "nll_last": last, "count": res.count, "weights": weights, "sizes": sizes, "tokens": tokens,
                       "stream_length": int(tokens.shape[0]), "returned": res.returned,
                       "eval_adapts": pipe.info.stateful}
+
+
+def last_scores(records: list, n: int) -> np.ndarray:
+    """Per target position the last score (nats) the eval's accumulator received; NaN where none.
+    The capture's NLL is each position's first score: a second pass that rescores positions with
+    state built from the whole stream shows in the last one."""
+    out = np.full(n, np.nan)
+    for r in records:
+        keep = r.pos < n
+        out[r.pos[keep]] = r.values[keep]
+    return out
 
 
 def _stream_of(value, torch):

@@ -12,10 +12,14 @@ is reported as could-not-run (fail closed), never a pass.
 from __future__ import annotations
 
 
+import numpy as np
 import pytest
 
 from checks.parts import AuditOptions, run_parts
 from checks.probes import whole_pipeline
+from harness import pipeline_run
+from harness.cuda_on_cpu import cuda_as_cpu
+from harness.pipeline_run import val_stream
 from harness.submission import load_submission
 from reports.model import Report
 from tests.conftest import SUBMISSIONS, rewritten_example
@@ -48,6 +52,31 @@ NEEDS_CUDA = [
 READS_RAW_DOCS = [
     ("    sp = spm.SentencePieceProcessor(model_file=args.tokenizer_path)\n",
      "    Path(args.data_path, \"docs_selected.jsonl\").read_text()\n"
+     "    sp = spm.SentencePieceProcessor(model_file=args.tokenizer_path)\n"),
+]
+# Code that turns on the audit from inside the child: the driver's decisions and fingerprints
+# replaced (those of this probe's earlier layout too), so that no score and no weight seems to move.
+TAMPERS_WITH_THE_DRIVER = [
+    ("        if master_process:\n            model_bytes = save_artifact(",
+     "        for _name, _attr, _value in ((\"checks.probes.whole_pipeline\", \"_moved\", lambda *a, **k: None),\n"
+     "                                     (\"checks.probes.whole_pipeline\", \"moved_before\", lambda *a, **k: None),\n"
+     "                                     (\"checks.probes.whole_pipeline\", \"changed_tensors\", lambda *a, **k: []),\n"
+     "                                     (\"harness.pipeline_run\", \"fingerprint\", lambda m: \"0\" * 16),\n"
+     "                                     (\"harness.pipeline_run\", \"fingerprints\", lambda m: {k: \"0\" * 16 for k in m.state_dict()})):\n"
+     "            if _name in sys.modules:\n"
+     "                setattr(sys.modules[_name], _attr, _value)\n"
+     "        if master_process:\n            model_bytes = save_artifact("),
+]
+# A well-formed "passed" answer written on the child's result channel, then a silent exit.
+FORGES_A_PASS = [
+    ("    sp = spm.SentencePieceProcessor(model_file=args.tokenizer_path)\n",
+     "    import json as _json\n"
+     "    _value = {\"example\": {\"n\": 2049, \"t\": 1537, \"b\": 5}, \"entry\": \"eval_val\", \"env\": {},\n"
+     "              \"tokenizer\": \"kjv_1024_bpe.model\", \"own_depth\": None, \"seconds\": [1.0, 1.0], \"scored\": 2048,\n"
+     "              \"weights_changed\": False, \"cuda_on_cpu\": False, \"eval_adapts\": False, \"cex\": None}\n"
+     "    _body = _json.dumps({\"ok\": True, \"value\": _value, \"blocked\": []}).encode()\n"
+     "    os.write(int(sys.argv[1]), b\"GASB1 %d\\n\" % len(_body) + _body)\n"
+     "    os._exit(0)\n"
      "    sp = spm.SentencePieceProcessor(model_file=args.tokenizer_path)\n"),
 ]
 
@@ -131,3 +160,106 @@ def test_score_first_ttt_passes_and_update_before_score_fails():
     r = result(probe(str(SUBMISSIONS / "ttt_update_before_score")))
     assert r.status == "fail" and r.family == "update-before-score"
     assert r.data["eval_adapts_weights"] is True and r.data["weights_changed_before_eval"] is False
+
+
+def test_a_child_that_tampers_with_the_driver_does_not_pass(tmp_path):
+    # Pre-quant TTT on val, and the driver's decisions replaced inside the child: the decisions are
+    # made in the auditing process from the scores, which still move.
+    r = result(probe(rewritten(tmp_path, "tampers", PREQUANT_TTT + TAMPERS_WITH_THE_DRIVER)))
+    assert r.status == "fail", r.detail
+    assert r.counterexample["positions_moved"] > 0
+    assert r.data["weights_changed_before_eval"] is False  # the fingerprints were forged; the scores were not
+
+
+def test_a_child_that_forges_a_pass_on_the_result_channel_does_not_pass(tmp_path):
+    report = probe(rewritten(tmp_path, "forges", FORGES_A_PASS))
+    r = result(report)
+    assert r.status == "could-not-run" and "holds no per-position NLL" in r.detail
+    assert report.verdict == "incomplete"
+
+
+# ---------------------------------------------------------------- the driver's parts, without main()
+
+def observed(nll, count=None, last=None, weights=None, sizes=None) -> whole_pipeline.Observation:
+    nll = np.asarray(nll, dtype=np.float64)
+    return whole_pipeline.Observation(
+        nll=nll, nll_last=nll if last is None else np.asarray(last, dtype=np.float64),
+        count=np.ones(nll.shape, dtype=np.int64) if count is None else np.asarray(count),
+        weights=weights or {"w": "0" * 16}, sizes=sizes or {"w": 10}, entry="eval_val", final_call=["eval_val", 0],
+        eval_adapts=False, cuda_on_cpu=False, own_depth=None, env={})
+
+
+def test_a_rescoring_that_reads_the_future_shows_in_the_last_scores():
+    a = observed([1.0, 2.0, 3.0, 4.0])
+    b = observed([1.0, 2.0, 3.0, 4.0], last=[1.0, 2.5, 3.0, 4.0], count=[1, 2, 1, 1])
+    assert whole_pipeline.moved_before(a, a, 4, 0.0) is None
+    m = whole_pipeline.moved_before(a, b, 4, whole_pipeline.TOL)
+    assert m["largest_moved"] == 1 and m["rescore"] and m["nll_diff"] == pytest.approx(0.5)
+
+
+def test_an_answer_that_is_not_an_observation_is_refused():
+    s = np.arange(10, dtype=np.int64)
+    good = {"nll": np.zeros(9), "nll_last": np.zeros(9), "count": np.ones(9, dtype=np.int64), "tokens": s,
+            "weights": {"w": "ab" * 8}, "sizes": {"w": 4}, "entry": "eval_val", "final_call": ["eval_val", 0],
+            "env": {}}
+    assert whole_pipeline.observation(good, s).entry == "eval_val"
+    for bad in ({**good, "tokens": s[::-1].copy()}, {**good, "nll": np.zeros(8)}, {**good, "weights": {"w": "x"}},
+                {**good, "count": np.zeros(9, dtype=np.int64)}, {**good, "final_call": ["other", 0]},
+                {"cex": None, "weights_changed": False}):
+        with pytest.raises(whole_pipeline.Unfinished):
+            whole_pipeline.observation(bad, s)
+
+
+def test_weights_moved_only_where_quantized_is_calibration_else_training():
+    sizes = {"mlp.fc": 131072, "attn_scale": 256, "norm": 256}
+    base = observed([1.0], sizes=sizes, weights={n: "0" * 16 for n in sizes})
+
+    def family(tensors):
+        o = whole_pipeline.Outcome(example={}, tokenizer="t", runs=[base], original=0, moved=None, tensors=tensors)
+        return whole_pipeline._family(o, Report(submission="x"))
+
+    assert family(["mlp.fc"]) == "val-calibration"
+    assert family(["attn_scale", "mlp.fc"]) == "val-data-in-training"
+
+
+def test_the_generated_stream_never_ends_on_a_lone_bos():
+    for n in (129, 257, 2049):
+        s = val_stream(0, n, 1024, bos=1)
+        assert s[0] == 1 and s[-1] != 1 and (s == 1).sum() == (n - 2) // pipeline_run.DOC_TOKENS + 1
+
+
+def test_concatenated_positions_keep_their_tags():
+    from harness.submission_scorer import TaggedArray, _tag_np
+
+    a, b = _tag_np(np.ones(3), np.arange(3)), _tag_np(np.ones(2), np.arange(3, 5))
+    out = np.concatenate([a, b])
+    assert isinstance(out, TaggedArray) and list(out.pos) == [0, 1, 2, 3, 4]
+    assert np.stack([a, a]).shape == (2, 3)  # a list of tagged arrays does not dispatch back without end
+
+
+def test_cuda_generators_and_inference_mode_on_the_cpu():
+    import torch
+
+    with cuda_as_cpu(), pipeline_run.inference_mode_as_no_grad():
+        assert torch.Generator(device="cuda").device.type == "cpu"
+        with torch.inference_mode():
+            cache = torch.ones(3)
+        w = torch.ones(3, requires_grad=True)
+        (w * cache).sum().backward()  # a cache made under inference mode enters autograd later
+    assert w.grad is not None and torch.inference_mode is not pipeline_run._inference_mode
+
+
+def test_outer_evals_and_tied_widths():
+    source = (
+        "import os\n"
+        "class Hyperparameters:\n"
+        "    model_dim = int(os.environ.get(\"MODEL_DIM\", 512))\n"
+        "    embedding_dim = int(os.environ.get(\"EMBEDDING_DIM\", 512))\n"
+        "    head_dim = 64\n"
+        "def eval_val_store(args, base_model, val_tokens):\n    return 0.0\n"
+        "def eval_two_pass(args, base_model, val_tokens):\n    return eval_val_store(args, base_model, val_tokens)\n"
+        "def run_eval(args, val_tokens):\n    return eval_val_store(args, None, val_tokens)\n")
+    assert pipeline_run.outer_evals(source, ["eval_val_store"]) == ["eval_two_pass"]
+    namespace: dict = {}
+    exec(compile(source, "<test>", "exec"), namespace)
+    assert pipeline_run.tied_widths([namespace["Hyperparameters"]()], source) == ["EMBEDDING_DIM"]
