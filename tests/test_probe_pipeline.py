@@ -229,9 +229,10 @@ def test_the_generated_stream_never_ends_on_a_lone_bos():
 
 
 def test_concatenated_positions_keep_their_tags():
-    from harness.submission_scorer import TaggedArray, _tag_np
+    from harness.capture import Capture, TaggedArray, _tag_np
 
-    a, b = _tag_np(np.ones(3), np.arange(3)), _tag_np(np.ones(2), np.arange(3, 5))
+    capture = Capture()
+    a, b = _tag_np(np.ones(3), np.arange(3), capture), _tag_np(np.ones(2), np.arange(3, 5), capture)
     out = np.concatenate([a, b])
     assert isinstance(out, TaggedArray) and list(out.pos) == [0, 1, 2, 3, 4]
     assert np.stack([a, a]).shape == (2, 3)  # a list of tagged arrays does not dispatch back without end
