@@ -61,6 +61,21 @@ class PeekNext:
         return ScoreResult(nll=nll, count=r.count, total_nll=float(nll.sum()))
 
 
+class Slow:
+    """The reference, 50 ms slower per scoring."""
+
+    vocab_size, bos_id = V, None
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def score(self, tokens):
+        import time
+
+        time.sleep(0.05)
+        return self.inner.score(tokens)
+
+
 def by_name(results):
     return {r["probe"]: r for r in results}
 
@@ -82,3 +97,18 @@ def test_future_reading_double_fails_future_invariance():
     res = by_name(probe_scorer(PeekNext(reference()), seq_len=32, stride=8, only=["future-invariance"]))
     r = res["future-invariance"]
     assert r["status"] == "fail" and r["counterexample"]["changed_index"] > r["counterexample"]["position"]
+
+
+def test_a_search_the_time_budget_ends_says_so(monkeypatch):
+    """A profile's seconds budget makes the example count depend on the machine: the result must say
+    the clock ended it, and a search the clock did not end must carry no such key (byte-identical reports)."""
+    import checks.probes.engine as engine
+
+    monkeypatch.setitem(engine.PROFILES, "tiny", (40, 0.01))  # less than one scoring: the second is cut
+    cut = by_name(probe_scorer(Slow(reference()), profile="tiny", seq_len=32, stride=8, only=["future-invariance"]))
+    assert cut["future-invariance"]["data"].get("cut_by_time_budget") is True
+    assert cut["future-invariance"]["data"]["examples"] == 1
+    assert "tiny profile's 0.01 s budget" in cut["future-invariance"]["detail"]
+    whole = by_name(probe_scorer(reference(), seq_len=32, stride=8, only=["future-invariance"]))
+    assert "cut_by_time_budget" not in whole["future-invariance"]["data"]
+    assert whole["future-invariance"]["data"]["examples"] > cut["future-invariance"]["data"]["examples"]

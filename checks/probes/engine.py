@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import random
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -57,22 +58,34 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     return name, ex
 
 
-def _search(probe: Probe, ctx: Context, profile: str, seed: int) -> tuple[dict | None, dict | None, int]:
+class Search(NamedTuple):
+    """What one probe's search found: the (shrunk) failing example and its counterexample, or None;
+    how many generated examples were scored; and whether the profile's time budget ended the search
+    (then the count, and possibly the example, depend on the machine's speed: the report says so)."""
+    example: dict | None
+    counterexample: dict | None
+    tried: int
+    cut_by_budget: bool = False
+
+
+def _search(probe: Probe, ctx: Context, profile: str, seed: int) -> Search:
     base, budget = PROFILES.get(profile, PROFILES["default"])
     n_examples = max(3, base // probe.cost)
     t0 = time.perf_counter()
     found: dict = {}
     tried = 0
+    cut = False
     unscorable: list[str] = []
 
     seen: dict[str, bool] = {}
 
     def fails(ex: dict) -> bool:
-        nonlocal tried
+        nonlocal tried, cut
         spec = spec_string(probe.name, ex)
         if spec in seen:  # the same answer for the same example, in time or out of it
             return seen[spec]
         if time.perf_counter() - t0 > budget:
+            cut = True
             return False  # out of time: keep the smallest failure found so far
         tried += 1
         try:
@@ -97,15 +110,26 @@ def _search(probe: Probe, ctx: Context, profile: str, seed: int) -> tuple[dict |
         if not found:
             raise ScorerError("the eval gave different answers for the same generated stream") from None
         spec = min(found, key=lambda k: (len(k), k))
-        ex = parse_spec(spec)[1]
-        return ex, found[spec], tried - len(unscorable)
+        return Search(parse_spec(spec)[1], found[spec], tried - len(unscorable), cut)
     except NoSuchExample:
         if tried and len(unscorable) == tried:
             raise ScorerError(f"the eval could not score any generated stream: {unscorable[0]}") from None
         if not tried:
             raise ScorerError("no generated stream could be scored within the probe's time budget")
-        return None, None, tried - len(unscorable)
-    return ex, found.get(spec_string(probe.name, ex)) or probe.check(ctx, ex), tried - len(unscorable)
+        return Search(None, None, tried - len(unscorable), cut)
+    return Search(ex, found.get(spec_string(probe.name, ex)) or probe.check(ctx, ex), tried - len(unscorable), cut)
+
+
+def _budget_note(search: Search, profile: str) -> str:
+    if not search.cut_by_budget:
+        return ""
+    seconds = PROFILES.get(profile, PROFILES["default"])[1]
+    return f"; the search stopped at the {profile} profile's {seconds:g} s budget"
+
+
+def _budget_data(search: Search) -> dict:
+    """Only a cut search adds a key, so that reports of searches the clock did not end stay identical."""
+    return {"cut_by_time_budget": True} if search.cut_by_budget else {}
 
 
 def _result(probe: Probe, ctx: Context, status: str, detail: str, ex=None, cex=None, **data) -> dict:
@@ -207,7 +231,8 @@ def run_context(ctx: Context, args: dict, official=None) -> list[dict]:
         try:
             reason = probe.applies(ctx)
             if not reason:
-                ex, cex, tried = _search(probe, ctx, args.get("profile", "default"), int(args.get("seed", 0)))
+                search = _search(probe, ctx, args.get("profile", "default"), int(args.get("seed", 0)))
+                ex, cex, tried = search.example, search.counterexample, search.tried
         except NotApplicable as e:
             reason = str(e)
         except ScorerError as e:  # asked for and not done: never a pass
@@ -216,11 +241,12 @@ def run_context(ctx: Context, args: dict, official=None) -> list[dict]:
         if reason:
             out.append(_result(probe, ctx, "skipped", reason))
             continue
+        cut = _budget_note(search, args.get("profile", "default"))
         if cex is None:
-            out.append(_result(probe, ctx, "pass", f"{probe.title} (held on {tried} generated examples)",
-                               examples=tried))
+            out.append(_result(probe, ctx, "pass", f"{probe.title} (held on {tried} generated examples{cut})",
+                               examples=tried, **_budget_data(search)))
             continue
-        res = _result(probe, ctx, "fail", f"{probe.title}: fails", ex, cex, examples=tried)
+        res = _result(probe, ctx, "fail", f"{probe.title}: fails{cut}", ex, cex, examples=tried, **_budget_data(search))
         if probe.name == "exactly-once" and official is not None:
             from checks.probes.exactly_once import effect_at_val_length
 
