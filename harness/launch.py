@@ -265,6 +265,44 @@ def _markdown_lines(text: str) -> Iterable[tuple[_Line, bool]]:
         yield pending, True
 
 
+# A README table of the run's settings: "| Parameter | Value |" then "| NGRAM_TWO_PASS_ENABLED | 1 |" rows.
+_SETTINGS_HEADER = re.compile(r"^\|\s*[^|]*\|\s*\**(?:value|values|setting|default)\**\s*\|", re.I)
+_TABLE_ROW = re.compile(r"^\|\s*`?([A-Z][A-Z0-9_]*)`?\s*\|\s*`?([^|`\s]+)`?[^|]*\|")
+_TABLE_RULE = re.compile(r"^\|[\s:|-]+\|\s*$")
+_THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+$")  # 262,144: one number, not a list
+# What a variable is set to: numbers and lists of them, booleans, lower-case words ("lzma"); not the
+# prose of a component table ("| MLP | 3× |", "| XSA | All |").
+_TABLE_VALUE = re.compile(r"^(?:[+-]?\.?\d[\w.,+-]*|true|false|True|False|[a-z][a-z0-9_.-]*)$")
+
+
+def _table_settings(text: str, name: str) -> dict[str, "_Value"]:
+    """Settings written as a two-column markdown table of variables and values (outside code fences),
+    each with its line: the lowest-precedence source of a launch's env (fences and launch lines win)."""
+    out: dict[str, _Value] = {}
+    in_table = fenced = False
+    for no, raw in enumerate(text.splitlines(), 1):
+        if _FENCE.match(raw):
+            fenced, in_table = not fenced, False
+            continue
+        line = raw.strip().replace("\\_", "_")
+        if fenced or not line.startswith("|"):
+            in_table = False
+            continue
+        if _SETTINGS_HEADER.match(line):
+            in_table = True
+            continue
+        m = _TABLE_ROW.match(line)
+        if in_table and m and _is_table_setting(m.group(1), m.group(2)) and not _TABLE_RULE.match(line):
+            value = m.group(2).replace(",", "") if _THOUSANDS.match(m.group(2)) else m.group(2)
+            out[m.group(1)] = _Value(value, f"{name}:{no}")
+    return out
+
+
+def _is_table_setting(name: str, value: str) -> bool:
+    """An env variable's row: a name with an underscore (``NGRAM_EVAL_ORDER``, not ``MLP``) and a value."""
+    return bool(_ENV_NAME.match(name)) and "_" in name.strip("_") and bool(_TABLE_VALUE.match(value))
+
+
 def _prose_code(raw: str) -> list[str]:
     line = raw.replace("\\_", "_").replace("\\*", "*")
     spans = [s for s in _INLINE_CODE.findall(line) if _mentions_launcher(s)]
@@ -348,6 +386,8 @@ class _Reader:
 
     def read(self, text: str, name: str) -> list[Launch]:
         self.name = name
+        if self.markdown:
+            self.env_block.update(_table_settings(text, name))
         lines = _markdown_lines(text) if self.markdown else _script_lines(text)
         for line, code in lines:
             self._line(line, code)

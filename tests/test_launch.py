@@ -408,3 +408,33 @@ def test_env_block_without_a_launch_line_sets_the_settings_of_the_run(tmp_path, 
     assert launch.sources["NGRAM_FULL_RESCORE"] == f"README.md:{line}"
     assert launch.world_size == world and launch.env["WORLD_SIZE"] == str(world)
     assert launch.origin.endswith("settings of README.md")
+
+
+def test_a_readme_table_of_settings_sets_the_run_and_lines_win(tmp_path):
+    # The #853 layout: "| Parameter | Value |" with a row per variable, values as a reader writes them.
+    root = folder(tmp_path, f"""\
+        # Run
+
+        | Configuration | BPB |
+        |---|---|
+        | NGRAM_ORDER | 0.2952 |
+
+        ## Eval configuration
+
+        | Parameter | Value |
+        |-----------|-------|
+        | NGRAM_EVAL_CHUNK_TOKENS | 262,144 |
+        | `NGRAM_TWO_PASS_ENABLED` | 1 |
+        | NGRAM_EVAL_ORDER_MULTS | 0.3,0.3,0.97 |
+        | TTT_ENABLED | 0 (no test-time training) |
+        | Warmup steps | 20 |
+
+        {FENCE}bash
+        TTT_ENABLED=1 torchrun --nproc_per_node=8 train_gpt.py
+        {FENCE}
+        """)
+    launch = only(root)
+    assert launch.settings() == {"NGRAM_EVAL_CHUNK_TOKENS": "262144", "NGRAM_TWO_PASS_ENABLED": "1",
+                                 "NGRAM_EVAL_ORDER_MULTS": "0.3,0.3,0.97", "TTT_ENABLED": "1"}
+    assert launch.sources["NGRAM_TWO_PASS_ENABLED"] == "README.md:12"
+    assert launch.sources["TTT_ENABLED"] == "README.md:18"  # the launch line wins over the table
