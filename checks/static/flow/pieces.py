@@ -385,8 +385,10 @@ def miscounts(tables: Tables) -> list[Miscount]:
         expected, spaced, _ = reference(piece, kind)
         if counted == expected or (spaced and tables.space is None and counted == expected + 1):
             continue
-        if spaced and counted == expected + 1:
+        if spaced and counted > expected and tables.space is not None:
             why = 'the leading "▁" is counted in the base bytes and added again from the leading-space table'
+        elif spaced and counted == expected + len(SPACE.encode("utf-8")):
+            why = 'the "▁" is counted as its 3 UTF-8 bytes, though it stands for one space'
         elif kind == BYTE:
             why = "a byte-fallback piece is one byte of text, not the length of its name"
         elif kind in (CONTROL, UNKNOWN):
