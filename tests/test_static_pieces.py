@@ -149,3 +149,14 @@ def test_a_fixed_bytes_per_token_divisor_is_an_error(code, value):
 ])
 def test_no_fixed_divisor(code):
     assert pieces.fixed_divisors(ast.parse(code)) == []
+
+
+def test_a_table_sized_past_the_tokenizer_is_read_on_the_tokenizer_ids():
+    code = RIGHT.replace("def build_luts(sp, vocab_size, device):", "def build_luts(sp, vocab_size=1024, device=None):")
+    _, _, tables = tables_of(code)
+    assert tables is not None and pieces.miscounts(tables) == []
+
+
+def test_a_huge_table_is_undecided_not_built():
+    code = "def build(sp, n=1_000_000_000_000):\n    base = [0] * n\n    base[0] = len(sp.id_to_piece(0))\n    return base\n"
+    assert tables_of(code)[2] is None

@@ -29,6 +29,7 @@ SAMPLES: tuple[tuple[str, str], ...] = (
     (SPACE, NORMAL), (SPACE + "\u00e9t\u00e9", NORMAL), ("\u20ac", NORMAL), ("<0x0A>", BYTE), ("<0xE2>", BYTE),
 )
 MAX_STEPS = 20_000  # statements and expressions evaluated per builder; the sample vocabulary is tiny
+MAX_TABLE = 1 << 16  # entries of one table or range; a builder sized by a default vocabulary stays below
 _PIECE_CALLS = frozenset({"id_to_piece", "IdToPiece"})
 _ARRAY_MODULES = frozenset({"torch", "numpy", "sentencepiece"})
 
@@ -75,7 +76,8 @@ def evaluate(fn: ast.FunctionDef, aliases: dict[str, str]) -> Tables | None:
     except (Undecided, TypeError, ValueError, IndexError, KeyError, ZeroDivisionError, AttributeError):
         return None
     tables = list(returned) if isinstance(returned, tuple) else [returned]
-    tables = [tuple(t) for t in tables if isinstance(t, list) and len(t) == len(SAMPLES)]
+    # a table may be sized past the tokenizer (a larger model vocabulary): those ids hold no piece
+    tables = [tuple(t[:len(SAMPLES)]) for t in tables if isinstance(t, list) and len(t) >= len(SAMPLES)]
     if not tables:
         return None
     base = next((t for t in tables if any(not isinstance(v, bool) and v > 1 for v in t)), None)
@@ -115,6 +117,12 @@ class _Tokenizer:
         return answers[method]
 
 
+def _bounded(table: list) -> list:
+    if len(table) > MAX_TABLE:
+        raise Undecided("table too large")
+    return table
+
+
 class _Return(Exception):
     def __init__(self, value):
         self.value = value
@@ -132,7 +140,7 @@ _CMPS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.L
          ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
          ast.NotIn: lambda a, b: a not in b, ast.Is: operator.is_, ast.IsNot: operator.is_not}
 _BUILTINS = {"len": len, "int": int, "float": float, "bool": bool, "str": str, "max": max, "min": min,
-             "abs": abs, "range": lambda *a: list(range(*a)), "list": list, "tuple": tuple,
+             "abs": abs, "range": lambda *a: _bounded(list(range(*a)[:MAX_TABLE + 1])), "list": list, "tuple": tuple,
              "enumerate": lambda x: list(enumerate(x))}
 _STR_METHODS = frozenset({"startswith", "endswith", "encode", "decode", "replace", "lstrip", "rstrip", "strip",
                           "isdigit", "lower", "upper"})
@@ -246,7 +254,7 @@ class _Evaluator:
         if type(op) not in _BINOPS:
             raise Undecided("operator")
         if isinstance(a, list) and isinstance(b, int) and isinstance(op, ast.Mult):
-            return a * b
+            return _bounded(a * min(b, MAX_TABLE + 1))
         if isinstance(a, (list, _Tokenizer)) or isinstance(b, (list, _Tokenizer)):
             raise Undecided("table arithmetic")
         return _BINOPS[type(op)](a, b)
@@ -353,7 +361,7 @@ class _Evaluator:
             if fill is None:
                 raise Undecided("fill")
             is_bool = any(k.arg == "dtype" and "bool" in ast.unparse(k.value) for k in e.keywords)
-            return [bool(fill) if is_bool else fill] * n
+            return _bounded([bool(fill) if is_bool else fill] * min(n, MAX_TABLE + 1))
         if name in ("tensor", "as_tensor", "array", "asarray", "from_numpy") and args and isinstance(args[0], list):
             return list(args[0])
         if name == "SentencePieceProcessor":
