@@ -132,21 +132,41 @@ class _Replayer:
 
 
 def _exec_payload(tree: ast.Module) -> ast.Call | None:
-    """The argument of a top-level ``exec(...)`` when the module is only imports, constants and that call."""
-    found = None
+    """The argument of a top-level ``exec(...)`` when the module is only imports, constants and that call.
+
+    Also the two-step form ``_src = lzma.decompress(...)`` then ``exec(compile(_src, "train_gpt.py",
+    "exec"))``, with stores into subscripts beside it (``linecache.cache[...] = ...``, which only keeps
+    tracebacks readable).
+    """
+    found, bound = None, {}
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             continue
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
             continue  # e.g. ``__wrapper_size__ = 21392``
+        if isinstance(node, ast.Assign) and all(isinstance(t, ast.Subscript) for t in node.targets):
+            continue
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Call)):
+            bound[node.targets[0].id] = node.value
+            continue
         if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
                 and node.value.func.id == "exec" and len(node.value.args) >= 1 and found is None):
-            arg = node.value.args[0]
+            arg = _compiled_source(node.value.args[0])
+            arg = bound.get(arg.id, arg) if isinstance(arg, ast.Name) else arg
             if isinstance(arg, ast.Call):
                 found = arg
                 continue
         return None
     return found
+
+
+def _compiled_source(node: ast.expr) -> ast.expr:
+    """``compile(src, name, "exec")`` -> ``src``; any other expression as it is."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "compile"
+            and node.args):
+        return node.args[0]
+    return node
 
 
 def is_wrapper(source: str) -> bool:

@@ -84,7 +84,8 @@ class Rule:
 
     def check_module(self, module: flow.ModuleInfo, ctx: "Context") -> list[tuple]:
         """Rules that read a module's structure rather than flow events override this: (node, message) or
-        (node, message, {"disabled": bool, "where": qualified function name})."""
+        (node, message, {"disabled": bool, "where": qualified function name, "severity": this finding's
+        severity when it differs from the rule's, "line": the line when the rule knows it})."""
         return []
 
 
@@ -212,7 +213,8 @@ def _analyse(prog: flow.Program, sources: list[Source]) -> tuple[list[dict], lis
                 extra = more[0] if more else {}
                 disabled = bool(extra.get("disabled"))
                 out.append(_finding(rule, m, by_rel[m.path], node, extra.get("where", ""), msg,
-                                    "info" if disabled else rule.severity, disabled))
+                                    "info" if disabled else extra.get("severity", rule.severity), disabled,
+                                    extra.get("line")))
     out = _apply_suppressions(out, by_rel)
     out.sort(key=lambda f: (f["rel"], f["line"] or 0, f["column"] or 0, f["rule"], f["message"]))
     dedup, seen = [], set()
@@ -276,8 +278,9 @@ def code_frame(source: str, line: int, context: int = 2) -> str:
 
 
 def _finding(rule: Rule, module: flow.ModuleInfo, src: Source, node, where: str, message: str, severity: str,
-             disabled: bool) -> dict:
-    line, col = locate(module, node, where)
+             disabled: bool, line: int | None = None) -> dict:
+    """``line``, when given, places the finding (a rule that reads the source with ``ast`` knows it)."""
+    line, col = (line, 1) if line else locate(module, node, where)
     if src.wrapped:
         message += " (in the code unpacked from the self-extracting wrapper)"
     if disabled:

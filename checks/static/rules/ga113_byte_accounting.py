@@ -1,8 +1,10 @@
+import ast
 import re
 
 import libcst as cst
 
 from checks.static.engine import Rule
+from checks.static.flow import pieces
 
 
 class ByteAccounting(Rule):
@@ -11,8 +13,12 @@ class ByteAccounting(Rule):
     Why:
     BPB divides by the UTF-8 bytes of the scored text. The reference table counts a piece's UTF-8 length
     with the leading "▁" removed (the space is added back only after a non-boundary token), and 1 byte
-    for each byte-fallback piece. Counting "<0xE2>" as 6 bytes or the leading space twice inflates the
-    denominator and lowers the reported BPB (issue #897, #1184).
+    for each byte-fallback piece and 0 for control and unknown pieces. Counting "<0xE2>" as 6 bytes, the
+    leading space twice (#1545, #1632) or a fixed bytes-per-token in place of the table (#875) inflates
+    the denominator and lowers the reported BPB (issue #897, #1184). The submission's own table builder
+    is evaluated on sample pieces (``checks/static/flow/pieces.py``): an error when its counts differ
+    from the rule's, a warning when the builder is beyond that evaluator and its text lacks the rule's
+    steps.
 
     Example:
         for i in range(sp.vocab_size()):
@@ -26,12 +32,14 @@ class ByteAccounting(Rule):
     ID = "GA113"
     NAME = "byte-accounting"
     family = "byte-accounting"
-    severity = "warning"
+    severity = "error"  # a warning where the table builder is beyond the evaluator
     VALID = [
         """
 def build_luts(sp, n):
     base, space = [0] * n, [False] * n
     for i in range(n):
+        if sp.is_control(i) or sp.is_unknown(i):
+            continue
         if sp.is_byte(i):
             base[i] = 1
             continue
@@ -41,6 +49,12 @@ def build_luts(sp, n):
             piece = piece[1:]
         base[i] = len(piece.encode("utf-8"))
     return base, space
+""",
+        """
+import math
+
+def bpb(loss_nats, tokens, nbytes):
+    return loss_nats / math.log(2) * tokens / nbytes
 """,
     ]
     INVALID = [
@@ -56,9 +70,58 @@ def build_luts(sp, n):  # <- fires
         base[i] = len(piece.encode("utf-8"))
     return base
 """,
+        """
+def build_luts(sp, n):  # <- fires
+    base, space = [0] * n, [False] * n
+    for i in range(n):
+        if sp.is_control(i) or sp.is_unknown(i):
+            continue
+        if sp.is_byte(i):
+            base[i] = 1
+            continue
+        piece = sp.id_to_piece(i)
+        if piece.startswith("\u2581"):
+            space[i] = True
+            base[i] = len(piece[1:].encode("utf-8")) + 1
+        else:
+            base[i] = len(piece.encode("utf-8"))
+    return base, space
+""",
+        """
+import math
+
+BYTES_PER_TOKEN = 2.75
+
+def bpb(loss_nats):
+    return loss_nats / math.log(2) / BYTES_PER_TOKEN  # <- fires
+""",
     ]
 
     def check_module(self, module, ctx):
+        try:
+            tree = ast.parse(module.source)
+        except (SyntaxError, ValueError):
+            return self._unread_builders(module, set())
+        aliases = pieces.import_aliases(tree)
+        out, decided = [], set()
+        for fn in pieces.builders(tree):
+            tables = pieces.evaluate(fn, aliases)
+            if tables is None:
+                continue
+            decided.add(fn.name)
+            wrong = pieces.miscounts(tables)
+            if tables.space_at is not None and pieces.space_table_discarded(tree, fn, tables.space_at):
+                wrong = [w for w in wrong if not w.piece.startswith(pieces.SPACE)]
+            if wrong:
+                out.append((module.tree, _miscount_message(fn.name, wrong), {"line": fn.lineno}))
+        for d in pieces.fixed_divisors(tree):
+            out.append((module.tree, f"BPB divides by a fixed {d.value:g} bytes per token instead of the UTF-8 bytes "
+                                     "of the scored tokens (the per-token table summed over the scored targets)",
+                        {"line": d.node.lineno}))
+        return out + self._unread_builders(module, decided)
+
+    def _unread_builders(self, module, decided: set) -> list:
+        """Builders the evaluator could not follow: a warning when their text lacks the reference's steps."""
         src = module.source
         out, seen = [], set()
         for m in re.finditer(r"\b(id_to_piece|IdToPiece)\b", src):
@@ -68,7 +131,7 @@ def build_luts(sp, n):  # <- fires
             d = defs[-1]
             indent = len(d.group(1))
             end = _end_of_block(src, d.end(), indent)
-            if d.start() in seen:
+            if d.start() in seen or d.group(2) in decided:
                 continue
             seen.add(d.start())
             body = src[d.start():end]
@@ -81,8 +144,18 @@ def build_luts(sp, n):  # <- fires
                 missing.append('the leading "▁" is not removed before counting, so the space is counted in the piece')
             node = _function_named(module.tree, d.group(2))
             if missing and node is not None:
-                out.append((node, f"`{d.group(2)}` builds the bytes-per-token table from piece text: " + "; ".join(missing)))
+                out.append((node, f"`{d.group(2)}` builds the bytes-per-token table from piece text: " + "; ".join(missing),
+                            {"severity": "warning"}))
         return out
+
+
+def _miscount_message(name: str, wrong: list) -> str:
+    """One clause per reason, each with its first sample piece (bytes counted vs the rule's)."""
+    first: dict[str, pieces.Miscount] = {}
+    for w in wrong:
+        first.setdefault(w.why, w)
+    parts = [f'"{w.piece}" counts {w.counted} bytes, the rule {w.expected}: {w.why}' for w in first.values()]
+    return f"`{name}` builds a bytes-per-token table that breaks the challenge's byte rule: " + "; ".join(parts)
 
 
 _DEF = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
