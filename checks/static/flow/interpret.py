@@ -11,6 +11,7 @@ from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
                      history, join, substitute)
+from .limits import prefix_cut, stream_record
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
 from .state import StateFills, argument_nodes
@@ -152,9 +153,9 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 self.stmt(stmt)
             elif isinstance(stmt, cst.ClassDef):
                 saved = dict(self.env)
-                for item in stmt.body.body:
-                    if isinstance(item, cst.SimpleStatementLine):
-                        for s in item.body:
+                for item in stmt.body.body:  # statement lines, or the small statements of a one-line body
+                    if isinstance(item, (cst.SimpleStatementLine, cst.BaseSmallStatement)):
+                        for s in item.body if isinstance(item, cst.SimpleStatementLine) else [item]:
                             if isinstance(s, (cst.Assign, cst.AnnAssign)) and s.value is not None:
                                 targets = [t.target for t in s.targets] if isinstance(s, cst.Assign) else [s.target]
                                 v = flat(self.ev(s.value))
@@ -697,13 +698,8 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 out = out | {f"tgt?{x}" for x in base_l if x.startswith("p:")}
         if "val" in base_l and not sliced and "rand" in idx:
             self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "random"}))
-        if sliced and "val" in base_l and not base_l & WINDOW_OR_SCORE:
-            # a cut of the token stream itself: its leading axis, not a window picked from it or a model output
-            s = node.slice[0].slice
-            if isinstance(s, cst.Slice) and s.upper is not None and (s.lower is None or self.const(s.lower) == 0):
-                up = flat(self.ev(s.upper))
-                if "env" in up and "valsize" not in up:
-                    self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "limit"}))
+        if sliced and prefix_cut(self, node, base_l, WINDOW_OR_SCORE):
+            self.event(Event("pev", self.gid(node), (Need(stream_record(base_l), "val"),), data={"how": "limit"}))
         return self.read(node, base_l, keyl - {"mask"}, out, self.root_name(node.value))
 
     def read(self, node, table: frozenset, key: frozenset, out: frozenset, root: str | None = None) -> frozenset:

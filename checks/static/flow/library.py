@@ -8,6 +8,7 @@ import re
 import libcst as cst
 
 from .labels import CURRENT, EMPTY, It, Tup, elem, flat, has_placeholder
+from .limits import CAPPED, capped_min
 from .model import Effect, Event, Need
 from .tree import code, dotted, literal_value
 
@@ -120,7 +121,7 @@ class LibraryCalls:
         if name == "arange":
             return allargs
         if name == "min" and q == "" and vals:
-            out = allargs
+            out = allargs | ({CAPPED} if capped_min(self, pos, vals) else EMPTY)
             for lab in flat(vals[0]):
                 if lab.startswith("ws:"):
                     out = out | {"wend:" + lab[3:]}

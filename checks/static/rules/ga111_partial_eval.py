@@ -103,4 +103,5 @@ def load_val():
     def message(self, ev, ctx) -> str:
         if ev.data.get("how") == "random":
             return f"`{ctx.code(ev.node)}` scores a random sample of validation positions, not the whole split"
-        return f"`{ctx.code(ev.node)}` cuts the validation tokens with a limit taken from the settings"
+        return (f"`{ctx.code(ev.node)}` cuts the validation tokens (or the record of their scores) to a limit "
+                f"taken from the settings")
