@@ -228,7 +228,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 continue
             score_labels = EMPTY.union(*[e.labels for e in later])
             kind = "eto" if eff.fresh else "ubs"
-            self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")),
+            self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")), disabled=eff.data[0],
                              data={"origin": eff.origin, "loop": self.loop_site.get(site, 0), "func": self.f,
                                    "epochs": self.epochs_between(k, site)}))
         self.late_train_reads()
@@ -1128,7 +1128,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                     continue
                 if not has_placeholder(labels) and "val" not in labels:
                     continue  # a sum of other things; a sum of validation data still orders training (scored_first)
-            data = (eff.data[0] or self.disabled,) if eff.kind == "tfwd" else eff.data
+            data = (eff.data[0] or self.disabled,) if eff.kind in ("tfwd", "train") else eff.data
             self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh, data), g))
             self.at_site(g)
         if s.sunk:  # what the caller passes in reaches the callee's score

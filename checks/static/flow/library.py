@@ -70,7 +70,7 @@ class LibraryCalls:
             return EMPTY
         if name == "backward" and type(func) is cst.Attribute:
             g = self.gid(node)
-            self.effects.append((Effect("train", g, recv_l, fresh="fresh" in recv_l), g))
+            self.effects.append((Effect("train", g, recv_l, fresh="fresh" in recv_l, data=(self.disabled,)), g))
             self.at_site(g)
             return EMPTY
         if q.endswith(("environ.get", "getenv")) or q == "os.environ.get":

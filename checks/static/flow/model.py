@@ -53,7 +53,7 @@ class Effect:
     origin: int  # node id where it happens in the deepest function
     labels: frozenset
     fresh: bool = False  # training of tensors created in the eval itself (eval-time optimization)
-    data: tuple = ()  # "cap": (cap in seconds,); "tfwd": (disabled,)
+    data: tuple = ()  # "cap": (cap in seconds,); "tfwd", "train": (disabled,)
 
 
 @dataclass
