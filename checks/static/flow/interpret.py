@@ -291,6 +291,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
         st = ev.state()
         if st == "yes":
             self.p.record(ev)
+            self.p.reach.found(self.p.fact_key(ev), self.f, ev.disabled)
         elif st == "maybe":
             self.summary.events.append(ev)
 
@@ -1044,6 +1045,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
     def call_site(self, f: FunctionDef, site: dict | None) -> None:
         """The first call that runs fixes the constants ``f`` is analysed with; every later one checks them
         (a call in code off in the official run passes nothing that runs)."""
+        self.p.reach.call(self.f, f, self.disabled)
         if f.assumed is None and f.summary is None and not f.in_progress:
             self.p.calls.assume(f, None if self.disabled else site)
         elif not self.disabled:
@@ -1059,6 +1061,8 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 f = r if isinstance(r, FunctionDef) else None
         if f is not None:
             self.p.calls.escape(f)
+            if not self.disabled:
+                self.p.reach.escape(f)
 
     def resolve(self, func, q: str, recv_l):
         if type(func) is cst.Name:
