@@ -122,3 +122,24 @@ def compress(weights):
     return out
 """
     assert errors(code) == []
+
+
+def test_scores_gathered_in_a_list_then_cut():
+    code = """
+import os
+import torch
+def evaluate(model):
+    tokens = load("fineweb_val_*.bin")
+    lps = []
+    for s in range(0, tokens.numel() - 1024, 1024):
+        x = tokens[s:s + 1024]
+        y = tokens[s + 1:s + 1025]
+        lps.append(-torch.nn.functional.cross_entropy(model(x), y, reduction="none"))
+    lp = torch.cat(lps)
+    k = int(os.environ.get("SUB_TOKENS", 2_000_000))
+    if k > 0 and k < len(lp):
+        lp = lp[:k]
+    return mix_score(lp)
+"""
+    assert len(errors(code)) == 1
+    assert errors(code, {"SUB_TOKENS": "0"}) == []

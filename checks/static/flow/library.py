@@ -7,7 +7,7 @@ import re
 
 import libcst as cst
 
-from .labels import CURRENT, EMPTY, It, Tup, elem, flat, has_placeholder
+from .labels import CURRENT, EMPTY, It, Tup, elem, flat, has_placeholder, join
 from .limits import CAPPED, capped_min
 from .model import Effect, Event, Need
 from .tree import code, dotted, literal_value
@@ -31,6 +31,7 @@ AGGREGATE = "agg"  # counts of token data (a bincount, a histogram): added to a 
 # Keyword arguments that carry data into a library call (others: device, dtype, reduction, ...).
 DATA_KEYWORDS = {"input", "target", "other", "index", "src", "source", "weight", "x", "y", "a", "b", "values", "logits",
                  "labels", "tensors", "out", "minlength", "weights"}
+GROW_METHODS = {"append", "extend", "insert", "appendleft"}  # a list of a local variable takes in what is added
 RANDOM_CALLS = {"randint", "randperm", "choice", "sample", "permutation", "shuffle", "multinomial"}
 NETWORK_MODULES = ("socket", "urllib", "requests", "http", "httpx", "aiohttp", "huggingface_hub", "ftplib", "smtplib",
                    "paramiko", "websocket", "boto3", "gdown", "wget")
@@ -108,6 +109,10 @@ class LibraryCalls:
                 return recv_l
             if len(vals) >= 2:
                 self.table_write(node.args[0].value, flat(vals[1]), allargs, node)
+            return EMPTY
+        if name in GROW_METHODS and type(func) is cst.Attribute and type(func.value) is cst.Name and not q and vals:
+            held = func.value.value
+            self.env[held] = join(self.env.get(held, EMPTY), flat(vals[-1]))
             return EMPTY
         if name in RANDOM_CALLS:
             return allargs | recv_l | {"rand"}
