@@ -32,6 +32,10 @@ AGGREGATE = "agg"  # counts of token data (a bincount, a histogram): added to a 
 DATA_KEYWORDS = {"input", "target", "other", "index", "src", "source", "weight", "x", "y", "a", "b", "values", "logits",
                  "labels", "tensors", "out", "minlength", "weights"}
 GROW_METHODS = {"append", "extend", "insert", "appendleft"}  # a list of a local variable takes in what is added
+# ... but not which position is the scored target (a list of per-position values is read back as a whole),
+# nor what a caller passes (the parameters' placeholders): only what is known where the list is filled
+TARGET_LABELS = frozenset({"tgt", "tgteq", "tgtprob", "mix", "mixp"})
+TARGET_PREFIXES = ("tread@", "gate@", "orc@", "tgt?", "eq?", "p:")
 RANDOM_CALLS = {"randint", "randperm", "choice", "sample", "permutation", "shuffle", "multinomial"}
 NETWORK_MODULES = ("socket", "urllib", "requests", "http", "httpx", "aiohttp", "huggingface_hub", "ftplib", "smtplib",
                    "paramiko", "websocket", "boto3", "gdown", "wget")
@@ -112,7 +116,8 @@ class LibraryCalls:
             return EMPTY
         if name in GROW_METHODS and type(func) is cst.Attribute and type(func.value) is cst.Name and not q and vals:
             held = func.value.value
-            self.env[held] = join(self.env.get(held, EMPTY), flat(vals[-1]))
+            added = frozenset(x for x in flat(vals[-1]) if x not in TARGET_LABELS and not x.startswith(TARGET_PREFIXES))
+            self.env[held] = join(self.env.get(held, EMPTY), added)
             return EMPTY
         if name in RANDOM_CALLS:
             return allargs | recv_l | {"rand"}
