@@ -143,3 +143,24 @@ def evaluate(model):
 """
     assert len(errors(code)) == 1
     assert errors(code, {"SUB_TOKENS": "0"}) == []
+
+
+RANDOM_WINDOWS = """
+import torch
+def evaluate(model):
+    tokens = load("fineweb_val_*.bin")
+    starts = torch.randint(0, tokens.numel() - 1025, (64,))
+    total = 0.0
+    for i in starts:
+        total += model(tokens[i:i + 1024], tokens[i + 1:i + 1025])
+    return total / 64
+"""
+
+
+def test_windows_at_random_offsets_are_a_sample():
+    found = errors(RANDOM_WINDOWS)
+    assert found and "random sample" in found[0]["message"]
+    # every window, in a shuffled order, is the whole stream
+    every = RANDOM_WINDOWS.replace("torch.randint(0, tokens.numel() - 1025, (64,))",
+                                   "torch.randperm(tokens.numel() // 1024 - 1) * 1024")
+    assert errors(every) == []

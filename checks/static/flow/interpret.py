@@ -11,7 +11,7 @@ from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
                      history, join, substitute)
-from .limits import prefix_cut, stream_record
+from .limits import prefix_cut, random_start, stream_record
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
 from .state import StateFills, argument_nodes
@@ -697,7 +697,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 out = out | {"tgt"}
             else:
                 out = out | {f"tgt?{x}" for x in base_l if x.startswith("p:")}
-        if "val" in base_l and not sliced and "rand" in idx:
+        if "val" in base_l and ("rand" in idx if not sliced else random_start(node, idx)):
             self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "random"}))
         if sliced and prefix_cut(self, node, base_l, WINDOW_OR_SCORE):
             self.event(Event("pev", self.gid(node), (Need(stream_record(base_l), "val"),), data={"how": "limit"}))

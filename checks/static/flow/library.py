@@ -8,7 +8,7 @@ import re
 import libcst as cst
 
 from .labels import CURRENT, EMPTY, It, Tup, elem, flat, has_placeholder, join
-from .limits import CAPPED, capped_min
+from .limits import CAPPED, SAMPLED, SAMPLING_CALLS, capped_min
 from .model import Effect, Event, Need
 from .tree import code, dotted, literal_value
 
@@ -120,7 +120,7 @@ class LibraryCalls:
             self.env[held] = join(self.env.get(held, EMPTY), added)
             return EMPTY
         if name in RANDOM_CALLS:
-            return allargs | recv_l | {"rand"}
+            return allargs | recv_l | {"rand"} | ({SAMPLED} if name in SAMPLING_CALLS else EMPTY)
         if name == "range":
             out = allargs - {"shift"}
             if len(vals) == 3:

@@ -24,6 +24,9 @@ STREAM_SIZE = "valsize"
 # What a per-position record of the scored stream holds: losses or targets of validation data.
 RECORD = frozenset({"val", "valsize"})
 SIZE_CALLS = frozenset({"len", "numel", "size", "nelement"})
+# Draws with replacement or of a few items (not a permutation of all of them): positions they pick are a sample.
+SAMPLING_CALLS = frozenset({"randint", "choice", "sample", "multinomial"})
+SAMPLED = "rsample"
 
 
 def stream_record(base: frozenset) -> frozenset:
@@ -102,3 +105,10 @@ def prefix_cut(walker, node: cst.Subscript, base: frozenset, excluded: frozenset
     if "val" in base and not base & excluded:
         return True
     return "loss" in base and "val" in base and walker.loop_depth == 0
+
+
+def random_start(node: cst.Subscript, idx: frozenset) -> bool:
+    """``tokens[i:i + n]`` with ``i`` drawn at random (``randint``): windows at sampled offsets score a
+    sample of the stream. Offsets from a permutation visit every window (only their order is random)."""
+    s = node.slice[0].slice
+    return isinstance(s, cst.Slice) and s.lower is not None and SAMPLED in idx
