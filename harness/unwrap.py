@@ -57,7 +57,11 @@ class _Replayer:
     def __init__(self, tree: ast.Module, path: Path | None = None):
         self.path = path
         self.aliases: dict[str, str] = {}
+        self.constants: dict[str, str | bytes] = {}  # ``_b = b"..."``: a payload bound to a name first
         for node in tree.body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                    and isinstance(node.value, ast.Constant) and isinstance(node.value.value, (str, bytes))):
+                self.constants[node.targets[0].id] = node.value.value
             if isinstance(node, ast.Import):
                 for a in node.names:
                     self.aliases[a.asname or a.name] = a.name
@@ -95,9 +99,18 @@ class _Replayer:
             raise WrapperError(f"{target.name}: larger than {MAX_SOURCE_BYTES} bytes")
         return target.read_text(encoding="utf-8", errors="replace")
 
+    def replace(self, node: ast.Call):
+        """``payload.replace(b"\\n", b"")`` on a string or bytes payload (line breaks stripped before decoding)."""
+        data, old, new = (self.value(x) for x in (node.func.value, *node.args))
+        if not (type(data) is type(old) is type(new) and isinstance(data, (str, bytes))):
+            raise WrapperError("unsupported replace() in self-extracting wrapper")
+        return data.replace(old, new)
+
     def value(self, node: ast.expr):
         if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes, int)):
             return node.value
+        if isinstance(node, ast.Name) and node.id in self.constants:
+            return self.constants[node.id]
         if isinstance(node, ast.List):
             return [self.value(e) for e in node.elts]
         if isinstance(node, ast.Dict):
@@ -117,6 +130,8 @@ class _Replayer:
         if isinstance(node.func, ast.Attribute) and node.func.attr == "decode" and self.qualname(node.func) is None:
             data = self.value(node.func.value)
             return data.decode(*(self.value(a) for a in node.args)) if isinstance(data, bytes) else data
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "replace" and len(node.args) == 2:
+            return self.replace(node)
         q = self.qualname(node.func)
         if q is None or not node.args:
             raise WrapperError("unsupported call in self-extracting wrapper")

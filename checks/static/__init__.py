@@ -23,7 +23,7 @@ def run(sub: Submission, opts, report: Report) -> None:
     if not sub.sources:
         report.could_not_run("static", "no Python files in the submission to check")
         return
-    findings, notes = check_files(sub.root, sub.sources, launch_of(sub, opts).env)
+    findings, notes = check_files(sub.root, sub.sources, launch_of(sub, opts).env, logs=sub.logs)
     for f in findings:
         path = sub.display(sub.root / f["rel"])
         report.add(Finding(rule=f["rule"], family=f["family"], severity=f["severity"], message=f["message"], path=path,

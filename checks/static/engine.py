@@ -31,6 +31,7 @@ from harness.unwrap import WrapperError, unwrap_source
 from reports.model import FAMILIES, RULE_SET_VERSION
 
 from . import codedeps, flow
+from .trainlogs import train_stop_s
 from .reading import NotParsed, on_large_stack
 from .reading import parse as read_python
 
@@ -115,9 +116,10 @@ class Source:
 class Context:
     """What rules may ask about an event's location."""
 
-    def __init__(self, prog: flow.Program, entry: str | None = None):
+    def __init__(self, prog: flow.Program, entry: str | None = None, train_stop_s: float | None = None):
         self.prog = prog
         self.reachable = _imported_from(prog, entry)
+        self.train_stop_s = train_stop_s  # when the logs show the timed training stopped (None: no logs say)
 
     def in_submission_code(self, gid: int) -> bool:
         """Whether the node's file is the entry script or a file it imports (directly or not)."""
@@ -141,16 +143,17 @@ def parse(text: str) -> cst.Module:
     return read_python(text)[0]
 
 
-def analyse(sources: list[Source], env: dict[str, str]) -> tuple[list[dict], list[str]]:
-    """Findings (as dicts with ``rel`` paths) and one-line notes on files that could not be parsed."""
-    return on_large_stack(_analyse_program, sources, env)
+def analyse(sources: list[Source], env: dict[str, str], train_stop: float | None = None) -> tuple[list[dict], list[str]]:
+    """Findings (as dicts with ``rel`` paths) and one-line notes on files that could not be parsed;
+    ``train_stop``: the seconds at which the logs show the timed training stopped, when they show it."""
+    return on_large_stack(_analyse_program, sources, env, train_stop)
 
 
-def _analyse_program(sources: list[Source], env: dict[str, str]) -> tuple[list[dict], list[str]]:
+def _analyse_program(sources: list[Source], env: dict[str, str], train_stop: float | None = None) -> tuple[list[dict], list[str]]:
     prog = flow.Program(env)
     with _cyclic_gc_paused():
         try:
-            return _analyse(prog, sources)
+            return _analyse(prog, sources, train_stop)
         finally:
             prog.release()
 
@@ -169,7 +172,7 @@ def _cyclic_gc_paused():
             gc.enable()
 
 
-def _analyse(prog: flow.Program, sources: list[Source]) -> tuple[list[dict], list[str]]:
+def _analyse(prog: flow.Program, sources: list[Source], train_stop: float | None = None) -> tuple[list[dict], list[str]]:
     notes = []
     by_rel = {}
     for src in sources:
@@ -187,7 +190,7 @@ def _analyse(prog: flow.Program, sources: list[Source]) -> tuple[list[dict], lis
         # nested deeper than the analysis follows, though CPython compiles it: nothing of it is checked
         entry = sources[0].rel if sources else "<none>"
         return [], notes + [f"{entry}: not analysed (code nested deeper than the static analysis follows)"]
-    ctx = Context(prog, sources[0].rel if sources else None)
+    ctx = Context(prog, sources[0].rel if sources else None, train_stop)
     rules = all_rules()
     out: list[dict] = []
     by_kind: dict[str, list[Rule]] = {}
@@ -385,11 +388,11 @@ def _raw_files(root: Path, files: list[Path]) -> list[tuple[str, bytes]]:
     return out
 
 
-def _cache_path(root: Path, files: list[Path], env: Mapping[str, str]) -> Path | None:
+def _cache_path(root: Path, files: list[Path], env: Mapping[str, str], logs: list[Path] = ()) -> Path | None:
     cdir = cache_dir()
     if cdir is None:
         return None
-    key = cache_key(_raw_files(root, files), dict(env))
+    key = cache_key(_raw_files(root, [*files, *logs]), dict(env))
     return cdir / "static" / key[:2] / f"{key}.json"
 
 
@@ -403,16 +406,17 @@ def cached(path: Path | None):
         return None
 
 
-def check_files(root: Path, files: list[Path], env: Mapping[str, str], use_cache: bool = True) -> tuple[list[dict], list[str]]:
+def check_files(root: Path, files: list[Path], env: Mapping[str, str], use_cache: bool = True,
+                logs: list[Path] = ()) -> tuple[list[dict], list[str]]:
     """Findings for one submission's files under the environment of its launch (``Launch.env``: env reads
     resolve to it, so code it switches off is reported as disabled), and notes on files not checked
-    (cached by content hash and environment)."""
-    path = _cache_path(root, files, env) if use_cache else None
+    (cached by content hash, environment and training logs)."""
+    path = _cache_path(root, files, env, logs) if use_cache else None
     hit = cached(path)
     if hit is not None:
         return hit
     sources, notes = read_sources(root, files)
-    findings, parse_notes = analyse(sources, dict(env))
+    findings, parse_notes = analyse(sources, dict(env), train_stop_s(list(logs), root))
     result = (findings, notes + parse_notes)
     if path is not None:
         try:
@@ -429,12 +433,12 @@ def _folder_inputs(folder: str):
     from harness.submission import load_submission
 
     sub = load_submission(folder)
-    return sub.root, sub.sources, resolve_launch(sub.root).env
+    return sub.root, sub.sources, resolve_launch(sub.root).env, sub.logs
 
 
 def check_folder(folder: str, use_cache: bool = True) -> tuple[list[dict], list[str]]:
-    root, files, env = _folder_inputs(folder)
-    return check_files(root, files, env, use_cache)
+    root, files, env, logs = _folder_inputs(folder)
+    return check_files(root, files, env, use_cache, logs)
 
 
 def check_many(folders: list[str], jobs: int = 2, use_cache: bool = True) -> dict[str, tuple[list[dict], list[str]]]:

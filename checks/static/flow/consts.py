@@ -154,6 +154,9 @@ class ConstEval:
                 return (max if d == "max" else min)(vals)
             except (TypeError, ValueError):
                 return UNKNOWN
+        if d == "getattr" and len(vals) >= 2 and isinstance(vals[1], str):
+            # ``getattr(args, "name", default)``: the attribute, as ``args.name`` reads it
+            return self.p.attr_consts.get(vals[1], UNKNOWN)
         if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("lower", "strip") and not vals:
             base = self.const(node.func.value, depth + 1)
             return getattr(base, node.func.attr.value)() if isinstance(base, str) else UNKNOWN

@@ -11,6 +11,7 @@ from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
                      history, join, substitute)
+from .limits import prefix_cut, random_start, stream_record
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
 from .state import StateFills, argument_nodes
@@ -152,9 +153,9 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 self.stmt(stmt)
             elif isinstance(stmt, cst.ClassDef):
                 saved = dict(self.env)
-                for item in stmt.body.body:
-                    if isinstance(item, cst.SimpleStatementLine):
-                        for s in item.body:
+                for item in stmt.body.body:  # statement lines, or the small statements of a one-line body
+                    if isinstance(item, (cst.SimpleStatementLine, cst.BaseSmallStatement)):
+                        for s in item.body if isinstance(item, cst.SimpleStatementLine) else [item]:
                             if isinstance(s, (cst.Assign, cst.AnnAssign)) and s.value is not None:
                                 targets = [t.target for t in s.targets] if isinstance(s, cst.Assign) else [s.target]
                                 v = flat(self.ev(s.value))
@@ -227,7 +228,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 continue
             score_labels = EMPTY.union(*[e.labels for e in later])
             kind = "eto" if eff.fresh else "ubs"
-            self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")),
+            self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")), disabled=eff.data[0],
                              data={"origin": eff.origin, "loop": self.loop_site.get(site, 0), "func": self.f,
                                    "epochs": self.epochs_between(k, site)}))
         self.late_train_reads()
@@ -290,6 +291,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
         st = ev.state()
         if st == "yes":
             self.p.record(ev)
+            self.p.reach.found(self.p.fact_key(ev), self.f, ev.disabled)
         elif st == "maybe":
             self.summary.events.append(ev)
 
@@ -695,15 +697,10 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 out = out | {"tgt"}
             else:
                 out = out | {f"tgt?{x}" for x in base_l if x.startswith("p:")}
-        if "val" in base_l and not sliced and "rand" in idx:
+        if "val" in base_l and ("rand" in idx if not sliced else random_start(node, idx)):
             self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "random"}))
-        if sliced and "val" in base_l and not base_l & WINDOW_OR_SCORE:
-            # a cut of the token stream itself: its leading axis, not a window picked from it or a model output
-            s = node.slice[0].slice
-            if isinstance(s, cst.Slice) and s.upper is not None and (s.lower is None or self.const(s.lower) == 0):
-                up = flat(self.ev(s.upper))
-                if "env" in up and "valsize" not in up:
-                    self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "limit"}))
+        if sliced and prefix_cut(self, node, base_l, WINDOW_OR_SCORE):
+            self.event(Event("pev", self.gid(node), (Need(stream_record(base_l), "val"),), data={"how": "limit"}))
         return self.read(node, base_l, keyl - {"mask"}, out, self.root_name(node.value))
 
     def read(self, node, table: frozenset, key: frozenset, out: frozenset, root: str | None = None) -> frozenset:
@@ -1048,6 +1045,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
     def call_site(self, f: FunctionDef, site: dict | None) -> None:
         """The first call that runs fixes the constants ``f`` is analysed with; every later one checks them
         (a call in code off in the official run passes nothing that runs)."""
+        self.p.reach.call(self.f, f, self.disabled)
         if f.assumed is None and f.summary is None and not f.in_progress:
             self.p.calls.assume(f, None if self.disabled else site)
         elif not self.disabled:
@@ -1063,6 +1061,8 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 f = r if isinstance(r, FunctionDef) else None
         if f is not None:
             self.p.calls.escape(f)
+            if not self.disabled:
+                self.p.reach.escape(f)
 
     def resolve(self, func, q: str, recv_l):
         if type(func) is cst.Name:
@@ -1132,7 +1132,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                     continue
                 if not has_placeholder(labels) and "val" not in labels:
                     continue  # a sum of other things; a sum of validation data still orders training (scored_first)
-            data = (eff.data[0] or self.disabled,) if eff.kind == "tfwd" else eff.data
+            data = (eff.data[0] or self.disabled,) if eff.kind in ("tfwd", "train") else eff.data
             self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh, data), g))
             self.at_site(g)
         if s.sunk:  # what the caller passes in reaches the callee's score

@@ -7,7 +7,8 @@ import re
 
 import libcst as cst
 
-from .labels import CURRENT, EMPTY, It, Tup, elem, flat, has_placeholder
+from .labels import CURRENT, EMPTY, It, Tup, elem, flat, has_placeholder, join
+from .limits import CAPPED, SAMPLED, SAMPLING_CALLS, capped_min
 from .model import Effect, Event, Need
 from .tree import code, dotted, literal_value
 
@@ -30,6 +31,11 @@ AGGREGATE = "agg"  # counts of token data (a bincount, a histogram): added to a 
 # Keyword arguments that carry data into a library call (others: device, dtype, reduction, ...).
 DATA_KEYWORDS = {"input", "target", "other", "index", "src", "source", "weight", "x", "y", "a", "b", "values", "logits",
                  "labels", "tensors", "out", "minlength", "weights"}
+GROW_METHODS = {"append", "extend", "insert", "appendleft"}  # a list of a local variable takes in what is added
+# ... but not which position is the scored target (a list of per-position values is read back as a whole),
+# nor what a caller passes (the parameters' placeholders): only what is known where the list is filled
+TARGET_LABELS = frozenset({"tgt", "tgteq", "tgtprob", "mix", "mixp"})
+TARGET_PREFIXES = ("tread@", "gate@", "orc@", "tgt?", "eq?", "p:")
 RANDOM_CALLS = {"randint", "randperm", "choice", "sample", "permutation", "shuffle", "multinomial"}
 NETWORK_MODULES = ("socket", "urllib", "requests", "http", "httpx", "aiohttp", "huggingface_hub", "ftplib", "smtplib",
                    "paramiko", "websocket", "boto3", "gdown", "wget")
@@ -69,7 +75,7 @@ class LibraryCalls:
             return EMPTY
         if name == "backward" and type(func) is cst.Attribute:
             g = self.gid(node)
-            self.effects.append((Effect("train", g, recv_l, fresh="fresh" in recv_l), g))
+            self.effects.append((Effect("train", g, recv_l, fresh="fresh" in recv_l, data=(self.disabled,)), g))
             self.at_site(g)
             return EMPTY
         if q.endswith(("environ.get", "getenv")) or q == "os.environ.get":
@@ -108,8 +114,13 @@ class LibraryCalls:
             if len(vals) >= 2:
                 self.table_write(node.args[0].value, flat(vals[1]), allargs, node)
             return EMPTY
+        if name in GROW_METHODS and type(func) is cst.Attribute and type(func.value) is cst.Name and not q and vals:
+            held = func.value.value
+            added = frozenset(x for x in flat(vals[-1]) if x not in TARGET_LABELS and not x.startswith(TARGET_PREFIXES))
+            self.env[held] = join(self.env.get(held, EMPTY), added)
+            return EMPTY
         if name in RANDOM_CALLS:
-            return allargs | recv_l | {"rand"}
+            return allargs | recv_l | {"rand"} | ({SAMPLED} if name in SAMPLING_CALLS else EMPTY)
         if name == "range":
             out = allargs - {"shift"}
             if len(vals) == 3:
@@ -120,7 +131,7 @@ class LibraryCalls:
         if name == "arange":
             return allargs
         if name == "min" and q == "" and vals:
-            out = allargs
+            out = allargs | ({CAPPED} if capped_min(self, pos, vals) else EMPTY)
             for lab in flat(vals[0]):
                 if lab.startswith("ws:"):
                     out = out | {"wend:" + lab[3:]}

@@ -9,6 +9,7 @@ import libcst as cst
 
 from .callsites import MAX_ROUNDS, CallSiteFacts
 from .labels import EMPTY, flat, has_placeholder, substitute
+from .reach import Reach
 from .totals import table_totals
 from .tree import assigned_names, dotted
 
@@ -53,7 +54,7 @@ class Effect:
     origin: int  # node id where it happens in the deepest function
     labels: frozenset
     fresh: bool = False  # training of tensors created in the eval itself (eval-time optimization)
-    data: tuple = ()  # "cap": (cap in seconds,); "tfwd": (disabled,)
+    data: tuple = ()  # "cap": (cap in seconds,); "tfwd", "train": (disabled,)
 
 
 @dataclass
@@ -117,6 +118,7 @@ class Program:
         """Everything one round of the analysis builds (the call-site facts and the sources stay)."""
         self.modules: list[ModuleInfo] = []
         self.by_name: dict[str, ModuleInfo] = {}
+        self.reach = Reach()  # which functions run (reach.py)
         self.nodes: list[tuple[ModuleInfo, cst.CSTNode, str]] = []  # gid -> (module, node, function)
         self.node_ids: dict[int, int] = {}
         self.attrs: dict[str, frozenset] = {}  # attribute name -> labels (object-insensitive)
@@ -211,6 +213,7 @@ class Program:
                     self._add(*src)
             self._analyse_round()
             if not self.calls.changed:
+                self.reach.switch_off(self.facts)
                 return
 
     def _analyse_round(self) -> None:
@@ -251,9 +254,13 @@ class Program:
         f.in_progress = False
         return f.summary
 
-    def record(self, ev: Event) -> None:
+    @staticmethod
+    def fact_key(ev: Event) -> tuple:
         # a training step reported once, where training and the later score first meet
-        key = (ev.kind, ev.data["origin"]) if "origin" in ev.data else (ev.kind, ev.node)
+        return (ev.kind, ev.data["origin"]) if "origin" in ev.data else (ev.kind, ev.node)
+
+    def record(self, ev: Event) -> None:
+        key = self.fact_key(ev)
         old = self.facts.get(key)
         if old is None or (old.disabled and not ev.disabled):
             self.facts[key] = ev

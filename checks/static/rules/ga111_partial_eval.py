@@ -8,7 +8,10 @@ class PartialEval(Rule):
     The score is BPB over the whole validation split; scoring a prefix cut by a setting
     (``VAL_TOKEN_LIMIT``) or a random sample of positions reports a different number (#1785, #2009,
     #823). Truncating to a whole number of sequences of the validation set's own length is the
-    reference loader and is fine.
+    reference loader and is fine. The same holds for a second scorer (a PPM mixture) that reads only a
+    prefix of the per-position losses the first pass kept, cut at ``min(PPM_SUBSET_TOKENS, n)`` (#1858,
+    #1854: the mixture BPB over the first 8M tokens). A limit that is off under the launch (0) or larger
+    than any validation stream cuts nothing.
 
     Example:
         val_tokens = val_tokens[: args.val_token_limit]
@@ -103,4 +106,5 @@ def load_val():
     def message(self, ev, ctx) -> str:
         if ev.data.get("how") == "random":
             return f"`{ctx.code(ev.node)}` scores a random sample of validation positions, not the whole split"
-        return f"`{ctx.code(ev.node)}` cuts the validation tokens with a limit taken from the settings"
+        return (f"`{ctx.code(ev.node)}` cuts the validation tokens (or the record of their scores) to a limit "
+                f"taken from the settings")

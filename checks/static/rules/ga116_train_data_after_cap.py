@@ -1,4 +1,5 @@
 from checks.static.engine import Rule
+from checks.static.flow.consts import OFFICIAL_CAP_S
 
 
 class TrainDataAfterCap(Rule):
@@ -9,7 +10,9 @@ class TrainDataAfterCap(Rule):
     GPTQ calibration on training batches after a loop that only stops at the full cap ran outside the
     budget (#535, #569, #593, #609: ruled illegal). Records that calibrate on training data stop their
     loop early (cap minus a reserve such as 13 s) so the calibration runs inside the budget. Calibration
-    on self-generated text reads no training data.
+    on self-generated text reads no training data. When the folder's training logs show the loop stopped
+    at 600 s or later, the work is known to have run past the budget (an error); without logs that show
+    it, a warning.
 
     Example:
         while True:
@@ -154,9 +157,19 @@ def main(model, opt):
                 holds |= labels & {"train", "val"}
         return holds == {"train"}
 
+    def logs_show_full_cap(self, ctx) -> bool:
+        """The folder's training logs show the timed loop ran to the full budget: this work came after it."""
+        return ctx.train_stop_s is not None and ctx.train_stop_s >= OFFICIAL_CAP_S
+
+    def severity_for(self, ev, ctx) -> str:
+        return "error" if self.logs_show_full_cap(ctx) else self.severity
+
     def message(self, ev, ctx) -> str:
         cap = ev.data["cap"]
-        return (f"`{ctx.code(ev.node)}`: a forward on training data after the training loop that stops at "
-                f"{cap:g} s of wall-clock time, with nothing reserved for this work: it runs past the "
-                f"600 s budget unless the logs show training and this step finished within it (late GPTQ "
-                f"calibration, #593)")
+        head = (f"`{ctx.code(ev.node)}`: a forward on training data after the training loop that stops at "
+                f"{cap:g} s of wall-clock time, with nothing reserved for this work: ")
+        if self.logs_show_full_cap(ctx):
+            return head + (f"the logs show training stopped at {ctx.train_stop_s:g} s, so this use of the "
+                           f"training data ran past the 600 s budget (late GPTQ calibration, #593)")
+        return head + ("it runs past the 600 s budget unless the logs show training and this step finished "
+                       "within it (late GPTQ calibration, #593)")

@@ -1,0 +1,166 @@
+"""GA111 (partial evaluation): a setting that cuts the validation stream, or the per-position record of
+what was scored on it, is judged by its value under the launch. About 1 s."""
+
+from __future__ import annotations
+
+import textwrap
+
+from checks.static import engine
+
+# the validation stream capped by min(setting, its own size), as a quick-experiment switch
+CAPPED_STREAM = """
+import os
+LIMIT = int(os.environ.get("EVAL_CAP", "0"))
+SEQ = 1024
+def load_val():
+    tokens = load("fineweb_val_*.bin")
+    if LIMIT > 0:
+        n = max((LIMIT // SEQ) * SEQ, SEQ)
+        n = min(n, tokens.numel() - 1)
+        tokens = tokens[: n + 1]
+    return tokens
+"""
+
+# per-position losses kept for a second scorer, which reads only a prefix of them
+RECORD_PREFIX = """
+import os
+import torch
+class H:
+    keep = int(os.environ.get("SECOND_KEEP", 3_000_000))
+def evaluate(model, h):
+    tokens = load("fineweb_val_*.bin")
+    total = tokens.numel() - 1
+    nll = torch.zeros((total,))
+    for s in range(0, total, 1024):
+        x = tokens[s:s + 1024]
+        y = tokens[s + 1:s + 1025]
+        nll[s:s + 1024] = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
+    k = min(int(h.keep), total)
+    return second_scorer(nll[:k])
+"""
+
+# per-position log-probabilities of the whole stream, cut to a setting when it is below their count
+SCORES_PREFIX = """
+import os
+import torch
+def evaluate(model):
+    tokens = load("fineweb_val_*.bin")
+    x = tokens[:-1]
+    y = tokens[1:]
+    lp = -torch.nn.functional.cross_entropy(model(x), y, reduction="none")
+    k = int(os.environ.get("SUB_TOKENS", 2_000_000))
+    if k > 0 and k < len(lp):
+        lp = lp[:k]
+    return mix_score(lp)
+"""
+
+
+def ga111(code: str, env: dict | None = None) -> list[dict]:
+    run_env = dict(engine.OFFICIAL_ENV, **(env or {}))
+    found, notes = engine.analyse([engine.Source("train_gpt.py", textwrap.dedent(code))], run_env)
+    assert not notes, notes
+    return [f for f in found if f["rule"] == "GA111"]
+
+
+def errors(code: str, env: dict | None = None) -> list[dict]:
+    return [f for f in ga111(code, env) if f["severity"] == "error"]
+
+
+def test_stream_capped_by_min_of_setting_and_size():
+    assert errors(CAPPED_STREAM) == []  # off under the defaults
+    assert len(errors(CAPPED_STREAM, {"EVAL_CAP": "1048576"})) == 1
+    # a limit larger than any validation stream cuts nothing
+    assert errors(CAPPED_STREAM, {"EVAL_CAP": "100000000"}) == []
+
+
+def test_record_of_scored_positions_cut_to_a_setting():
+    assert len(errors(RECORD_PREFIX)) == 1
+    assert errors(RECORD_PREFIX, {"SECOND_KEEP": "0"}) == []
+    # the same record read whole is the full evaluation
+    assert errors(RECORD_PREFIX.replace("nll[:k]", "nll")) == []
+
+
+def test_scores_cut_to_a_setting_outside_loops():
+    assert len(errors(SCORES_PREFIX)) == 1
+    assert errors(SCORES_PREFIX, {"SUB_TOKENS": "0"}) == []
+
+
+def test_names_do_not_decide():
+    renamed = RECORD_PREFIX.replace("keep", "zq").replace("nll", "arr").replace("second_scorer", "f")
+    assert len(errors(renamed)) == 1
+
+
+def test_settings_of_a_one_line_class_body():
+    one_line = """
+import os
+import torch
+class H: keep = int(os.environ.get("SECOND_KEEP", 3_000_000)); other = 1
+def evaluate(model, h):
+    tokens = load("fineweb_val_*.bin")
+    total = tokens.numel() - 1
+    nll = torch.zeros((total,))
+    for s in range(0, total, 1024):
+        nll[s:s + 1024] = torch.nn.functional.cross_entropy(model(tokens[s:s + 1024]), tokens[s + 1:s + 1025], reduction="none")
+    return second_scorer(nll[:min(int(h.keep), total)])
+"""
+    assert len(errors(one_line)) == 1
+    assert errors(one_line, {"SECOND_KEEP": "0"}) == []
+
+
+def test_rank_cut_inside_a_loop_is_not_partial_eval():
+    code = """
+import os
+import torch
+RANK = int(os.environ.get("LOW_RANK", 4))
+def compress(weights):
+    val = load("fineweb_val_*.bin")
+    out = []
+    for w in weights:
+        U, S, V = torch.linalg.svd(w * val.numel())
+        r = min(RANK, S.numel())
+        out.append(S[:r])
+    return out
+"""
+    assert errors(code) == []
+
+
+def test_scores_gathered_in_a_list_then_cut():
+    code = """
+import os
+import torch
+def evaluate(model):
+    tokens = load("fineweb_val_*.bin")
+    lps = []
+    for s in range(0, tokens.numel() - 1024, 1024):
+        x = tokens[s:s + 1024]
+        y = tokens[s + 1:s + 1025]
+        lps.append(-torch.nn.functional.cross_entropy(model(x), y, reduction="none"))
+    lp = torch.cat(lps)
+    k = int(os.environ.get("SUB_TOKENS", 2_000_000))
+    if k > 0 and k < len(lp):
+        lp = lp[:k]
+    return mix_score(lp)
+"""
+    assert len(errors(code)) == 1
+    assert errors(code, {"SUB_TOKENS": "0"}) == []
+
+
+RANDOM_WINDOWS = """
+import torch
+def evaluate(model):
+    tokens = load("fineweb_val_*.bin")
+    starts = torch.randint(0, tokens.numel() - 1025, (64,))
+    total = 0.0
+    for i in starts:
+        total += model(tokens[i:i + 1024], tokens[i + 1:i + 1025])
+    return total / 64
+"""
+
+
+def test_windows_at_random_offsets_are_a_sample():
+    found = errors(RANDOM_WINDOWS)
+    assert found and "random sample" in found[0]["message"]
+    # every window, in a shuffled order, is the whole stream
+    every = RANDOM_WINDOWS.replace("torch.randint(0, tokens.numel() - 1025, (64,))",
+                                   "torch.randperm(tokens.numel() // 1024 - 1) * 1024")
+    assert errors(every) == []
