@@ -1,5 +1,7 @@
 from checks.static.engine import Rule
 
+from checks.static.flow.mixtures import UMIX
+
 from .ga101_target_in_key import mixed_key
 
 
@@ -10,7 +12,9 @@ class Unnormalized(Rule):
     The score must be -log p_t(x_t) of a full distribution over the vocabulary, fixed before x_t is
     looked at (C2). An auxiliary estimate read only at the target (``counts[ctx][target]``,
     ``counts.get(target)``) without the whole row behind it gives no distribution; mixing it in can
-    make the "probabilities" sum to more than 1 (#972, #1026, the byte-level PPM mixers).
+    make the "probabilities" sum to more than 1 (#972, #1026, the byte-level PPM mixers). So does an
+    "expert" whose score is one number per position whatever the token (the entropy of the model's
+    distribution, mixed as an NLL by the Hedge mixers #688, #745, #856).
 
     Example:
         q = counts[ctx][tgt] / 50
@@ -25,7 +29,7 @@ class Unnormalized(Rule):
     NAME = "unnormalized"
     family = "unnormalized"
     severity = "error"
-    KINDS = ("tread",)
+    KINDS = ("tread", UMIX)
     NEEDS_SINK = True
     VALID = [
         """
@@ -77,6 +81,34 @@ def evaluate(model, mixer):
         mixer.update(y)
 evaluate(None, Mixer(1024))
 """,
+        # the entropy of the model's distribution sets the mixing weights; the experts are distributions read
+        # at the target (and a constant log V, the uniform distribution)
+        """
+import math
+import torch
+import torch.nn.functional as F
+class Mixer:
+    def __init__(self, V):
+        self.V = V
+        self.uni = torch.softmax(torch.zeros(V), dim=0)
+    def score(self, logits, y):
+        lp = F.log_softmax(logits, dim=-1)
+        model_nll = -lp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+        uni_nll = -self.uni.log()[y]
+        flat_nll = torch.full(model_nll.shape, math.log(self.V))
+        ent = -(lp.exp() * lp).sum(-1)
+        alpha = torch.sigmoid(ent - 2.0)
+        nll = torch.stack([model_nll, uni_nll, flat_nll], dim=-1)
+        w = torch.stack([1 - alpha, alpha / 2, alpha / 2], dim=-1)
+        return -(w * (-nll).exp()).sum(-1).log()
+def evaluate(model, mixer):
+    val = load("fineweb_val_000000.bin")
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        loss += mixer.score(model(x), y).sum()
+evaluate(None, Mixer(1024))
+""",
     ]
     INVALID = [
         """
@@ -121,11 +153,39 @@ def evaluate(model, mixer):
         mixer.update(x, y[y == x])
 evaluate(None, Mixer(1024))
 """,
+        # a Hedge mixer's "entropy expert": one number per position mixed as if it were an NLL of the target
+        """
+import torch
+import torch.nn.functional as F
+class Hedge:
+    def __init__(self, V):
+        self.V = V
+        self.log_w = torch.zeros(3)
+    def score(self, logits, y):
+        lp = F.log_softmax(logits, dim=-1)
+        model_nll = -lp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+        flat_nll = torch.full(model_nll.shape, float(self.V)).log()
+        spread = -(lp.exp() * lp).sum(-1)
+        nll = torch.stack([model_nll, flat_nll, spread], dim=-1)  # <- fires
+        w = self.log_w - self.log_w.logsumexp(0)
+        return -(-nll + w).logsumexp(dim=-1)
+def evaluate(model, hedge):
+    val = load("fineweb_val_000000.bin")
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        loss += hedge.score(model(x), y).sum()
+evaluate(None, Hedge(1024))
+""",
     ]
 
     def accepts(self, ev, ctx) -> bool:
-        return not mixed_key(ev)
+        return ev.kind == UMIX or not mixed_key(ev)
 
     def message(self, ev, ctx) -> str:
+        if ev.kind == UMIX:
+            return (f"`{ctx.code(ev.node)}` mixes a statistic of a distribution (the same value for every token, "
+                    f"such as its entropy) as an expert's score of the target, next to experts read at the target: "
+                    f"that expert is no distribution over the vocabulary (C2)")
         return (f"`{ctx.code(ev.node)}` reads a value for the realised target only and it is mixed into the score "
                 f"without a distribution over the whole vocabulary behind it (C2)")

@@ -1,0 +1,75 @@
+"""Mixtures of experts' scores of the target, and whether every expert is a distribution's.
+
+A mixture ``log sum_k w_k p_k(x_t)`` is a distribution over the vocabulary only when each expert's
+``p_k(x_t)`` is the target's entry of a distribution ``p_k``. Experts are stacked into one tensor
+(``torch.stack([nll_a, nll_b, ...])``) and mixed along the new axis. An expert read at the target (a
+``gather`` of a distribution, ``probs[y]``: ``tgtprob``) is one; a *statistic* of a distribution summed
+over the vocabulary (its entropy ``-(p * log p).sum(-1)``: ``stat``) is not: it gives every token the same
+value, so as an "NLL" it stands for a vector that sums to ``V * exp(-H)``, not 1 (the Hedge mixers'
+"entropy expert"). A constant (``log V`` for every token, the uniform distribution) carries no label and is
+a distribution.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from .labels import EMPTY, flat
+from .model import Event, Need
+
+STAT = "stat"  # one number per position summarizing a distribution over the vocabulary (its entropy)
+UMIX = "umix"  # the event: a statistic mixed as an expert next to experts read at the target
+TARGET_READ = "tgtprob"
+TARGET = frozenset({"tgt", "tgteq", TARGET_READ})  # the target, a test against it, or a value read at it
+REDUCTIONS = {"sum"}
+STACKS = {"stack", "cat", "concat", "concatenate", "vstack", "hstack", "column_stack", "dstack"}
+MIXTURE_CALLS = REDUCTIONS | STACKS  # the calls this module looks at
+AXIS_KEYWORDS = {"dim", "axis"}
+
+
+def _summed(func, q: str, pos, recv_l: frozenset, vals: list) -> tuple[frozenset, int] | None:
+    """The labels of what a sum reduces and the count of positional arguments that are not it
+    (``x.sum(-1)``: x's labels, 1; ``torch.sum(x, -1)``: x's labels, 1); None for other calls."""
+    if isinstance(func, cst.Attribute) and not q:
+        return recv_l, len(pos)
+    if q and vals:
+        return flat(vals[0]), len(pos) - 1
+    return None
+
+
+def statistic(func, name: str, q: str, pos, kw: dict, recv_l: frozenset, vals: list) -> frozenset:
+    """``STAT`` when the call sums a distribution along an axis with no target in it, else nothing."""
+    if name not in REDUCTIONS:
+        return EMPTY
+    summed = _summed(func, q, pos, recv_l, vals)
+    if summed is None:
+        return EMPTY
+    labels, axes = summed
+    along_axis = axes > 0 or bool(AXIS_KEYWORDS & set(kw))
+    if along_axis and "dist" in labels and not labels & TARGET:
+        return frozenset({STAT})
+    return EMPTY
+
+
+def _experts(walker, node) -> list[frozenset] | None:
+    """The labels of each stacked expert: names in a list or tuple literal (their values as they are now)."""
+    if isinstance(node, (cst.List, cst.Tuple)) and all(isinstance(e.value, cst.Name) for e in node.elements):
+        return [flat(walker.lookup(e.value.value)) for e in node.elements]
+    return None
+
+
+def unnormalized_experts(walker, call: cst.Call, name: str, pos) -> frozenset:
+    """``torch.stack([nll_read_at_target, entropy])``: records the event and returns its label when a
+    statistic of a distribution is stacked with experts read at the target, else nothing."""
+    if name not in STACKS or not pos:
+        return EMPTY
+    experts = _experts(walker, pos[0].value)
+    if not experts:
+        return EMPTY
+    read = [e for e in experts if TARGET_READ in e]
+    stats = [e for e in experts if STAT in e and not e & TARGET]
+    if not read or not stats:
+        return EMPTY
+    g = walker.gid(call)
+    walker.event(Event(UMIX, g, (Need(EMPTY.union(*read), TARGET_READ),)))
+    return frozenset({f"{UMIX}@{g}"})
