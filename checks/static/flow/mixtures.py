@@ -2,12 +2,16 @@
 
 A mixture ``log sum_k w_k p_k(x_t)`` is a distribution over the vocabulary only when each expert's
 ``p_k(x_t)`` is the target's entry of a distribution ``p_k``. Experts are stacked into one tensor
-(``torch.stack([nll_a, nll_b, ...])``) and mixed along the new axis. An expert read at the target (a
-``gather`` of a distribution, ``probs[y]``: ``tgtprob``) is one; a *statistic* of a distribution summed
-over the vocabulary (its entropy ``-(p * log p).sum(-1)``: ``stat``) is not: it gives every token the same
-value, so as an "NLL" it stands for a vector that sums to ``V * exp(-H)``, not 1 (the Hedge mixers'
-"entropy expert"). A constant (``log V`` for every token, the uniform distribution) carries no label and is
-a distribution.
+(``torch.stack([nll_a, nll_b, ...])``) and mixed along the new axis, or mixed pairwise
+(``torch.logaddexp(lp_a, lp_b)``). An expert read at the target (a ``gather`` of a distribution,
+``probs[y]``: ``tgtprob``) is one; a *statistic* of a distribution summed over the vocabulary (its entropy
+``-(p * log p).sum(-1)``: ``stat``) is not: it gives every token the same value, so as an "NLL" it stands
+for a vector that sums to ``V * exp(-H)``, not 1 (the Hedge mixers' "entropy expert"). A constant (``log V``
+for every token, the uniform distribution) carries no label and is a distribution.
+
+A statistic stays one through negation, arithmetic and conversions (``.float()``, ``.reshape()``); a
+library function of it (``sigmoid(H)``, ``log(a)``) is something else, typically a mixing weight, and
+no longer carries the label.
 """
 
 from __future__ import annotations
@@ -23,8 +27,23 @@ TARGET_READ = "tgtprob"
 TARGET = frozenset({"tgt", "tgteq", TARGET_READ})  # the target, a test against it, or a value read at it
 REDUCTIONS = {"sum"}
 STACKS = {"stack", "cat", "concat", "concatenate", "vstack", "hstack", "column_stack", "dstack"}
-MIXTURE_CALLS = REDUCTIONS | STACKS  # the calls this module looks at
+PAIRWISE = {"logaddexp", "logaddexp2"}  # the experts are the arguments
 AXIS_KEYWORDS = {"dim", "axis"}
+# Calls that give the same values in another type, device or shape: a statistic stays one through them.
+SAME_VALUES = {"float", "double", "half", "bfloat16", "to", "type", "type_as", "cpu", "cuda", "detach", "clone",
+               "contiguous", "reshape", "view", "view_as", "squeeze", "unsqueeze", "flatten", "expand", "expand_as",
+               "neg", "negative", "asarray", "array", "tensor", "numpy", "item", "clamp", "clamp_min", "clip", "abs"}
+
+
+def mixture_labels(walker, call: cst.Call, name: str, q: str, pos, kw: dict, recv_l: frozenset, vals: list, out):
+    """What a library call's result carries once statistics and mixtures of experts are accounted for."""
+    if name in REDUCTIONS:
+        return flat(out) | statistic(call.func, q, pos, kw, recv_l, vals)
+    if name in STACKS or name in PAIRWISE:
+        return flat(out) | unnormalized_experts(walker, call, name, pos, vals)
+    if isinstance(out, frozenset) and STAT in out and name not in SAME_VALUES:
+        return out - {STAT}
+    return out
 
 
 def _summed(func, q: str, pos, recv_l: frozenset, vals: list) -> tuple[frozenset, int] | None:
@@ -37,10 +56,8 @@ def _summed(func, q: str, pos, recv_l: frozenset, vals: list) -> tuple[frozenset
     return None
 
 
-def statistic(func, name: str, q: str, pos, kw: dict, recv_l: frozenset, vals: list) -> frozenset:
+def statistic(func, q: str, pos, kw: dict, recv_l: frozenset, vals: list) -> frozenset:
     """``STAT`` when the call sums a distribution along an axis with no target in it, else nothing."""
-    if name not in REDUCTIONS:
-        return EMPTY
     summed = _summed(func, q, pos, recv_l, vals)
     if summed is None:
         return EMPTY
@@ -51,19 +68,21 @@ def statistic(func, name: str, q: str, pos, kw: dict, recv_l: frozenset, vals: l
     return EMPTY
 
 
-def _experts(walker, node) -> list[frozenset] | None:
-    """The labels of each stacked expert: names in a list or tuple literal (their values as they are now)."""
+def _experts(walker, name: str, pos, vals: list) -> list[frozenset] | None:
+    """The labels of each expert: the arguments of a pairwise mixture, or the names in the list or tuple
+    literal that a stack is given (their values as they are now)."""
+    if name in PAIRWISE:
+        return [flat(v) for v in vals[:2]] if len(vals) >= 2 else None
+    node = pos[0].value if pos else None
     if isinstance(node, (cst.List, cst.Tuple)) and all(isinstance(e.value, cst.Name) for e in node.elements):
         return [flat(walker.lookup(e.value.value)) for e in node.elements]
     return None
 
 
-def unnormalized_experts(walker, call: cst.Call, name: str, pos) -> frozenset:
+def unnormalized_experts(walker, call: cst.Call, name: str, pos, vals: list) -> frozenset:
     """``torch.stack([nll_read_at_target, entropy])``: records the event and returns its label when a
-    statistic of a distribution is stacked with experts read at the target, else nothing."""
-    if name not in STACKS or not pos:
-        return EMPTY
-    experts = _experts(walker, pos[0].value)
+    statistic of a distribution is mixed as an expert with experts read at the target, else nothing."""
+    experts = _experts(walker, name, pos, vals)
     if not experts:
         return EMPTY
     read = [e for e in experts if TARGET_READ in e]

@@ -109,6 +109,28 @@ def evaluate(model, mixer):
         loss += mixer.score(model(x), y).sum()
 evaluate(None, Mixer(1024))
 """,
+        # a weight computed from the entropy (through a sigmoid and a log) stacked next to the model's log-probability
+        # of the target: the second expert is the uniform distribution, log a - log V for every token
+        """
+import math
+import torch
+import torch.nn.functional as F
+def score(logits, y, V):
+    lp = F.log_softmax(logits, dim=-1)
+    model_lp = lp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    ent = -(lp.exp() * lp).sum(dim=-1)
+    a = torch.sigmoid(ent - 3.0)
+    e_model = torch.log(1 - a) + model_lp
+    e_flat = torch.log(a) - math.log(V)
+    return -torch.stack([e_model, e_flat], dim=-1).logsumexp(dim=-1)
+def evaluate(model):
+    val = load("fineweb_val_000000.bin")
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        loss += score(model(x), y, 1024).sum()
+evaluate(None)
+""",
     ]
     INVALID = [
         """
@@ -176,6 +198,23 @@ def evaluate(model, hedge):
         x, y = val[s:s + 64], val[s + 1:s + 65]
         loss += hedge.score(model(x), y).sum()
 evaluate(None, Hedge(1024))
+""",
+        # the same "expert" mixed pairwise: the entropy stands in for an NLL of the target
+        """
+import torch
+import torch.nn.functional as F
+def score(logits, y):
+    lp = F.log_softmax(logits, dim=-1)
+    model_lp = lp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    spread = torch.sum(lp.exp() * lp, dim=-1)
+    return -torch.logaddexp(model_lp - 0.7, spread - 0.7)  # <- fires
+def evaluate(model):
+    val = load("fineweb_val_000000.bin")
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        loss += score(model(x), y).sum()
+evaluate(None)
 """,
     ]
 
