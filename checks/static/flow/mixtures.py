@@ -69,14 +69,31 @@ def statistic(func, q: str, pos, kw: dict, recv_l: frozenset, vals: list) -> fro
 
 
 def _experts(walker, name: str, pos, vals: list) -> list[frozenset] | None:
-    """The labels of each expert: the arguments of a pairwise mixture, or the names in the list or tuple
-    literal that a stack is given (their values as they are now)."""
+    """The labels of each expert: the arguments of a pairwise mixture, or the named values in the list or
+    tuple literal that a stack is given (as they are now; expressions are not evaluated twice)."""
     if name in PAIRWISE:
         return [flat(v) for v in vals[:2]] if len(vals) >= 2 else None
     node = pos[0].value if pos else None
-    if isinstance(node, (cst.List, cst.Tuple)) and all(isinstance(e.value, cst.Name) for e in node.elements):
-        return [flat(walker.lookup(e.value.value)) for e in node.elements]
-    return None
+    if not isinstance(node, (cst.List, cst.Tuple)):
+        return None
+    names = [_named(e.value) for e in node.elements]
+    if not names or None in names:
+        return None
+    return [flat(walker.lookup(n)) for n in names]
+
+
+def _named(node) -> str | None:
+    """The local name an expert expression shows under a sign or calls that keep its values
+    (``-h``, ``h.unsqueeze(-1)``, ``h.float().view(-1, 1)``), or None for any other expression."""
+    while True:
+        if isinstance(node, cst.Name):
+            return node.value
+        if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+            node = node.expression
+        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in SAME_VALUES:
+            node = node.func.value
+        else:
+            return None
 
 
 def unnormalized_experts(walker, call: cst.Call, name: str, pos, vals: list) -> frozenset:

@@ -216,6 +216,25 @@ def evaluate(model):
         loss += score(model(x), y).sum()
 evaluate(None)
 """,
+        # experts concatenated along a new last axis, the entropy among them under a minus sign
+        """
+import torch
+import torch.nn.functional as F
+def score(logits, y, log_w):
+    lp = F.log_softmax(logits, dim=-1)
+    model_lp = lp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    h = (lp.exp() * lp).sum(-1)
+    experts = torch.cat([model_lp.unsqueeze(-1), h.float().unsqueeze(-1)], dim=-1)  # <- fires
+    return -(experts + log_w).logsumexp(dim=-1)
+def evaluate(model):
+    val = load("fineweb_val_000000.bin")
+    log_w = torch.log(torch.tensor([0.9, 0.1]))
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        loss += score(model(x), y, log_w).sum()
+evaluate(None)
+""",
     ]
 
     def accepts(self, ev, ctx) -> bool:
