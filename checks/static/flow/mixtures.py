@@ -38,7 +38,10 @@ SAME_VALUES = {"float", "double", "half", "bfloat16", "to", "type", "type_as", "
 def mixture_labels(walker, call: cst.Call, name: str, q: str, pos, kw: dict, recv_l: frozenset, vals: list, out):
     """What a library call's result carries once statistics and mixtures of experts are accounted for."""
     if name in REDUCTIONS:
-        return flat(out) | statistic(call.func, q, pos, kw, recv_l, vals)
+        summed = _summed(call.func, q, pos, kw, recv_l, vals)
+        if summed is not None and not summed[1]:  # a total over every position is no per-position expert
+            return flat(out) - {STAT}
+        return flat(out) | statistic(summed)
     if name in STACKS or name in PAIRWISE:
         return flat(out) | unnormalized_experts(walker, call, name, pos, vals)
     if isinstance(out, frozenset) and STAT in out and name not in SAME_VALUES:
@@ -46,23 +49,23 @@ def mixture_labels(walker, call: cst.Call, name: str, q: str, pos, kw: dict, rec
     return out
 
 
-def _summed(func, q: str, pos, recv_l: frozenset, vals: list) -> tuple[frozenset, int] | None:
-    """The labels of what a sum reduces and the count of positional arguments that are not it
-    (``x.sum(-1)``: x's labels, 1; ``torch.sum(x, -1)``: x's labels, 1); None for other calls."""
+def _summed(func, q: str, pos, kw: dict, recv_l: frozenset, vals: list) -> tuple[frozenset, bool] | None:
+    """The labels of what a sum reduces and whether it sums along an axis (``x.sum(-1)``, ``torch.sum(x, dim=-1)``)
+    rather than over everything (``x.sum()``); None for other calls (the builtin ``sum``)."""
     if isinstance(func, cst.Attribute) and not q:
-        return recv_l, len(pos)
-    if q and vals:
-        return flat(vals[0]), len(pos) - 1
-    return None
+        labels, axes = recv_l, len(pos)
+    elif q and vals:
+        labels, axes = flat(vals[0]), len(pos) - 1
+    else:
+        return None
+    return labels, axes > 0 or bool(AXIS_KEYWORDS & set(kw))
 
 
-def statistic(func, q: str, pos, kw: dict, recv_l: frozenset, vals: list) -> frozenset:
-    """``STAT`` when the call sums a distribution along an axis with no target in it, else nothing."""
-    summed = _summed(func, q, pos, recv_l, vals)
+def statistic(summed: tuple[frozenset, bool] | None) -> frozenset:
+    """``STAT`` when a sum along an axis reduces a distribution with no target in it, else nothing."""
     if summed is None:
         return EMPTY
-    labels, axes = summed
-    along_axis = axes > 0 or bool(AXIS_KEYWORDS & set(kw))
+    labels, along_axis = summed
     if along_axis and "dist" in labels and not labels & TARGET:
         return frozenset({STAT})
     return EMPTY

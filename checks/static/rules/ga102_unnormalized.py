@@ -131,6 +131,22 @@ def evaluate(model):
         loss += score(model(x), y, 1024).sum()
 evaluate(None)
 """,
+        # totals stacked to be reduced across ranks: the entropy's total is a diagnostic, no expert
+        """
+import torch
+import torch.nn.functional as F
+def evaluate(model):
+    val = load("fineweb_val_000000.bin")
+    totals = torch.zeros(2)
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        lp = F.log_softmax(model(x), dim=-1)
+        nll_sum = -lp.gather(-1, y.unsqueeze(-1)).sum()
+        ent_sum = -(lp.exp() * lp).sum(-1).sum()
+        totals += torch.stack([nll_sum, ent_sum])
+    return totals
+evaluate(None)
+""",
     ]
     INVALID = [
         """
