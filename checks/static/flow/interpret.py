@@ -13,6 +13,7 @@ from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key,
                      history, join, substitute)
 from .limits import prefix_cut, random_start, stream_record
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
+from .mixtures import mixture_labels
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
 from .state import StateFills, argument_nodes
 from .tree import assigned_names, code, code_children, dotted, literal_value, walk
@@ -980,6 +981,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
             if built is not None:
                 return built
         out = self.library_call(node, func, name, q, pos, vals, kwvals, allargs, recv, recv_l)
+        out = mixture_labels(self, node, name, q, pos, kw, recv_l, vals, out)
         if name == "sum" and not q:
             summed = func.value if type(func) is cst.Attribute else _values_of(pos[0].value) if pos else None
             root = self.root_name(summed) if summed is not None else None

@@ -1,5 +1,7 @@
 from checks.static.engine import Rule
 
+from checks.static.flow.mixtures import UMIX
+
 from .ga101_target_in_key import mixed_key
 
 
@@ -10,7 +12,9 @@ class Unnormalized(Rule):
     The score must be -log p_t(x_t) of a full distribution over the vocabulary, fixed before x_t is
     looked at (C2). An auxiliary estimate read only at the target (``counts[ctx][target]``,
     ``counts.get(target)``) without the whole row behind it gives no distribution; mixing it in can
-    make the "probabilities" sum to more than 1 (#972, #1026, the byte-level PPM mixers).
+    make the "probabilities" sum to more than 1 (#972, #1026, the byte-level PPM mixers). So does an
+    "expert" whose score is one number per position whatever the token (the entropy of the model's
+    distribution, mixed as an NLL by the Hedge mixers #688, #745, #856).
 
     Example:
         q = counts[ctx][tgt] / 50
@@ -25,7 +29,7 @@ class Unnormalized(Rule):
     NAME = "unnormalized"
     family = "unnormalized"
     severity = "error"
-    KINDS = ("tread",)
+    KINDS = ("tread", UMIX)
     NEEDS_SINK = True
     VALID = [
         """
@@ -77,6 +81,72 @@ def evaluate(model, mixer):
         mixer.update(y)
 evaluate(None, Mixer(1024))
 """,
+        # the entropy of the model's distribution sets the mixing weights; the experts are distributions read
+        # at the target (and a constant log V, the uniform distribution)
+        """
+import math
+import torch
+import torch.nn.functional as F
+class Mixer:
+    def __init__(self, V):
+        self.V = V
+        self.uni = torch.softmax(torch.zeros(V), dim=0)
+    def score(self, logits, y):
+        lp = F.log_softmax(logits, dim=-1)
+        model_nll = -lp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+        uni_nll = -self.uni.log()[y]
+        flat_nll = torch.full(model_nll.shape, math.log(self.V))
+        ent = -(lp.exp() * lp).sum(-1)
+        alpha = torch.sigmoid(ent - 2.0)
+        nll = torch.stack([model_nll, uni_nll, flat_nll], dim=-1)
+        w = torch.stack([1 - alpha, alpha / 2, alpha / 2], dim=-1)
+        return -(w * (-nll).exp()).sum(-1).log()
+def evaluate(model, mixer):
+    val = load("fineweb_val_000000.bin")
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        loss += mixer.score(model(x), y).sum()
+evaluate(None, Mixer(1024))
+""",
+        # a weight computed from the entropy (through a sigmoid and a log) stacked next to the model's log-probability
+        # of the target: the second expert is the uniform distribution, log a - log V for every token
+        """
+import math
+import torch
+import torch.nn.functional as F
+def score(logits, y, V):
+    lp = F.log_softmax(logits, dim=-1)
+    model_lp = lp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    ent = -(lp.exp() * lp).sum(dim=-1)
+    a = torch.sigmoid(ent - 3.0)
+    e_model = torch.log(1 - a) + model_lp
+    e_flat = torch.log(a) - math.log(V)
+    return -torch.stack([e_model, e_flat], dim=-1).logsumexp(dim=-1)
+def evaluate(model):
+    val = load("fineweb_val_000000.bin")
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        loss += score(model(x), y, 1024).sum()
+evaluate(None)
+""",
+        # totals stacked to be reduced across ranks: the entropy's total is a diagnostic, no expert
+        """
+import torch
+import torch.nn.functional as F
+def evaluate(model):
+    val = load("fineweb_val_000000.bin")
+    totals = torch.zeros(2)
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        lp = F.log_softmax(model(x), dim=-1)
+        nll_sum = -lp.gather(-1, y.unsqueeze(-1)).sum()
+        ent_sum = -(lp.exp() * lp).sum(-1).sum()
+        totals += torch.stack([nll_sum, ent_sum])
+    return totals
+evaluate(None)
+""",
     ]
     INVALID = [
         """
@@ -121,11 +191,75 @@ def evaluate(model, mixer):
         mixer.update(x, y[y == x])
 evaluate(None, Mixer(1024))
 """,
+        # a Hedge mixer's "entropy expert": one number per position mixed as if it were an NLL of the target
+        """
+import torch
+import torch.nn.functional as F
+class Hedge:
+    def __init__(self, V):
+        self.V = V
+        self.log_w = torch.zeros(3)
+    def score(self, logits, y):
+        lp = F.log_softmax(logits, dim=-1)
+        model_nll = -lp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+        flat_nll = torch.full(model_nll.shape, float(self.V)).log()
+        spread = -(lp.exp() * lp).sum(-1)
+        nll = torch.stack([model_nll, flat_nll, spread], dim=-1)  # <- fires
+        w = self.log_w - self.log_w.logsumexp(0)
+        return -(-nll + w).logsumexp(dim=-1)
+def evaluate(model, hedge):
+    val = load("fineweb_val_000000.bin")
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        loss += hedge.score(model(x), y).sum()
+evaluate(None, Hedge(1024))
+""",
+        # the same "expert" mixed pairwise: the entropy stands in for an NLL of the target
+        """
+import torch
+import torch.nn.functional as F
+def score(logits, y):
+    lp = F.log_softmax(logits, dim=-1)
+    model_lp = lp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    spread = torch.sum(lp.exp() * lp, dim=-1)
+    return -torch.logaddexp(model_lp - 0.7, spread - 0.7)  # <- fires
+def evaluate(model):
+    val = load("fineweb_val_000000.bin")
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        loss += score(model(x), y).sum()
+evaluate(None)
+""",
+        # experts concatenated along a new last axis, the entropy among them under a minus sign
+        """
+import torch
+import torch.nn.functional as F
+def score(logits, y, log_w):
+    lp = F.log_softmax(logits, dim=-1)
+    model_lp = lp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    h = (lp.exp() * lp).sum(-1)
+    experts = torch.cat([model_lp.unsqueeze(-1), h.float().unsqueeze(-1)], dim=-1)  # <- fires
+    return -(experts + log_w).logsumexp(dim=-1)
+def evaluate(model):
+    val = load("fineweb_val_000000.bin")
+    log_w = torch.log(torch.tensor([0.9, 0.1]))
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        loss += score(model(x), y, log_w).sum()
+evaluate(None)
+""",
     ]
 
     def accepts(self, ev, ctx) -> bool:
-        return not mixed_key(ev)
+        return ev.kind == UMIX or not mixed_key(ev)
 
     def message(self, ev, ctx) -> str:
+        if ev.kind == UMIX:
+            return (f"`{ctx.code(ev.node)}` mixes a statistic of a distribution (the same value for every token, "
+                    f"such as its entropy) as an expert's score of the target, next to experts read at the target: "
+                    f"that expert is no distribution over the vocabulary (C2)")
         return (f"`{ctx.code(ev.node)}` reads a value for the realised target only and it is mixed into the score "
                 f"without a distribution over the whole vocabulary behind it (C2)")
