@@ -7,6 +7,7 @@ import re
 
 import libcst as cst
 
+from . import aliases
 from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
@@ -142,6 +143,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
         self.nums: dict[str, object] = {}  # numbers under the official run, updated by augmented assignments
         self.caps: list[float] = []  # wall-clock caps compared inside the current outermost loop
         self.return_gates: frozenset = EMPTY  # gates of the ``if`` branches around a ``return`` (returning_branch)
+        self.fn_aliases: dict[str, str] = {}  # local names bound to library functions (aliases.py)
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -194,6 +196,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 self.env.setdefault(k, v)
             self.consts.update(f.outer.consts)
             self.local_funcs.update(f.outer.local_funcs)
+            self.fn_aliases.update(f.outer.fn_aliases)
         self.parameter_constants(f)
         self.block(f.node.body)
         for i, name in enumerate(f.params):
@@ -451,6 +454,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 self.assign(t.target, v, value_node=x.value)
             if len(x.targets) == 1 and isinstance(x.targets[0].target, cst.Name):
                 name = x.targets[0].target.value
+                aliases.bind(self, name, x.value)
                 self.set_num(name, n)
                 c = self.const(x.value)
                 if c is not UNKNOWN:
@@ -938,9 +942,9 @@ class Walker(ConstEval, LibraryCalls, StateFills):
         if not d:
             return ""
         head, _, rest = d.partition(".")
-        if head in self.env and head not in self.m.aliases:
+        if head in self.env and head not in self.m.aliases and head not in self.fn_aliases:
             return ""
-        full = self.m.aliases.get(head)
+        full = self.fn_aliases.get(head) or self.m.aliases.get(head)
         if full is None:
             return d if head in ("os", "subprocess", "socket", "urllib", "requests") else ""
         return f"{full}.{rest}" if rest else full
@@ -956,10 +960,10 @@ class Walker(ConstEval, LibraryCalls, StateFills):
         for k, v in [*enumerate(vals), *kwvals.items()]:
             if isinstance(k, int) or k in DATA_KEYWORDS:
                 allargs = allargs | flat(v)
-        name = func.attr.value if type(func) is cst.Attribute else func.value if type(func) is cst.Name else ""
         recv = self.ev(func.value) if type(func) is cst.Attribute else EMPTY
         recv_l = flat(recv)
         q = self.qualname(func)
+        name = aliases.call_name(func, q)
 
         self.external(node, q)
         if q in CLOCK_CALLS:
