@@ -67,3 +67,64 @@ def evaluate(model, tables):
     return loss
 """
     assert errors(code, "GA101") == [10]
+
+
+def test_an_element_of_a_list_of_positions_is_a_position_not_a_token():
+    # window lengths kept in a list and read back still make the targets' positions
+    code = """
+import numpy as np
+def evaluate(model, table, ws_list):
+    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
+    loss = 0.0
+    lens = []
+    for ws in ws_list:
+        lens.append(min(ws + 64, len(val) - 1) - ws)
+    for i, ws in enumerate(ws_list):
+        n = lens[i]
+        pos = np.arange(ws + 1, ws + n + 1)
+        key = (val[pos - 1] * 1000003 ^ val[pos]) % 4096
+        loss += -np.log(0.5 * model(val[ws: ws + n]) + 0.5 * table[key] / 100).sum()
+    return loss
+"""
+    assert errors(code, "GA101") == [13]
+
+
+def test_a_list_tested_for_emptiness_gates_nothing():
+    code = """
+import numpy as np
+def evaluate(model, lut):
+    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
+    ys, ps = [], []
+    for t in range(1, len(val) - 1):
+        ys.append(val[t + 1])
+        ps.append(model(val[: t + 1])[val[t + 1]])
+    p = np.stack(ps) if ys else np.ones(1)
+    loss = 0.0
+    loss += -np.log(p).sum()
+    return loss
+"""
+    assert errors(code, "GA103") == []
+
+
+def test_a_tuple_appended_to_a_list_is_unpacked_element_wise():
+    # the bytes of each chunk travel beside its loss, not into it
+    code = """
+import numpy as np
+def chunks(model, byte_lut):
+    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
+    out = []
+    for c in range(0, len(val) - 1, 64):
+        y = val[c + 1: c + 65]
+        out.append((-np.log(model(val[c: c + 64])).sum(), byte_lut[y].sum()))
+    return out
+def evaluate(model, byte_lut):
+    loss = 0.0
+    nbytes = 0.0
+    for l, b in chunks(model, byte_lut):
+        loss += l
+        nbytes += b
+    return loss / nbytes
+"""
+    found, _ = __import__("checks.static.engine", fromlist=["analyse"]).analyse(
+        [engine.Source("example.py", textwrap.dedent(code))], dict(engine.OFFICIAL_ENV))
+    assert [f for f in found if f["severity"] == "error"] == []

@@ -160,10 +160,13 @@ class LibraryCalls:
         return frozenset(x for x in out if not x.startswith("cls:"))  # a call's result is not the receiver
 
     def container_add(self, container, value) -> None:
-        """``xs.append(v)``: the list holds v's labels (read back by ``xs[i]`` or a loop over it)."""
-        root = self.root_name(container)
-        if root is not None and type(container) is cst.Name:
-            self.env[root] = join(self.env.get(root), flat(value))
+        """``xs.append(v)``: the list's elements hold v's labels (``xs[i]`` and a loop over it read them back
+        as they were, not as elements of a token array)."""
+        if type(container) is cst.Name:
+            name = container.value
+            old = self.env.get(name, EMPTY)
+            held = old.elem if isinstance(old, It) else flat(old) or None  # an empty list holds nothing yet
+            self.env[name] = It(join(held, value))  # a tuple appended stays a tuple (``for a, b in xs``)
 
     def is_fresh(self, node) -> bool:
         """A tensor created here with requires_grad=True (a per-window delta, a bias to optimize)."""
