@@ -128,3 +128,20 @@ def evaluate(model, byte_lut):
     found, _ = __import__("checks.static.engine", fromlist=["analyse"]).analyse(
         [engine.Source("example.py", textwrap.dedent(code))], dict(engine.OFFICIAL_ENV))
     assert [f for f in found if f["severity"] == "error"] == []
+
+
+def test_a_keyword_only_parameter_carries_the_target_from_its_call_site():
+    code = """
+import numpy as np
+def lookup(tab, *, ctx, nxt):
+    return tab[(ctx * 131 + nxt * 7) & 4095]
+def evaluate(model, tab):
+    toks = np.fromfile("fineweb_val_000001.bin", dtype=np.uint16)
+    total = 0.0
+    for i in range(1, len(toks) - 1):
+        c = lookup(tab, ctx=toks[i], nxt=toks[i + 1])
+        total += -np.log(0.9 * model(toks[: i + 1])[toks[i + 1]] + 0.1 * c)
+    return total
+"""
+    assert errors(code, "GA101") == [4]
+

@@ -187,8 +187,8 @@ class Walker(ConstEval, LibraryCalls, StateFills):
         f = self.f
         for i, name in enumerate(f.params):
             self.env[name] = frozenset({f"p:{i}"}) | f.param_classes.get(i, EMPTY)
-        for name in f.kwonly:
-            self.env[name] = EMPTY
+        for j, name in enumerate(f.kwonly):  # keyword-only parameters follow the ``*args`` slot
+            self.env[name] = frozenset({f"p:{len(f.params) + 1 + j}"})
         if f.star:
             self.env[f.star] = frozenset({f"p:{len(f.params)}"})
         if f.outer is not None:  # closures read the enclosing function's values
@@ -1124,6 +1124,9 @@ class Walker(ConstEval, LibraryCalls, StateFills):
             for v in vals[len(f.params):]:
                 extra = extra | flat(v)
             args = args[:len(f.params)] + [extra]
+        if f.kwonly:
+            args = args[:len(f.params)] + [args[len(f.params)] if f.star is not None and len(args) > len(f.params) else EMPTY]
+            args += [kwvals.get(name, EMPTY) for name in f.kwonly]
         f.called = True
         if self.loop_depth:
             f.called_in_loop = True

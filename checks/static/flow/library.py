@@ -165,7 +165,8 @@ class LibraryCalls:
         if type(container) is cst.Name:
             name = container.value
             old = self.env.get(name, EMPTY)
-            held = old.elem if isinstance(old, It) else flat(old) or None  # an empty list holds nothing yet
+            held = old.elem if isinstance(old, It) else old
+            held = held if flat(held) else None  # an empty list (or one of ``None``s) holds nothing yet
             self.env[name] = It(join(held, value))  # a tuple appended stays a tuple (``for a, b in xs``)
 
     def is_fresh(self, node) -> bool:
