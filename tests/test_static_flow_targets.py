@@ -51,85 +51,6 @@ def test_a_name_rebound_to_a_value_is_no_longer_an_alias():
     assert _alias_case("", "f = np.log; f = model", "f") == []
 
 
-def test_a_read_appended_to_a_list_keeps_its_labels_when_read_back():
-    code = """
-import numpy as np
-def evaluate(model, tables):
-    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
-    loss = 0.0
-    for t in range(1, len(val) - 1):
-        found = []
-        for n in range(3):
-            key = (val[t - n] * 1000003 ^ val[t + 1]) % 4096
-            found.append(tables[n][key] / 100)
-        p = 0.5 * model(val[: t + 1])[val[t + 1]] + 0.5 * found[-1]
-        loss += -np.log(p)
-    return loss
-"""
-    assert errors(code, "GA101") == [10]
-
-
-def test_an_element_of_a_list_of_positions_is_a_position_not_a_token():
-    # window lengths kept in a list and read back still make the targets' positions
-    code = """
-import numpy as np
-def evaluate(model, table, ws_list):
-    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
-    loss = 0.0
-    lens = []
-    for ws in ws_list:
-        lens.append(min(ws + 64, len(val) - 1) - ws)
-    for i, ws in enumerate(ws_list):
-        n = lens[i]
-        pos = np.arange(ws + 1, ws + n + 1)
-        key = (val[pos - 1] * 1000003 ^ val[pos]) % 4096
-        loss += -np.log(0.5 * model(val[ws: ws + n]) + 0.5 * table[key] / 100).sum()
-    return loss
-"""
-    assert errors(code, "GA101") == [13]
-
-
-def test_a_list_tested_for_emptiness_gates_nothing():
-    code = """
-import numpy as np
-def evaluate(model, lut):
-    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
-    ys, ps = [], []
-    for t in range(1, len(val) - 1):
-        ys.append(val[t + 1])
-        ps.append(model(val[: t + 1])[val[t + 1]])
-    p = np.stack(ps) if ys else np.ones(1)
-    loss = 0.0
-    loss += -np.log(p).sum()
-    return loss
-"""
-    assert errors(code, "GA103") == []
-
-
-def test_a_tuple_appended_to_a_list_is_unpacked_element_wise():
-    # the bytes of each chunk travel beside its loss, not into it
-    code = """
-import numpy as np
-def chunks(model, byte_lut):
-    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
-    out = []
-    for c in range(0, len(val) - 1, 64):
-        y = val[c + 1: c + 65]
-        out.append((-np.log(model(val[c: c + 64])).sum(), byte_lut[y].sum()))
-    return out
-def evaluate(model, byte_lut):
-    loss = 0.0
-    nbytes = 0.0
-    for l, b in chunks(model, byte_lut):
-        loss += l
-        nbytes += b
-    return loss / nbytes
-"""
-    found, _ = __import__("checks.static.engine", fromlist=["analyse"]).analyse(
-        [engine.Source("example.py", textwrap.dedent(code))], dict(engine.OFFICIAL_ENV))
-    assert [f for f in found if f["severity"] == "error"] == []
-
-
 def test_a_keyword_only_parameter_carries_the_target_from_its_call_site():
     code = """
 import numpy as np
@@ -144,4 +65,3 @@ def evaluate(model, tab):
     return total
 """
     assert errors(code, "GA101") == [4]
-

@@ -10,7 +10,7 @@ import libcst as cst
 from . import aliases
 from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
-from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder, truth,
+from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
                      history, join, substitute)
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
@@ -391,7 +391,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 self.env, self.summary.ret = env, ret if self.summary.ret is ret else join(ret, _provenance(self.summary.ret))
 
     def if_stmt(self, s: cst.If) -> None:
-        test = truth(self.ev(s.test))
+        test = flat(self.ev(s.test))
         c = self.const(s.test)
         saved = self.return_gates
         self.return_gates = saved | self.returning_branch(s, test)
@@ -777,7 +777,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
         if t is cst.BooleanOperation:
             return flat(self.ev(node.left)) | flat(self.ev(node.right))
         if t is cst.IfExp:
-            test = truth(self.ev(node.test))
+            test = flat(self.ev(node.test))
             out = join(self.ev(node.body), self.ev(node.orelse))
             return self.gate(node, test, flat(out))
         if t in (cst.Tuple, cst.List):

@@ -116,9 +116,3 @@ def _drop_fut(v):
         return It(_drop_fut(v.elem))
     return frozenset(x for x in v if not x.startswith("fut@"))
 
-
-
-def truth(v) -> frozenset:
-    """The labels of a value tested for truth: a container's (``if xs:``) says whether it is empty, not what
-    its elements are."""
-    return EMPTY if isinstance(v, It) else flat(v)

@@ -7,7 +7,7 @@ import re
 
 import libcst as cst
 
-from .labels import CURRENT, EMPTY, It, Tup, elem, flat, has_placeholder, join
+from .labels import CURRENT, EMPTY, It, Tup, elem, flat, has_placeholder
 from .model import Effect, Event, Need
 from .tree import code, dotted, literal_value
 
@@ -30,8 +30,6 @@ AGGREGATE = "agg"  # counts of token data (a bincount, a histogram): added to a 
 # Keyword arguments that carry data into a library call (others: device, dtype, reduction, ...).
 DATA_KEYWORDS = {"input", "target", "other", "index", "src", "source", "weight", "x", "y", "a", "b", "values", "logits",
                  "labels", "tensors", "out", "minlength", "weights"}
-# Methods that put their arguments into the receiver (a list, a deque): it holds their values afterwards.
-CONTAINER_ADDS = {"append", "extend", "insert", "appendleft", "extendleft"}
 RANDOM_CALLS = {"randint", "randperm", "choice", "sample", "permutation", "shuffle", "multinomial"}
 NETWORK_MODULES = ("socket", "urllib", "requests", "http", "httpx", "aiohttp", "huggingface_hub", "ftplib", "smtplib",
                    "paramiko", "websocket", "boto3", "gdown", "wget")
@@ -110,8 +108,6 @@ class LibraryCalls:
             if len(vals) >= 2:
                 self.table_write(node.args[0].value, flat(vals[1]), allargs, node)
             return EMPTY
-        if name in CONTAINER_ADDS and type(func) is cst.Attribute and not q and vals:
-            self.container_add(func.value, vals[-1])
         if name in RANDOM_CALLS:
             return allargs | recv_l | {"rand"}
         if name == "range":
@@ -158,16 +154,6 @@ class LibraryCalls:
             if type(func) is cst.Name or name in ("forward", "forward_logits"):
                 out = out | {"dist"}
         return frozenset(x for x in out if not x.startswith("cls:"))  # a call's result is not the receiver
-
-    def container_add(self, container, value) -> None:
-        """``xs.append(v)``: the list's elements hold v's labels (``xs[i]`` and a loop over it read them back
-        as they were, not as elements of a token array)."""
-        if type(container) is cst.Name:
-            name = container.value
-            old = self.env.get(name, EMPTY)
-            held = old.elem if isinstance(old, It) else old
-            held = held if flat(held) else None  # an empty list (or one of ``None``s) holds nothing yet
-            self.env[name] = It(join(held, value))  # a tuple appended stays a tuple (``for a, b in xs``)
 
     def is_fresh(self, node) -> bool:
         """A tensor created here with requires_grad=True (a per-window delta, a bias to optimize)."""
