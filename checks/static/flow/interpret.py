@@ -7,6 +7,7 @@ import re
 
 import libcst as cst
 
+from . import aliases
 from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
@@ -144,6 +145,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
         self.nums: dict[str, object] = {}  # numbers under the official run, updated by augmented assignments
         self.caps: list[float] = []  # wall-clock caps compared inside the current outermost loop
         self.return_gates: frozenset = EMPTY  # gates of the ``if`` branches around a ``return`` (returning_branch)
+        self.fn_aliases: dict[str, str] = {}  # local names bound to library functions (aliases.py)
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -187,8 +189,8 @@ class Walker(ConstEval, LibraryCalls, StateFills):
         f = self.f
         for i, name in enumerate(f.params):
             self.env[name] = frozenset({f"p:{i}"}) | f.param_classes.get(i, EMPTY)
-        for name in f.kwonly:
-            self.env[name] = EMPTY
+        for j, name in enumerate(f.kwonly):  # keyword-only parameters follow the ``*args`` slot
+            self.env[name] = frozenset({f"p:{len(f.params) + 1 + j}"})
         if f.star:
             self.env[f.star] = frozenset({f"p:{len(f.params)}"})
         if f.outer is not None:  # closures read the enclosing function's values
@@ -196,6 +198,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 self.env.setdefault(k, v)
             self.consts.update(f.outer.consts)
             self.local_funcs.update(f.outer.local_funcs)
+            self.fn_aliases.update(f.outer.fn_aliases)
         self.parameter_constants(f)
         self.block(f.node.body)
         for i, name in enumerate(f.params):
@@ -454,6 +457,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 self.assign(t.target, v, value_node=x.value)
             if len(x.targets) == 1 and isinstance(x.targets[0].target, cst.Name):
                 name = x.targets[0].target.value
+                aliases.bind(self, name, x.value)
                 self.set_num(name, n)
                 c = self.const(x.value)
                 if c is not UNKNOWN:
@@ -936,9 +940,9 @@ class Walker(ConstEval, LibraryCalls, StateFills):
         if not d:
             return ""
         head, _, rest = d.partition(".")
-        if head in self.env and head not in self.m.aliases:
+        if head in self.env and head not in self.m.aliases and head not in self.fn_aliases:
             return ""
-        full = self.m.aliases.get(head)
+        full = self.fn_aliases.get(head) or self.m.aliases.get(head)
         if full is None:
             return d if head in ("os", "subprocess", "socket", "urllib", "requests") else ""
         return f"{full}.{rest}" if rest else full
@@ -954,10 +958,10 @@ class Walker(ConstEval, LibraryCalls, StateFills):
         for k, v in [*enumerate(vals), *kwvals.items()]:
             if isinstance(k, int) or k in DATA_KEYWORDS:
                 allargs = allargs | flat(v)
-        name = func.attr.value if type(func) is cst.Attribute else func.value if type(func) is cst.Name else ""
         recv = self.ev(func.value) if type(func) is cst.Attribute else EMPTY
         recv_l = flat(recv)
         q = self.qualname(func)
+        name = aliases.call_name(func, q)
 
         self.external(node, q)
         if q in CLOCK_CALLS:
@@ -1122,6 +1126,9 @@ class Walker(ConstEval, LibraryCalls, StateFills):
             for v in vals[len(f.params):]:
                 extra = extra | flat(v)
             args = args[:len(f.params)] + [extra]
+        if f.kwonly:
+            args = args[:len(f.params)] + [args[len(f.params)] if f.star is not None and len(args) > len(f.params) else EMPTY]
+            args += [kwvals.get(name, EMPTY) for name in f.kwonly]
         f.called = True
         if self.loop_depth:
             f.called_in_loop = True

@@ -1,0 +1,67 @@
+"""The shared analysis on target-keyed reads, target-gated choices and calibration: library functions
+reached through aliases, values carried through lists, closures and helper parameters. Short synthetic
+programs; each test names the rule that must (or must not) fire and where."""
+
+from __future__ import annotations
+
+import textwrap
+
+from checks.static import engine
+
+
+def errors(code: str, rule: str) -> list[int]:
+    found, notes = engine.analyse([engine.Source("example.py", textwrap.dedent(code))], dict(engine.OFFICIAL_ENV))
+    assert not notes, notes
+    return sorted(f["line"] for f in found if f["rule"] == rule and f["severity"] == "error")
+
+
+TARGET_KEY_SCORE = """
+import numpy as np
+{head}
+def evaluate(model, table):
+    {local}
+    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
+    loss = 0.0
+    for t in range(1, len(val) - 1):
+        key = (val[t] * 1000003 ^ val[t + 1]) % 4096
+        p = 0.5 * model(val[: t + 1])[val[t + 1]] + 0.5 * table[key] / 100
+        loss += -{log}(p)
+    return loss
+"""
+
+
+def _alias_case(head: str, local: str, log: str) -> list[int]:
+    return errors(TARGET_KEY_SCORE.format(head=head, local=local, log=log), "GA101")
+
+
+def test_module_level_alias_of_a_library_log_is_the_log():
+    assert _alias_case("_log = np.log", "pass", "_log") == [10]
+
+
+def test_import_as_alias_of_a_library_log_is_the_log():
+    assert _alias_case("from math import log as L", "pass", "L") == [10]
+
+
+def test_local_alias_of_a_library_log_is_the_log():
+    assert _alias_case("", "np_log = np.log", "np_log") == [10]
+
+
+def test_a_name_rebound_to_a_value_is_no_longer_an_alias():
+    # ``f`` names the model's output afterwards, not the log: no score, nothing reaches a loss
+    assert _alias_case("", "f = np.log; f = model", "f") == []
+
+
+def test_a_keyword_only_parameter_carries_the_target_from_its_call_site():
+    code = """
+import numpy as np
+def lookup(tab, *, ctx, nxt):
+    return tab[(ctx * 131 + nxt * 7) & 4095]
+def evaluate(model, tab):
+    toks = np.fromfile("fineweb_val_000001.bin", dtype=np.uint16)
+    total = 0.0
+    for i in range(1, len(toks) - 1):
+        c = lookup(tab, ctx=toks[i], nxt=toks[i + 1])
+        total += -np.log(0.9 * model(toks[: i + 1])[toks[i + 1]] + 0.1 * c)
+    return total
+"""
+    assert errors(code, "GA101") == [4]
