@@ -14,6 +14,7 @@ from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key,
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
 from .state import StateFills, argument_nodes
+from .trainfwd import TrainingForward
 from .tree import assigned_names, code, code_children, dotted, literal_value, walk
 
 
@@ -121,7 +122,7 @@ def _positional(labels: frozenset) -> bool:
     return "shift" in labels or "valsize" in labels or any(x.startswith(("ws:", "wend:", "wlen:")) for x in labels)
 
 
-class Walker(ConstEval, LibraryCalls, StateFills):
+class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward):
     """Walks one function (or a module's top level) in statement order."""
 
     def __init__(self, prog: Program, module: ModuleInfo, func: FunctionDef | None):
@@ -135,6 +136,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
         self.effects: list[tuple[Effect, int]] = []  # (effect, site node id)
         self.where = func.qualname if func else "<module>"
         self.fresh_names: set[str] = set()
+        self.forward_of: dict[str, int] = {}  # name -> the call whose result it holds as is (trainfwd.py)
         self.loop_site: dict[int, int] = {}
         self.loops: list[int] = []  # the enclosing loops (node ids), outermost first
         self.loop_path: dict[int, tuple] = {}  # effect site -> the loops around it
@@ -227,7 +229,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 continue
             score_labels = EMPTY.union(*[e.labels for e in later])
             kind = "eto" if eff.fresh else "ubs"
-            self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")),
+            self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")), disabled=eff.disabled,
                              data={"origin": eff.origin, "loop": self.loop_site.get(site, 0), "func": self.f,
                                    "epochs": self.epochs_between(k, site)}))
         self.late_train_reads()
@@ -451,6 +453,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 self.assign(t.target, v, value_node=x.value)
             if len(x.targets) == 1 and isinstance(x.targets[0].target, cst.Name):
                 name = x.targets[0].target.value
+                self.note_forward(name, x.value)
                 self.set_num(name, n)
                 c = self.const(x.value)
                 if c is not UNKNOWN:
@@ -1133,7 +1136,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                 if not has_placeholder(labels) and "val" not in labels:
                     continue  # a sum of other things; a sum of validation data still orders training (scored_first)
             data = (eff.data[0] or self.disabled,) if eff.kind == "tfwd" else eff.data
-            self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh, data), g))
+            self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh, data, eff.disabled or self.disabled), g))
             self.at_site(g)
         if s.sunk:  # what the caller passes in reaches the callee's score
             self.sinks(flat(substitute(s.sunk, args)))

@@ -54,6 +54,7 @@ class Effect:
     labels: frozenset
     fresh: bool = False  # training of tensors created in the eval itself (eval-time optimization)
     data: tuple = ()  # "cap": (cap in seconds,); "tfwd": (disabled,)
+    disabled: bool = False  # in code that is off under the official launch (here or at a call site above)
 
 
 @dataclass

@@ -1,0 +1,81 @@
+"""Training on validation tokens before they are scored (GA106, GA107): what the analysis must see
+through (a model's forward that sums auxiliary losses) and what the launch turns off."""
+
+from __future__ import annotations
+
+import textwrap
+
+from checks.static import engine
+
+
+def findings(code: str, env: dict | None = None) -> list[tuple[str, str]]:
+    launch = dict(engine.OFFICIAL_ENV, **(env or {}))
+    out, _ = engine.analyse([engine.Source("train_gpt.py", textwrap.dedent(code), False)], launch)
+    return [(f["rule"], f["severity"]) for f in out if f["rule"] in ("GA106", "GA107")]
+
+
+AUX_LOSS_FORWARD = '''
+import torch.nn as nn
+import torch.nn.functional as F
+class GPT(nn.Module):
+    def forward(self, x, y):
+        main = F.cross_entropy(self.head(x), y, reduction="mean")
+        aux_sum = x.new_zeros(())
+        for k, head in enumerate(self.aux_heads):
+            aux_sum = aux_sum + F.cross_entropy(head(x[:, k:]), y[:, k:], reduction="mean")
+        return main + aux_sum
+def adapt(model, opt, tokens, epochs):
+    for epoch in range(epochs):
+        for c in range(0, len(tokens) - 1025, 1024):
+            loss = model(tokens[c:c + 1024], tokens[c + 1:c + 1025])
+            loss.backward()
+            opt.step()
+def evaluate(model, tokens):
+    total = 0.0
+    for c in range(0, len(tokens) - 1025, 1024):
+        total += F.cross_entropy(model.logits(tokens[c:c + 1024]), tokens[c + 1:c + 1025], reduction="sum")
+    return total
+def main():
+    model = GPT()
+    val = load("fineweb_val_000000.bin")
+    adapt(model, opt, val, 30)
+    evaluate(model, val)
+main()
+'''
+
+
+def test_sums_inside_the_trained_forward_are_not_a_score_before_the_step():
+    # the forward's running sum of auxiliary losses is part of the loss trained, not a score of the chunk
+    assert ("GA107", "error") in findings(AUX_LOSS_FORWARD) or ("GA106", "error") in findings(AUX_LOSS_FORWARD)
+
+
+SWITCHED_PHASE = '''
+import os
+import torch.nn.functional as F
+class Hyperparameters:
+    ttt_enabled = bool(int(os.environ.get("TTT_ENABLED", "0")))
+def adapt(model, opt, tokens):
+    for c in range(0, len(tokens) - 1025, 1024):
+        loss = model(tokens[c:c + 1024], tokens[c + 1:c + 1025])
+        loss.backward()
+        opt.step()
+def evaluate(model, tokens):
+    total = 0.0
+    total += F.cross_entropy(model(tokens[:-1]), tokens[1:], reduction="sum")
+    return total
+def main(model, opt):
+    args = Hyperparameters()
+    val = load("fineweb_val_000000.bin")
+    if args.ttt_enabled:
+        adapt(model, opt, val)
+    evaluate(model, val)
+main(None, None)
+'''
+
+
+def test_training_phase_behind_a_flag_off_under_the_launch_is_info():
+    assert findings(SWITCHED_PHASE) == [("GA107", "info")]
+
+
+def test_training_phase_behind_a_flag_the_launch_sets_is_an_error():
+    assert findings(SWITCHED_PHASE, {"TTT_ENABLED": "1"}) == [("GA107", "error")]
