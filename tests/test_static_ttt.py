@@ -79,3 +79,63 @@ def test_training_phase_behind_a_flag_off_under_the_launch_is_info():
 
 def test_training_phase_behind_a_flag_the_launch_sets_is_an_error():
     assert findings(SWITCHED_PHASE, {"TTT_ENABLED": "1"}) == [("GA107", "error")]
+
+
+EPOCHS_OF_SCORE_FIRST = '''
+import math
+import os
+import torch
+import torch.nn.functional as F
+def evaluate_ttt(model, opt, tokens, epochs):
+    loss_sum = torch.zeros(())
+    for epoch in range(epochs):
+        for g in opt.param_groups:
+            g["lr"] = 0.01 * max(math.cos(math.pi * epoch / epochs), 0.1)
+        for c in range(0, len(tokens) - 1025, 1024):
+            nll = F.cross_entropy(model(tokens[c:c + 1024]), tokens[c + 1:c + 1025], reduction="none")
+            if epoch == epochs - 1:
+                loss_sum += nll.detach().sum()
+            nll.mean().backward()
+            opt.step()
+    return loss_sum
+class Hyperparameters:
+    ttt_epochs = int(os.environ.get("TTT_EPOCHS", "8"))
+def main(model, opt):
+    args = Hyperparameters()
+    val = load("fineweb_val_000000.bin")
+    evaluate_ttt(model, opt, val, args.ttt_epochs)
+main(None, None)
+'''
+
+
+def test_epochs_of_a_score_first_loop_score_chunks_already_trained_on():
+    # from the second pass on each chunk is scored after a step on it (the score kept from the last pass)
+    assert findings(EPOCHS_OF_SCORE_FIRST) == [("GA106", "error")]
+
+
+def test_a_single_pass_of_a_score_first_loop_is_clean():
+    assert findings(EPOCHS_OF_SCORE_FIRST, {"TTT_EPOCHS": "1"}) == []
+
+
+SCORE_FIRST_WITH_EPOCHS_PER_CHUNK = '''
+import torch
+import torch.nn.functional as F
+def evaluate_ttt(model, opt, tokens, epochs):
+    loss_sum = torch.zeros(())
+    for c in range(0, len(tokens) - 1025, 1024):
+        x, y = tokens[c:c + 1024], tokens[c + 1:c + 1025]
+        with torch.inference_mode():
+            loss_sum += F.cross_entropy(model(x), y, reduction="sum")
+        for epoch in range(epochs):
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+    return loss_sum
+def main(model, opt):
+    val = load("fineweb_val_000000.bin")
+    evaluate_ttt(model, opt, val, 4)
+'''
+
+
+def test_epochs_on_a_chunk_after_scoring_it_are_clean():
+    assert findings(SCORE_FIRST_WITH_EPOCHS_PER_CHUNK) == []

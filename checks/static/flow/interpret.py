@@ -11,6 +11,7 @@ from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
                      history, join, substitute)
+from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
 from .state import StateFills, argument_nodes
@@ -122,7 +123,7 @@ def _positional(labels: frozenset) -> bool:
     return "shift" in labels or "valsize" in labels or any(x.startswith(("ws:", "wend:", "wlen:")) for x in labels)
 
 
-class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward):
+class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
     """Walks one function (or a module's top level) in statement order."""
 
     def __init__(self, prog: Program, module: ModuleInfo, func: FunctionDef | None):
@@ -222,9 +223,12 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward):
     def finish(self) -> None:
         """Order checks over this body's effects; resolve or keep this function's events."""
         for k, (eff, site) in enumerate(self.effects):
-            if eff.kind != "train" or self.scored_first(k, site):
+            if eff.kind != "train":
                 continue
-            later = [e for e, _ in self.effects[k + 1:] if e.kind == "score"]
+            if self.scored_first(k, site):
+                later = self.rescored_after(site)  # epochs of a score-first loop (epochs.py)
+            else:
+                later = [e for e, _ in self.effects[k + 1:] if e.kind == "score"]
             if not later:
                 continue
             score_labels = EMPTY.union(*[e.labels for e in later])
