@@ -139,3 +139,34 @@ def main(model, opt):
 
 def test_epochs_on_a_chunk_after_scoring_it_are_clean():
     assert findings(SCORE_FIRST_WITH_EPOCHS_PER_CHUNK) == []
+
+
+EPOCHS_WITH_A_LOSS_LOG = '''
+import torch
+import torch.nn.functional as F
+def prequant_ttt(model, opt, tokens, epochs):
+    for epoch in range(epochs):
+        epoch_loss = torch.zeros(())
+        for c in range(0, len(tokens) - 1025, 1024):
+            loss = F.cross_entropy(model(tokens[c:c + 1024]), tokens[c + 1:c + 1025])
+            loss.backward()
+            opt.step()
+            epoch_loss += loss.detach() * 1024
+        print(f"epoch {epoch}: {epoch_loss.item()}")
+def evaluate(model, tokens):
+    total = 0.0
+    for c in range(0, len(tokens) - 1025, 1024):
+        total += F.cross_entropy(model(tokens[c:c + 1024]), tokens[c + 1:c + 1025], reduction="sum")
+    return total
+def main(model, opt):
+    val = load("fineweb_val_000000.bin")
+    prequant_ttt(model, opt, val, 6)
+    evaluate(model, val)
+main(None, None)
+'''
+
+
+def test_a_log_of_the_trained_loss_is_not_a_score_after_the_step():
+    # the running sum of the loss each step was taken on was computed before the step: the pass over the
+    # validation stream is a training phase before the evaluation, not a chunk trained then scored
+    assert findings(EPOCHS_WITH_A_LOSS_LOG) == [("GA107", "error")]

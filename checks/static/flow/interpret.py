@@ -138,6 +138,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         self.where = func.qualname if func else "<module>"
         self.fresh_names: set[str] = set()
         self.forward_of: dict[str, int] = {}  # name -> the call whose result it holds as is (trainfwd.py)
+        self.trained: set[str] = set()  # names backward() was called on (trainfwd.py)
         self.loop_site: dict[int, int] = {}
         self.loops: list[int] = []  # the enclosing loops (node ids), outermost first
         self.loop_path: dict[int, tuple] = {}  # effect site -> the loops around it
@@ -526,6 +527,8 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
             if has_placeholder(labels) and self.into_callers_total(node):
                 self.effects.append((Effect(MAYBE_SCORE, g, labels), g))
                 self.at_site(g)
+            return
+        if self.of_trained_loss(node):  # a log of the loss a step was taken on (trainfwd.py)
             return
         self.score(g, g, labels)
 
