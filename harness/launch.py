@@ -170,12 +170,12 @@ def resolve_launch(folder: str | os.PathLike, claim: ClaimsLike | None = None) -
     """The launch of the claimed result: the one whose values the claimed runs' logs print (the seed, the
     settings), else the first the folder describes, else the official default."""
     launches = resolve_launches(folder)
-    if len(launches) == 1:
-        return launches[0]
     logs = _claimed_logs(Path(folder), claim)
+    if len(launches) == 1:
+        return with_logged_settings(launches[0], logs)
     scores = [_agreement(launch, logs) for launch in launches]
     best = max(scores)
-    return launches[scores.index(best)] if best > 0 else launches[0]
+    return with_logged_settings(launches[scores.index(best)] if best > 0 else launches[0], logs)
 
 
 def _readme(root: Path) -> Path | None:
@@ -736,6 +736,7 @@ MAX_LOGS = 50
 class _LogEvidence:
     seeds: set[int]
     text: str
+    name: str = ""
 
 
 def _claimed_logs(root: Path, claim: ClaimsLike | None) -> list[_LogEvidence]:
@@ -747,10 +748,46 @@ def _claimed_logs(root: Path, claim: ClaimsLike | None) -> list[_LogEvidence]:
         text = _read(path, MAX_LOG_BYTES, root)
         if text:
             run = parse_log(text, path.name)
-            logs.append(_LogEvidence(run.seeds(), text))
+            logs.append(_LogEvidence(run.seeds(), text, path.relative_to(root).as_posix()))
     claimed = set(claim.seed_ids()) if claim is not None else set()
     chosen = [log for log in logs if log.seeds & claimed]
     return chosen or logs
+
+
+# The settings a run's log prints about itself: hyperparameter dumps (``  ttt_enabled: True``,
+# ``prequant_ttt_epochs: 21``) and env lines (``TTT_ENABLED=1``), one setting alone on its line near the
+# top of the log; only booleans and numbers, so paths and messages are never taken for settings.
+_LOGGED_SETTING = re.compile(r"^\s*([a-z][a-z0-9_]*|[A-Z][A-Z0-9_]*)\s*[:=]\s*(True|False|[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*$")
+LOGGED_SETTINGS_LINES = 400  # a dump is printed before training starts
+_NOT_SETTINGS = {*TORCHRUN_VARS, "SEED"}  # the launcher's ranks; the seed is matched to the claim
+
+
+def logged_settings(text: str, name: str) -> dict[str, tuple[str, str]]:
+    """The settings one log prints, as env variables: NAME -> (value, "name:line"); True/False as 1/0."""
+    out: dict[str, tuple[str, str]] = {}
+    for n, line in enumerate(text.splitlines()[:LOGGED_SETTINGS_LINES], start=1):
+        m = _LOGGED_SETTING.match(line)
+        if m and m.group(1).upper() not in _NOT_SETTINGS:
+            value = {"True": "1", "False": "0"}.get(m.group(2), m.group(2))
+            out.setdefault(m.group(1).upper(), (value, f"{name}:{n}"))
+    return out
+
+
+def with_logged_settings(launch: Launch, logs: list["_LogEvidence"]) -> Launch:
+    """The launch with the settings the claimed runs' logs print for variables it leaves open (the README
+    and run scripts name none): what the run used, where every log that prints it agrees."""
+    found: dict[str, tuple[str, str]] = {}
+    clash: set[str] = set()
+    for log in logs:
+        for var, (value, where) in logged_settings(log.text, log.name).items():
+            if var in found and found[var][0] != value:
+                clash.add(var)
+            found.setdefault(var, (value, where))
+    keep = {k: v for k, v in found.items() if k not in clash and k not in launch.env}
+    if not keep:
+        return launch
+    return replace(launch, env={**launch.env, **{k: v for k, (v, _) in keep.items()}},
+                   sources={**launch.sources, **{k: f"{where} (printed by the run)" for k, (_, where) in keep.items()}})
 
 
 def _log_files(root: Path) -> list[Path]:

@@ -13,10 +13,12 @@ from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
                      history, join, substitute)
 from .limits import prefix_cut, random_start, stream_record
+from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .mixtures import mixture_labels
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
 from .state import StateFills, argument_nodes
+from .trainfwd import TrainingForward
 from .tree import assigned_names, code, code_children, dotted, literal_value, walk
 
 
@@ -124,7 +126,7 @@ def _positional(labels: frozenset) -> bool:
     return "shift" in labels or "valsize" in labels or any(x.startswith(("ws:", "wend:", "wlen:")) for x in labels)
 
 
-class Walker(ConstEval, LibraryCalls, StateFills):
+class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
     """Walks one function (or a module's top level) in statement order."""
 
     def __init__(self, prog: Program, module: ModuleInfo, func: FunctionDef | None):
@@ -138,6 +140,8 @@ class Walker(ConstEval, LibraryCalls, StateFills):
         self.effects: list[tuple[Effect, int]] = []  # (effect, site node id)
         self.where = func.qualname if func else "<module>"
         self.fresh_names: set[str] = set()
+        self.forward_of: dict[str, int] = {}  # name -> the call whose result it holds as is (trainfwd.py)
+        self.trained: set[str] = set()  # names backward() was called on (trainfwd.py)
         self.loop_site: dict[int, int] = {}
         self.loops: list[int] = []  # the enclosing loops (node ids), outermost first
         self.loop_path: dict[int, tuple] = {}  # effect site -> the loops around it
@@ -225,14 +229,17 @@ class Walker(ConstEval, LibraryCalls, StateFills):
     def finish(self) -> None:
         """Order checks over this body's effects; resolve or keep this function's events."""
         for k, (eff, site) in enumerate(self.effects):
-            if eff.kind != "train" or self.scored_first(k, site):
+            if eff.kind != "train":
                 continue
-            later = [e for e, _ in self.effects[k + 1:] if e.kind == "score"]
+            if self.scored_first(k, site):
+                later = self.rescored_after(site)  # epochs of a score-first loop (epochs.py)
+            else:
+                later = [e for e, _ in self.effects[k + 1:] if e.kind == "score"]
             if not later:
                 continue
             score_labels = EMPTY.union(*[e.labels for e in later])
             kind = "eto" if eff.fresh else "ubs"
-            self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")), disabled=eff.data[0],
+            self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")), disabled=eff.disabled,
                              data={"origin": eff.origin, "loop": self.loop_site.get(site, 0), "func": self.f,
                                    "epochs": self.epochs_between(k, site)}))
         self.late_train_reads()
@@ -458,6 +465,7 @@ class Walker(ConstEval, LibraryCalls, StateFills):
             if len(x.targets) == 1 and isinstance(x.targets[0].target, cst.Name):
                 name = x.targets[0].target.value
                 aliases.bind(self, name, x.value)
+                self.note_forward(name, x.value)
                 self.set_num(name, n)
                 c = self.const(x.value)
                 if c is not UNKNOWN:
@@ -526,6 +534,8 @@ class Walker(ConstEval, LibraryCalls, StateFills):
             if has_placeholder(labels) and self.into_callers_total(node):
                 self.effects.append((Effect(MAYBE_SCORE, g, labels), g))
                 self.at_site(g)
+            return
+        if self.of_trained_loss(node):  # a log of the loss a step was taken on (trainfwd.py)
             return
         self.score(g, g, labels)
 
@@ -1141,8 +1151,8 @@ class Walker(ConstEval, LibraryCalls, StateFills):
                     continue
                 if not has_placeholder(labels) and "val" not in labels:
                     continue  # a sum of other things; a sum of validation data still orders training (scored_first)
-            data = (eff.data[0] or self.disabled,) if eff.kind in ("tfwd", "train") else eff.data
-            self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh, data), g))
+            data = (eff.data[0] or self.disabled,) if eff.kind == "tfwd" else eff.data
+            self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh, data, eff.disabled or self.disabled), g))
             self.at_site(g)
         if s.sunk:  # what the caller passes in reaches the callee's score
             self.sinks(flat(substitute(s.sunk, args)))

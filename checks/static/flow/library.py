@@ -75,7 +75,8 @@ class LibraryCalls:
             return EMPTY
         if name == "backward" and type(func) is cst.Attribute:
             g = self.gid(node)
-            self.effects.append((Effect("train", g, recv_l, fresh="fresh" in recv_l, data=(self.disabled,)), g))
+            self.drop_training_sums(func.value)
+            self.effects.append((Effect("train", g, recv_l, fresh="fresh" in recv_l, disabled=self.disabled), g))
             self.at_site(g)
             return EMPTY
         if q.endswith(("environ.get", "getenv")) or q == "os.environ.get":

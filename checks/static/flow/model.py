@@ -54,7 +54,8 @@ class Effect:
     origin: int  # node id where it happens in the deepest function
     labels: frozenset
     fresh: bool = False  # training of tensors created in the eval itself (eval-time optimization)
-    data: tuple = ()  # "cap": (cap in seconds,); "tfwd", "train": (disabled,)
+    data: tuple = ()  # "cap": (cap in seconds,); "tfwd": (disabled,)
+    disabled: bool = False  # in code that is off under the official launch (here or at a call site above)
 
 
 @dataclass
