@@ -34,3 +34,20 @@ def evaluate(model, carried):
     held = flow.flat(env["kept"])
     assert {"val", "loss"} <= held
     assert "tgt" not in held and not any(x.startswith("p:") for x in held)
+
+
+
+def test_a_record_of_several_parts_is_not_flattened_into_the_list():
+    # Keys per n-gram order kept as tuples and unpacked later under the same names (the #727 layout): a
+    # tuple flattened into the list's labels, minus the target, would replace what the unpacked names
+    # held (the target-keyed read was lost on four flagged folders). A tuple leaves the list as it was.
+    env = _final_env("""
+import numpy as np
+def evaluate(mask):
+    val = np.fromfile("fineweb_val_000000.bin", dtype=np.uint16)
+    keys = []
+    for jv in range(1, 9):
+        keys.append((val[jv - 1] & mask, (val[jv - 1] ^ val[jv]) & mask))
+    return keys
+""", "evaluate")
+    assert flow.flat(env["keys"]) == frozenset()

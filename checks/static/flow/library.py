@@ -115,7 +115,8 @@ class LibraryCalls:
             if len(vals) >= 2:
                 self.table_write(node.args[0].value, flat(vals[1]), allargs, node)
             return EMPTY
-        if name in GROW_METHODS and type(func) is cst.Attribute and type(func.value) is cst.Name and not q and vals:
+        if name in GROW_METHODS and type(func) is cst.Attribute and type(func.value) is cst.Name and not q and vals \
+                and not isinstance(vals[-1], Tup):  # a record of several parts is read back by unpacking: left as it was
             held = func.value.value
             added = frozenset(x for x in flat(vals[-1]) if x not in TARGET_LABELS and not x.startswith(TARGET_PREFIXES))
             self.env[held] = join(self.env.get(held, EMPTY), added)
