@@ -757,7 +757,9 @@ def _claimed_logs(root: Path, claim: ClaimsLike | None) -> list[_LogEvidence]:
 # The settings a run's log prints about itself: hyperparameter dumps (``  ttt_enabled: True``,
 # ``prequant_ttt_epochs: 21``) and env lines (``TTT_ENABLED=1``), one setting alone on its line near the
 # top of the log; only booleans and numbers, so paths and messages are never taken for settings.
-_LOGGED_SETTING = re.compile(r"^\s*([a-z][a-z0-9_]*|[A-Z][A-Z0-9_]*)\s*[:=]\s*(True|False|[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*$")
+# ``name: value`` or ``NAME=value`` with no space around "=": a log that prints its own source (``ws = 0``,
+# ``KEEP_FLOAT_MAX_NUMEL = 4096``) prints code, not settings.
+_LOGGED_SETTING = re.compile(r"^\s*([a-z][a-z0-9_]*|[A-Z][A-Z0-9_]*)(?:\s*:\s*|=)(True|False|[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*$")
 LOGGED_SETTINGS_LINES = 400  # a dump is printed before training starts
 _NOT_SETTINGS = {*TORCHRUN_VARS, "SEED"}  # the launcher's ranks; the seed is matched to the claim
 

@@ -32,3 +32,9 @@ def test_the_launch_takes_logged_settings_the_readme_leaves_open(tmp_path):
 def test_logs_that_disagree_set_nothing(tmp_path):
     root = folder(tmp_path, "# run\n", {"a.log": DUMP, "b.log": DUMP.replace("True", "False")})
     assert "TTT_ENABLED" not in resolve_launch(root).env
+
+
+def test_a_log_that_prints_its_own_source_gives_no_settings():
+    # Records' logs often start with the training script itself: its assignments are code, not settings.
+    code = 'import os\nKEEP_FLOAT_MAX_NUMEL = 4096\ndef f():\n    ws = 0\n    ttt_enabled = 1\n'
+    assert logged_settings(code + "  ttt_epochs: 3\n", "train.log") == {"TTT_EPOCHS": ("3", "train.log:6")}
