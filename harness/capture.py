@@ -351,7 +351,9 @@ def check_capture(capture: "Capture", records: list, returned, fn_name: str, ran
     """Fail closed when the per-position scores captured from one rank's call are not the scores it used.
 
     A captured mean NLL that is none of the numbers the call returned (its mean loss in nats or bits
-    per token; the same total is also accepted) means the probes would judge something other than
+    per token; the same total is also accepted) over all the scorings, over each position's first score
+    or over each position's last one (a second pass that rescores every position and returns only its
+    own mean), means the probes would judge something other than
     what the submission scores: a ScorerError, never a pass. A call that returns no finite number
     (a rank without windows, an eval that returns nothing) cannot be checked this way.
     """
@@ -365,13 +367,34 @@ def check_capture(capture: "Capture", records: list, returned, fn_name: str, ran
                           "scores could be captured")
     total = sum(r.total for r in used)
     mean = total / scored
-    candidates = (mean, mean / math.log(2), total)
+    candidates = [mean, mean / math.log(2), total]
+    for view in (first_scores(used), last_scores(used)):
+        view_total = sum(view.values())
+        candidates += [view_total / len(view), view_total / len(view) / math.log(2), view_total]
     if any(math.isclose(n, c, rel_tol=2e-3, abs_tol=1e-6) for n in numbers for c in candidates):
         return
     raise ScorerError(
         f"the per-position scores captured from {fn_name} as rank {rank} (mean NLL {mean:.6g} nats over "
         f"{scored} scorings) match none of the numbers it returned ({', '.join(f'{n:.6g}' for n in numbers[:4])}): "
         "part of its scoring could not be traced")
+
+
+def first_scores(records: list) -> dict[int, float]:
+    """Position -> its first score, in the order of the records."""
+    first: dict[int, float] = {}
+    for r in records:
+        for p, v in zip(r.pos.tolist(), r.values.tolist()):
+            first.setdefault(p, v)
+    return first
+
+
+def last_scores(records: list) -> dict[int, float]:
+    """Position -> its last score: what a second pass that rescores the same positions reports (a
+    two-pass eval that logs its first pass and returns the second)."""
+    last: dict[int, float] = {}
+    for r in records:
+        last.update(zip(r.pos.tolist(), r.values.tolist()))
+    return last
 
 
 def _flat(args, kwargs):

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness import model_build
+from harness import capture, model_build
 from harness.cuda_on_cpu import cuda_as_cpu
 from harness.drivers import DEPTH_KEYS
 from harness.loader import import_submission, read_source
@@ -423,9 +423,9 @@ def last_scores(records: list, n: int) -> np.ndarray:
     The capture's NLL is each position's first score: a second pass that rescores positions with
     state built from the whole stream shows in the last one."""
     out = np.full(n, np.nan)
-    for r in records:
-        keep = r.pos < n
-        out[r.pos[keep]] = r.values[keep]
+    for p, v in capture.last_scores(records).items():
+        if p < n:
+            out[p] = v
     return out
 
 

@@ -11,6 +11,7 @@ is reported as could-not-run (fail closed), never a pass.
 
 from __future__ import annotations
 
+import math
 
 import numpy as np
 import pytest
@@ -264,3 +265,19 @@ def test_outer_evals_and_tied_widths():
     namespace: dict = {}
     exec(compile(source, "<test>", "exec"), namespace)
     assert pipeline_run.tied_widths([namespace["Hyperparameters"]()], source) == ["EMBEDDING_DIM"]
+
+
+def test_a_second_pass_that_returns_only_its_own_mean_is_traced():
+    from harness.capture import Capture, Record, check_capture
+    from harness.scorer import ScorerError
+
+    capture = Capture()
+    pos = np.arange(4)
+    first = Record(pos, np.array([7.0, 7.0, 7.0, 7.0]), 28.0)
+    rescored = Record(pos, np.array([1.0, 2.0, 3.0, 2.0]), 8.0)
+    check_capture(capture, [first, rescored], (2.0, 2.0 / math.log(2)), "eval_two_pass", 0)  # the last pass
+    check_capture(capture, [first, rescored], (7.0,), "eval_two_pass", 0)  # the first pass
+    check_capture(capture, [first, rescored], (4.5,), "eval_two_pass", 0)  # every scoring
+    with pytest.raises(ScorerError, match="could not be traced"):
+        check_capture(capture, [first, rescored], (3.0,), "eval_two_pass", 0)
+    assert list(pipeline_run.last_scores([first, rescored], 5)[:4]) == [1.0, 2.0, 3.0, 2.0]
