@@ -65,3 +65,38 @@ def evaluate(model, tab):
     return total
 """
     assert errors(code, "GA101") == [4]
+
+
+CLOSURE_OVER_A_PARAMETER = """
+import numpy as np
+class Counts:
+    def __init__(self, size):
+        self.pairs = np.zeros(size)
+    def probe(self, prev, nxt):
+        return self.pairs[(prev * 131 + nxt * 7) % 4096]
+def evaluate(model, toks, table):
+    total = 0.0
+    def run_chunk(lo, hi):
+        out = 0.0
+        for i in range(lo, hi):
+            nxt = {nxt}
+            c = table.probe(toks[i], nxt)
+            out += -np.log(0.9 * model(toks[: i + 1])[nxt] + 0.1 * c)
+        return out
+    total += run_chunk(1, 100)
+    return total
+def main(model):
+    toks = np.fromfile("fineweb_val_000001.bin", dtype=np.uint16)
+    evaluate(model, toks, Counts(4096))
+main(None)
+"""
+
+
+def test_a_closure_reading_the_enclosing_functions_parameter_keeps_it_that_parameter():
+    # ``toks`` is the enclosing function's parameter 1, not the closure's own parameter 1 (``hi``): the target
+    # the closure takes from it is validation data at the call of ``evaluate``
+    assert errors(CLOSURE_OVER_A_PARAMETER.format(nxt="toks[i + 1]"), "GA101") == [7]
+
+
+def test_a_closure_keyed_by_the_current_input_only_is_no_target_read():
+    assert errors(CLOSURE_OVER_A_PARAMETER.format(nxt="toks[i - 1]"), "GA101") == []

@@ -10,8 +10,8 @@ import libcst as cst
 from . import aliases
 from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
-from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
-                     history, join, substitute)
+from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, enclosed, flat,
+                     has_placeholder, history, join, substitute)
 from .limits import prefix_cut, random_start, stream_record
 from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
@@ -199,7 +199,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
             self.env[f.star] = frozenset({f"p:{len(f.params)}"})
         if f.outer is not None:  # closures read the enclosing function's values
             for k, v in f.outer.env.items():
-                self.env.setdefault(k, v)
+                self.env.setdefault(k, enclosed(v))
             self.consts.update(f.outer.consts)
             self.local_funcs.update(f.outer.local_funcs)
             self.fn_aliases.update(f.outer.fn_aliases)
@@ -1159,7 +1159,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         if argnodes is not None:
             self.fills_at_call(node, s.fills, args, argnodes)
         if s.outer_fills:
-            self.closure_fills_at_call(node, s.outer_fills)
+            self.closure_fills_at_call(node, {k: flat(substitute(v, args)) for k, v in s.outer_fills.items()})
         for ev in s.events:
             self.event(ev.instantiate(args, self.disabled))
         for i, labels in s.param_writes.items():
