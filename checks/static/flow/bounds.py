@@ -5,8 +5,8 @@ with ``k = order - 1`` and ``order >= 2``) drops the first tokens of its context
 that follow them, the targets (interpret.py). A start that may be 0 proves nothing.
 
 The bounds are kept per name, as the numbers of ``ConstEval`` are: an assignment sets or forgets its
-name, the two branches of an ``if`` keep the lesser bound of each name, a loop forgets what its body
-assigns. An object's field has a bound when ``__init__`` is the only method that assigns it
+name, the two branches of an ``if`` keep the lesser bound of each name (and the constants both leave
+alike, ``branches``), a loop forgets what its body assigns. An object's field has a bound when ``__init__`` is the only method that assigns it
 (``self.min_order = 2``).
 """
 
@@ -140,17 +140,31 @@ class LeastValues:
         for name in assigned_names(node):
             self.mins.pop(name, None)
 
-    def branches_least(self, walk_body, walk_else, live: bool | None) -> None:
-        """Walk an ``if``'s two branches; each name keeps the lesser of its bounds after them (only the
-        branch that runs, where the test is known)."""
-        before = dict(self.mins)
+    def branches(self, walk_body, walk_else, live: bool | None) -> None:
+        """Walk an ``if``'s two branches: after them a name keeps the lesser of its two bounds, and a constant or
+        number only where both branches leave the same one (only the branch that runs, where the test is known)."""
+        before = (dict(self.mins), dict(self.consts), dict(self.nums))
         walk_body()
-        after_body, self.mins = self.mins, dict(before)
+        after_body = (self.mins, self.consts, self.nums)
+        self.mins, self.consts, self.nums = (dict(x) for x in before)
         walk_else()
-        after_else = self.mins
-        if live is True:
-            self.mins = after_body
-        elif live is False:
-            self.mins = after_else
-        else:
-            self.mins = {k: min(v, after_else[k]) for k, v in after_body.items() if k in after_else}
+        after_else = (self.mins, self.consts, self.nums)
+        if live is not None:
+            self.mins, self.consts, self.nums = after_body if live else after_else
+            return
+        self.mins = {k: min(v, after_else[0][k]) for k, v in after_body[0].items() if k in after_else[0]}
+        self.consts, self.nums = (_agreed(a, b) for a, b in zip(after_body[1:], after_else[1:]))
+
+
+def _agreed(a: dict, b: dict) -> dict:
+    """The entries two branches leave alike."""
+    out = {}
+    for k, v in a.items():
+        if k in b and type(b[k]) is type(v):
+            try:
+                same = bool(b[k] == v)
+            except Exception:  # noqa: BLE001 - values that cannot be compared are not alike
+                same = False
+            if same:
+                out[k] = v
+    return out

@@ -407,8 +407,8 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
     def if_stmt(self, s: cst.If) -> None:
         test = flat(self.ev(s.test))
         c = self.const(s.test)
-        self.branches_least(lambda: self.if_body(s, c, test), lambda: self.if_else(s, c),
-                            None if c is UNKNOWN else bool(c))
+        self.branches(lambda: self.if_body(s, c, test), lambda: self.if_else(s, c),
+                      None if c is UNKNOWN else bool(c))
 
     def if_body(self, s: cst.If, c, test: frozenset) -> None:
         saved = self.return_gates
@@ -583,6 +583,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
     def assign(self, target, v, value_node=None) -> None:
         if isinstance(target, cst.Name):
             self.mins.pop(target.value, None)
+            self.consts.pop(target.value, None)  # an assignment of one constant sets it again after this (small)
             if not self.disabled:  # code off in the official run leaves the numbers as they were
                 self.nums.pop(target.value, None)
             if value_node is not None and self.is_fresh(value_node):
