@@ -6,8 +6,8 @@ that follow them, the targets (interpret.py). A start that may be 0 proves nothi
 
 The bounds are kept per name, as the numbers of ``ConstEval`` are: an assignment sets or forgets its
 name, the two branches of an ``if`` keep the lesser bound of each name (and the constants both leave
-alike, ``branches``), a loop forgets what its body assigns. An object's field has a bound when ``__init__`` is the only method that assigns it
-(``self.min_order = 2``).
+alike, ``branches``), a loop forgets what its body assigns. An object's field has a bound when
+``__init__`` is the only method that assigns it (``self.min_order = 2``).
 """
 
 from __future__ import annotations

@@ -583,7 +583,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
     def assign(self, target, v, value_node=None) -> None:
         if isinstance(target, cst.Name):
             self.mins.pop(target.value, None)
-            self.consts.pop(target.value, None)  # an assignment of one constant sets it again after this (small)
+            self.consts.pop(target.value, None)  # set again by `small` where the value is one constant
             if not self.disabled:  # code off in the official run leaves the numbers as they were
                 self.nums.pop(target.value, None)
             if value_node is not None and self.is_fresh(value_node):
