@@ -65,3 +65,95 @@ def evaluate(model, tab):
     return total
 """
     assert errors(code, "GA101") == [4]
+
+
+CLOSURE_OVER_A_PARAMETER = """
+import numpy as np
+class Counts:
+    def __init__(self, size):
+        self.pairs = np.zeros(size)
+    def probe(self, prev, nxt):
+        return self.pairs[(prev * 131 + nxt * 7) % 4096]
+def evaluate(model, toks, table):
+    total = 0.0
+    def run_chunk(lo, hi):
+        out = 0.0
+        for i in range(lo, hi):
+            nxt = {nxt}
+            c = table.probe(toks[i], nxt)
+            out += -np.log(0.9 * model(toks[: i + 1])[nxt] + 0.1 * c)
+        return out
+    total += run_chunk(1, 100)
+    return total
+def main(model):
+    toks = np.fromfile("fineweb_val_000001.bin", dtype=np.uint16)
+    evaluate(model, toks, Counts(4096))
+main(None)
+"""
+
+
+def test_a_closure_reading_the_enclosing_functions_parameter_keeps_it_that_parameter():
+    # ``toks`` is the enclosing function's parameter 1, not the closure's own parameter 1 (``hi``): the target
+    # the closure takes from it is validation data at the call of ``evaluate``
+    assert errors(CLOSURE_OVER_A_PARAMETER.format(nxt="toks[i + 1]"), "GA101") == [7]
+
+
+def test_a_closure_keyed_by_the_current_input_only_is_no_target_read():
+    assert errors(CLOSURE_OVER_A_PARAMETER.format(nxt="toks[i - 1]"), "GA101") == []
+
+
+SUFFIX_AFTER_THE_CONTEXT = """
+import numpy as np
+PRIMES = [7919, 104729, 1299709, 15485863]
+class Cache:
+    def __init__(self, top=5):
+        self.top = top
+        self.low = {low}
+        self.pairs = {{n: np.zeros(4096, dtype=np.int32) for n in range(self.low, top + 1)}}
+        self.ctxs = {{n: np.zeros(4096, dtype=np.int32) for n in range(self.low, top + 1)}}
+    def ctx_hash(self, seq, width):
+        m = len(seq) - width
+        h = np.zeros(m, dtype=np.int64)
+        for j in range(width):
+            h = h ^ (seq[j: j + m].astype(np.int64) * PRIMES[j % 4])
+        return h % 4096
+    def probs(self, seq):
+        out = np.zeros(len(seq))
+        for n in {orders}:
+            width = n - 1
+            h = self.ctx_hash(seq, width)
+            nxt = {nxt}
+            hits = self.pairs[n][(h * 131 + nxt.astype(np.int64) * 977) % 4096]
+            out[: len(hits)] = hits / np.maximum(self.ctxs[n][h], 1)
+        return out
+def evaluate(model, val):
+    cache = Cache()
+    loss = 0.0
+    for s in range(0, len(val) - 64, 64):
+        span = val[s: s + 65]
+        p = model(span[:-1])
+        loss += -np.log(0.8 * p + 0.2 * cache.probs(span)[: len(p)]).sum()
+    return loss
+evaluate(None, np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16))
+"""
+
+
+def _suffix_case(low: int = 2, orders: str = "range(self.top, self.low - 1, -1)", nxt: str = "seq[width:]") -> list[int]:
+    return errors(SUFFIX_AFTER_THE_CONTEXT.format(low=low, orders=orders, nxt=nxt), "GA101")
+
+
+def test_a_suffix_starting_at_the_context_length_is_the_targets():
+    # orders count down to ``self.low`` = 2, so the context length is at least 1: ``seq[width:]`` are the tokens
+    # that follow the contexts hashed from ``seq[j : j + m]``
+    assert _suffix_case() == [22]
+    assert _suffix_case(orders="range(self.low, self.top + 1)") == [22]
+
+
+def test_a_suffix_whose_start_may_be_zero_is_the_whole_stream():
+    # with unigrams the context is empty: ``seq[0:]`` holds the contexts' own tokens too
+    assert _suffix_case(low=1) == []
+    assert _suffix_case(orders="range(self.top)") == []
+
+
+def test_a_context_slice_ending_at_the_position_is_no_target():
+    assert _suffix_case(nxt="seq[len(seq) - width - 1 : -1]") == []

@@ -49,3 +49,43 @@ def test_a_call_that_runs_keeps_it_on():
                         "    if ADAPT:\n        print(timed(adapted_eval, model))\n    print(adapted_eval(model))")
     found, _ = engine.analyse([engine.Source("train_gpt.py", textwrap.dedent(code))], dict(engine.OFFICIAL_ENV))
     assert "error" in {f["severity"] for f in found if f["family"] == "eval-time-optimization"}
+
+
+BRANCHES = """
+import numpy as np
+def helper(model, toks):
+    return model(toks), 0.5
+def evaluate(model, table, use_aux):
+    toks = np.fromfile("fineweb_val_000001.bin", dtype=np.uint16)
+    total = 0.0
+    for i in range(1, len(toks) - 1):
+        nxt = toks[i + 1]
+        if use_aux:
+            p, weight = helper(model, toks[: i + 1])
+        else:
+            p = model(toks[: i + 1])
+            weight = None
+        if weight is not None:
+            p = 0.5 * p[nxt] + weight * table[(toks[i] * 131 + nxt * 7) & 4095]
+        else:
+            p = p[nxt]
+        total += -np.log(p)
+    return total
+evaluate(None, np.zeros(4096), {use_aux})
+"""
+
+
+def _read_severities(use_aux: str) -> set[str]:
+    found, _ = engine.analyse([engine.Source("train_gpt.py", BRANCHES.format(use_aux=use_aux))], dict(engine.OFFICIAL_ENV))
+    return {f["severity"] for f in found if f["rule"] == "GA101"}
+
+
+def test_a_constant_one_branch_sets_is_no_constant_after_an_if_that_may_take_the_other():
+    # ``weight = None`` holds only where ``use_aux`` is false: the unpacked pair of the other branch (a tuple
+    # target) is no constant, and neither is ``weight`` after the ``if``
+    assert _read_severities("True") == {"error"}
+    assert _read_severities("flag()") == {"error"}
+
+
+def test_the_branch_the_launch_takes_sets_the_constant():
+    assert _read_severities("False") == {"info"}

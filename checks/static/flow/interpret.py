@@ -9,9 +9,10 @@ import libcst as cst
 
 from . import aliases
 from .callsites import DEFAULT, site_values
+from .bounds import LeastValues
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
-from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
-                     history, join, substitute)
+from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, enclosed, flat,
+                     has_placeholder, history, join, substitute)
 from .limits import prefix_cut, random_start, stream_record
 from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
@@ -126,7 +127,7 @@ def _positional(labels: frozenset) -> bool:
     return "shift" in labels or "valsize" in labels or any(x.startswith(("ws:", "wend:", "wlen:")) for x in labels)
 
 
-class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
+class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, Epochs):
     """Walks one function (or a module's top level) in statement order."""
 
     def __init__(self, prog: Program, module: ModuleInfo, func: FunctionDef | None):
@@ -147,6 +148,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         self.loop_path: dict[int, tuple] = {}  # effect site -> the loops around it
         self.hooks = False
         self.nums: dict[str, object] = {}  # numbers under the official run, updated by augmented assignments
+        self.mins: dict[str, object] = {}  # least values of integer names (bounds.py)
         self.caps: list[float] = []  # wall-clock caps compared inside the current outermost loop
         self.return_gates: frozenset = EMPTY  # gates of the ``if`` branches around a ``return`` (returning_branch)
         self.fn_aliases: dict[str, str] = {}  # local names bound to library functions (aliases.py)
@@ -199,7 +201,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
             self.env[f.star] = frozenset({f"p:{len(f.params)}"})
         if f.outer is not None:  # closures read the enclosing function's values
             for k, v in f.outer.env.items():
-                self.env.setdefault(k, v)
+                self.env.setdefault(k, enclosed(v))
             self.consts.update(f.outer.consts)
             self.local_funcs.update(f.outer.local_funcs)
             self.fn_aliases.update(f.outer.fn_aliases)
@@ -330,7 +332,9 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
             self.if_stmt(s)
         elif isinstance(s, cst.For):
             it = self.ev(s.iter)
-            self.loop(s, lambda: (self.assign(s.target, elem(it)), self.block(s.body)))
+            lb = self.range_least(s.iter)
+            bound = (lambda: self.set_least(s.target.value, lb)) if isinstance(s.target, cst.Name) else (lambda: None)
+            self.loop(s, lambda: (self.assign(s.target, elem(it)), bound(), self.block(s.body)))
             if s.orelse:
                 self.block(s.orelse.body)
         elif isinstance(s, cst.While):
@@ -403,6 +407,10 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
     def if_stmt(self, s: cst.If) -> None:
         test = flat(self.ev(s.test))
         c = self.const(s.test)
+        self.branches(lambda: self.if_body(s, c, test), lambda: self.if_else(s, c),
+                      None if c is UNKNOWN else bool(c))
+
+    def if_body(self, s: cst.If, c, test: frozenset) -> None:
         saved = self.return_gates
         self.return_gates = saved | self.returning_branch(s, test)
         try:
@@ -412,6 +420,8 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
                 self.block(s.body)
         finally:
             self.return_gates = saved
+
+    def if_else(self, s: cst.If, c) -> None:
         if s.orelse is not None:
             if c is not UNKNOWN and c:
                 self.with_disabled(lambda: self.stmt(s.orelse) if isinstance(s.orelse, cst.If) else self.block(s.orelse.body))
@@ -439,6 +449,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         for name in assigned_names(node):
             self.consts.pop(name, None)
             self.nums.pop(name, None)
+        self.forget_least(node)
         self.loop_depth += 1
         self.loops.append(self.gid(node))
         outer = self.loop_depth == 1
@@ -451,6 +462,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         finally:
             self.loop_depth -= 1
             self.loops.pop()
+            self.forget_least(node)  # after no iteration, or after the last: no bound from the body holds
         if outer and self.caps:  # the loop stops at a wall-clock cap: what follows runs after it
             g = self.gid(node)
             self.effects.append((Effect("cap", g, EMPTY, data=(max(self.caps),)), g))
@@ -460,10 +472,13 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         if isinstance(x, cst.Assign):
             v = self.ev(x.value)
             n = self.num(x.value) if len(x.targets) == 1 and isinstance(x.targets[0].target, cst.Name) else UNKNOWN
+            lb = self.least(x.value) if len(x.targets) == 1 and isinstance(x.targets[0].target, cst.Name) else UNKNOWN
             for t in x.targets:
                 self.assign(t.target, v, value_node=x.value)
+                self.note_field(t.target, x.value)
             if len(x.targets) == 1 and isinstance(x.targets[0].target, cst.Name):
                 name = x.targets[0].target.value
+                self.set_least(name, lb)
                 aliases.bind(self, name, x.value)
                 self.note_forward(name, x.value)
                 self.set_num(name, n)
@@ -483,6 +498,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
             if x.value is not None:
                 v = self.ev(x.value)
                 self.assign(x.target, v, value_node=x.value)
+                self.note_field(x.target, x.value)
                 if isinstance(x.target, cst.Name):
                     c = self.const(x.value)
                     if c is not UNKNOWN:
@@ -566,6 +582,8 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
 
     def assign(self, target, v, value_node=None) -> None:
         if isinstance(target, cst.Name):
+            self.mins.pop(target.value, None)
+            self.consts.pop(target.value, None)  # set again by `small` where the value is one constant
             if not self.disabled:  # code off in the official run leaves the numbers as they were
                 self.nums.pop(target.value, None)
             if value_node is not None and self.is_fresh(value_node):
@@ -664,6 +682,14 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
             return any(isinstance(x, cst.Integer) and literal_value(x) >= 1 for x in (node.left, node.right))
         return False
 
+    def suffix_past_start(self, s: cst.Slice) -> bool:
+        """``X[k:]`` with k at least 1 (``tokens[ctx_len:]``, ``ctx_len = order - 1``, ``order >= 2``): the
+        stream after its first k tokens, the tokens that follow contexts of k tokens (bounds.py)."""
+        if s.upper is not None or s.step is not None:
+            return False
+        lb = self.least(s.lower)
+        return lb is not UNKNOWN and lb >= 1
+
     def subscript(self, node: cst.Subscript):
         base = self.ev(node.value)
         base_l = flat(base)
@@ -682,7 +708,8 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
                 keyl = keyl | lab
             if isinstance(s, cst.Slice):
                 sliced = True
-                if s.lower is not None and (self.shifted(s.lower) or "shift" in flat(self.ev(s.lower))):
+                if s.lower is not None and (self.shifted(s.lower) or "shift" in flat(self.ev(s.lower))
+                                            or self.suffix_past_start(s)):
                     target = True
                 if s.lower is None and s.upper is not None and self.const(s.upper) == -1:
                     inputs = True
@@ -1159,7 +1186,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         if argnodes is not None:
             self.fills_at_call(node, s.fills, args, argnodes)
         if s.outer_fills:
-            self.closure_fills_at_call(node, s.outer_fills)
+            self.closure_fills_at_call(node, {k: flat(substitute(v, args)) for k, v in s.outer_fills.items()})
         for ev in s.events:
             self.event(ev.instantiate(args, self.disabled))
         for i, labels in s.param_writes.items():

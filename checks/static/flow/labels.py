@@ -4,11 +4,15 @@ A value's labels are a frozenset of strings (see ``vocab.py`` for what each labe
 values is a ``Tup`` (unpacked element-wise), an iterable of values an ``It`` (its element is what a
 ``for`` loop binds). ``join`` is the lattice's union, ``flat`` forgets the structure. A function's
 parameters stand as placeholders ``p:<i>`` while it is analysed once; ``substitute`` replaces them by
-the labels of a call site's arguments.
+the labels of a call site's arguments. A local function (a closure) reads the enclosing function's
+values, whose placeholders stand for the enclosing function's parameters: inside the closure they are
+``enclosed`` (shifted past its own parameters), and the closure's call site in the enclosing function
+gives them back unchanged (``substitute``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 Labels = frozenset
@@ -62,6 +66,30 @@ def elem(v):
     return flat(v)
 
 
+# Placeholders of the enclosing function inside a closure: ``p:<OUTER + i>`` is its parameter i.
+OUTER = 1000
+_PLACEHOLDER = re.compile(r"p:(\d+)")
+
+
+def enclosed(v):
+    """A value of the enclosing function as a closure sees it: its placeholders shifted by ``OUTER``."""
+    if isinstance(v, Tup):
+        return Tup(tuple(enclosed(x) for x in v.items))
+    if isinstance(v, It):
+        return It(enclosed(v.elem))
+    if not has_placeholder(v):
+        return v
+    return frozenset(_PLACEHOLDER.sub(lambda m: f"p:{int(m.group(1)) + OUTER}", x) for x in v)
+
+
+def _released(x: str) -> str | None:
+    """A placeholder of the enclosing function, in the enclosing function's terms; else None."""
+    m = _PLACEHOLDER.search(x)
+    if m is None or int(m.group(1)) < OUTER:
+        return None
+    return x[:m.start()] + f"p:{int(m.group(1)) - OUTER}" + x[m.end():]
+
+
 def has_placeholder(labels: frozenset) -> bool:
     return any("p:" in x for x in labels)
 
@@ -76,7 +104,10 @@ def substitute(v, args: list):
         return v
     out = set()
     for x in v:
-        if x.startswith("p:"):
+        outer = _released(x)
+        if outer is not None:  # the enclosing function's, at the closure's call site in it
+            out.add(outer)
+        elif x.startswith("p:"):
             i = int(x[2:])
             if i < len(args):
                 out |= flat(args[i])

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from .bounds import field_sites
 from .callsites import MAX_ROUNDS, CallSiteFacts
 from .labels import EMPTY, flat, has_placeholder, substitute
 from .reach import Reach
@@ -130,6 +131,8 @@ class Program:
         self.defs: list[FunctionDef] = []  # every function met, for release()
         self.class_settings: set[tuple] = set()  # (class, name) of class-level settings (not set by methods)
         self.table_totals: dict[str, set[str]] = {}  # counter -> tables whose totals it holds (totals.py)
+        self.field_sites: dict[tuple, int] = {}  # (class, field) -> assignments of self.<field> in its methods
+        self.field_least: dict[tuple, object] = {}  # (class, field) -> least value __init__ gave it (bounds.py)
 
     def gid(self, module: ModuleInfo, node: cst.CSTNode, where: str) -> int:
         key = id(node)
@@ -179,6 +182,9 @@ class Program:
                     self.methods.setdefault(item.name.value, []).append(f)
                     self._totals(item)
             m.classes[stmt.name.value] = methods
+            for name, n in field_sites(stmt).items():
+                key = (stmt.name.value, name)
+                self.field_sites[key] = self.field_sites.get(key, 0) + n
             m.bases[stmt.name.value] = [dotted(a.value) for a in stmt.bases]
         elif isinstance(stmt, cst.SimpleStatementLine):
             for s in stmt.body:

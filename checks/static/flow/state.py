@@ -76,7 +76,7 @@ class StateFills:
     def closure_fills_at_call(self, call: cst.Call, outer_fills: dict) -> None:
         """A local function that fills variables of this function (the closure's ``cache``)."""
         for name, labels in outer_fills.items():
-            # the closure read the data from this function's variables: its labels are already in our terms
+            # what the closure read from this function's variables, already given back in our terms (labels.enclosed)
             written = _without_aggregates(history(labels))
             self.fill_parameter(name, written)
             self.env[name] = join(self.env.get(name), self.whole_stream(call, written, name))
