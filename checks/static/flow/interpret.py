@@ -17,6 +17,7 @@ from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .mixtures import mixture_labels
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
+from .runlogs import Shown
 from .state import StateFills, argument_nodes
 from .trainfwd import TrainingForward
 from .tree import assigned_names, code, code_children, dotted, literal_value, walk
@@ -150,6 +151,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         self.caps: list[float] = []  # wall-clock caps compared inside the current outermost loop
         self.return_gates: frozenset = EMPTY  # gates of the ``if`` branches around a ``return`` (returning_branch)
         self.fn_aliases: dict[str, str] = {}  # local names bound to library functions (aliases.py)
+        self.following: list[tuple[list, int]] = []  # (block, index): the statements still to run, innermost last
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -312,7 +314,11 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         stmts = body.body if hasattr(body, "body") else body
         if isinstance(stmts, (list, tuple)):
             for i, s in enumerate(stmts):
-                self.stmt(s)
+                self.following.append((stmts, i + 1))
+                try:
+                    self.stmt(s)
+                finally:
+                    self.following.pop()
                 if self.leaves_here(s) and i + 1 < len(stmts):
                     # ``if <true in the official run>: return ...``: what follows runs only in other setups
                     self.with_disabled(lambda: [self.stmt(x) for x in stmts[i + 1:]])
@@ -381,15 +387,15 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         c = self.const(s.test)
         return c is not UNKNOWN and bool(c)
 
-    def with_disabled(self, fn) -> None:
+    def with_disabled(self, fn, why: bool | str = True) -> None:
         """Walk code that does not run in the official run: its events are kept (marked disabled), and the
         values it assigns and returns do not reach the code that runs (a random sample of documents taken
         only when a fraction setting is below 1 leaves the documents as they were). Only the provenance of
         its events travels on, so that a disabled lookup still meets its score and is reported as present
-        but off in the submitted run."""
+        but off in the submitted run. ``why``: True (off under the launch) or why it is off (the logs)."""
         old = self.disabled
         env, ret = dict(self.env), self.summary.ret
-        self.disabled = True
+        self.disabled = why
         try:
             fn()
         finally:
@@ -403,22 +409,33 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
     def if_stmt(self, s: cst.If) -> None:
         test = flat(self.ev(s.test))
         c = self.const(s.test)
+        shown = self.shown(s.body)
         saved = self.return_gates
         self.return_gates = saved | self.returning_branch(s, test)
         try:
-            if c is not UNKNOWN and not c:
-                self.with_disabled(lambda: self.block(s.body))
-            else:
-                self.block(s.body)
+            self.branch(lambda: self.block(s.body), shown, c is not UNKNOWN and not c)
         finally:
             self.return_gates = saved
         if s.orelse is not None:
-            if c is not UNKNOWN and c:
-                self.with_disabled(lambda: self.stmt(s.orelse) if isinstance(s.orelse, cst.If) else self.block(s.orelse.body))
-            elif isinstance(s.orelse, cst.If):
-                self.if_stmt(s.orelse)
+            off = c is not UNKNOWN and c and shown.ran is not False  # the body ran: the test held
+            if isinstance(s.orelse, cst.If):
+                self.with_disabled(lambda: self.stmt(s.orelse)) if off else self.if_stmt(s.orelse)
             else:
-                self.block(s.orelse.body)
+                self.branch(lambda: self.block(s.orelse.body), self.shown(s.orelse.body), off)
+
+    def shown(self, body) -> Shown:
+        """What the claimed runs' logs show of a branch (runlogs.py)."""
+        return self.p.logs.branch(body, (x for stmts, i in self.following for x in stmts[i:]))
+
+    def branch(self, walk, shown: Shown, launch_off: bool) -> None:
+        """Walk a branch: off where the logs show it did not run, or where the launch's constants switch it
+        off and the logs do not show it ran."""
+        if shown.ran is False:
+            self.with_disabled(walk, shown.reason())
+        elif launch_off and shown.ran is not True:
+            self.with_disabled(walk)
+        else:
+            walk()
 
     def returning_branch(self, s: cst.If, test: frozenset) -> frozenset:
         """``if cnt > 0: return log(cnt / total)`` with ``cnt`` read at the target: what the function returns
