@@ -45,6 +45,7 @@ def main(model, opt):
     log0(f"model_params:{{model.n}}")
     log0(f"world_size:{{8}} grad_accum_steps:{{1}}")
     val = load("fineweb_val_000000.bin")
+    log0(f"val_loader:tokens:{{len(val)}}")
     if args.adapt_enabled:
         if model.distributed:
             model.barrier()
@@ -59,12 +60,14 @@ main(None, None)
 RUN_WITHOUT_ADAPT = '''
     model_params:27137223
     world_size:8 grad_accum_steps:1
+    val_loader:tokens:62021632
     step:1000/20000 val_loss:2.01
     final_roundtrip_exact val_loss:1.90
 '''
 RUN_WITH_ADAPT = '''
     model_params:27137223
     world_size:8 grad_accum_steps:1
+    val_loader:tokens:62021632
     adapt:begin lr=0.1
     final_roundtrip_exact val_loss:1.90
 '''
@@ -95,6 +98,12 @@ def test_no_logs_or_logs_of_another_script_say_nothing():
 def test_a_log_cut_before_the_branch_says_nothing():
     cut = "model_params:27137223\nworld_size:8 grad_accum_steps:1\nstep:1000/20000 val_loss:2.01\n"
     assert findings(adapt_before_eval("1"), [cut]) == [("GA107", "error")]
+
+
+def test_a_log_cut_down_to_chosen_lines_says_nothing_of_what_it_lacks():
+    # main's opening line is missing while its later lines are there: the log was filtered (grep)
+    chosen = "world_size:8 grad_accum_steps:1\nval_loader:tokens:62021632\nfinal_roundtrip_exact val_loss:1.90\n"
+    assert findings(adapt_before_eval("1"), [chosen]) == [("GA107", "error")]
 
 
 def test_the_source_a_log_prints_first_is_not_its_output():

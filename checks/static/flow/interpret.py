@@ -395,7 +395,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         but off in the submitted run. ``why``: True (off under the launch) or why it is off (the logs)."""
         old = self.disabled
         env, ret = dict(self.env), self.summary.ret
-        self.disabled = why
+        self.disabled = True if old is True else why  # off under the launch stays so
         try:
             fn()
         finally:
@@ -430,10 +430,10 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
     def branch(self, walk, shown: Shown, launch_off: bool) -> None:
         """Walk a branch: off where the logs show it did not run, or where the launch's constants switch it
         off and the logs do not show it ran."""
-        if shown.ran is False:
-            self.with_disabled(walk, shown.reason())
-        elif launch_off and shown.ran is not True:
+        if launch_off and shown.ran is not True:
             self.with_disabled(walk)
+        elif shown.ran is False:
+            self.with_disabled(walk, shown.reason())
         else:
             walk()
 

@@ -7,7 +7,8 @@ the script's own lines; where they do:
 - a line printed only inside a branch (or by a function only that branch calls) appears in them: the
   branch ran in the claimed runs, whatever the launch's constants say;
 - the line a branch prints unconditionally appears in none of them, though a line the code prints after
-  the branch does (the run went past it): the branch did not run in the claimed runs.
+  the branch does (the run went past it) in a whole log (one that never shows a line of a function or
+  branch without the line it opens with): the branch did not run in the claimed runs.
 
 A line is distinctive when its literal start (the text before the first ``{}`` of an f-string) has at
 least ``MIN_PREFIX`` characters with a word in them and no other print of the program holds that text.
@@ -115,6 +116,7 @@ class _Index:
     printer: dict = field(default_factory=dict)  # id(print call) -> the function it calls (print, log0)
     calls: dict = field(default_factory=dict)  # function name -> number of calls of it in the program
     defs: dict = field(default_factory=dict)  # function name -> its definitions
+    bodies: list = field(default_factory=list)  # the bodies of functions and branches
 
 
 def _index(trees: list[cst.Module]) -> _Index:
@@ -123,6 +125,9 @@ def _index(trees: list[cst.Module]) -> _Index:
         for n in _all_nodes(tree):
             if isinstance(n, cst.FunctionDef):
                 idx.defs.setdefault(n.name.value, []).append(n)
+                idx.bodies.append(n.body)
+            elif isinstance(n, cst.If):
+                idx.bodies += [n.body] + ([n.orelse.body] if isinstance(n.orelse, cst.Else) else [])
             elif isinstance(n, cst.Call):
                 name = _callee_name(n)
                 idx.calls[name] = idx.calls.get(name, 0) + 1
@@ -152,6 +157,7 @@ class RunLogs:
         self.texts = texts
         self._idx: _Index | None = None
         self._shown: set[str] = set()  # distinctive starts some log of the script shows
+        self._shown_whole: set[str] = set()  # those some whole log of the script shows (_whole)
         self._script = False  # some log shows the script's own lines
         self._memo: dict[int, Shown] = {}
 
@@ -164,11 +170,24 @@ class RunLogs:
         if not starts:
             return
         pattern = re.compile(r"(?<![\w\"'])(?:" + "|".join(map(re.escape, starts)) + ")")
+        openings = self._openings()
         for text in self.texts:
             found = {m.group(0) for m in pattern.finditer(text)}
             if len(found) >= MIN_SCRIPT_LINES:  # the script's log: only those say anything
                 self._script = True
                 self._shown |= found
+                if _whole(found, openings):
+                    self._shown_whole |= found
+
+    def _openings(self) -> list[tuple[str, set[str]]]:
+        """(opening line, the other lines it prints itself) of every function and branch with one."""
+        idx, out = self._idx, []
+        for body in idx.bodies:
+            opening = self._opening_line(body)
+            if opening is not None:
+                own = {idx.starts[id(n)] for s in _statements(body) for n in _code_nodes_of(s) if id(n) in idx.starts}
+                out.append((idx.starts[opening], own - {idx.starts[opening]}))
+        return out
 
     def branch(self, body, after: list) -> Shown:
         """What the logs show of a branch whose statements are ``body``, with ``after`` the statements
@@ -188,9 +207,10 @@ class RunLogs:
         opening = self._opening_line(body)
         if opening is None or idx.starts[opening] in self._shown:
             return NOT_SHOWN
-        # past the branch, a line printed the same way (a ``print`` may reach another file than ``log0``)
+        # past the branch, in a whole log, a line printed the same way (a ``print`` may reach another file
+        # than ``log0``)
         printer = idx.printer[opening]
-        if any(idx.starts.get(id(n)) in self._shown and idx.printer[id(n)] == printer
+        if any(idx.starts.get(id(n)) in self._shown_whole and idx.printer[id(n)] == printer
                for s in after for n in _code_nodes_of(s)):
             return Shown(False, idx.starts[opening])
         return NOT_SHOWN
@@ -231,6 +251,12 @@ class RunLogs:
             if not _plain(s):
                 return None
         return None
+
+
+def _whole(found: set[str], openings: list[tuple[str, set[str]]]) -> bool:
+    """A log that keeps every line the run printed: none shows a line of a function or branch without
+    the line it opens with (a log cut down to chosen lines, ``grep``ed from the run's output, does)."""
+    return not any(opening not in found and own & found for opening, own in openings)
 
 
 def _code_nodes_of(stmt):
