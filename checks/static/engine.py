@@ -31,7 +31,7 @@ from harness.unwrap import WrapperError, unwrap_source
 from reports.model import FAMILIES, RULE_SET_VERSION
 
 from . import codedeps, flow
-from .trainlogs import train_stop_s
+from .trainlogs import read_logs, train_stop_s
 from .reading import NotParsed, on_large_stack
 from .reading import parse as read_python
 
@@ -143,14 +143,17 @@ def parse(text: str) -> cst.Module:
     return read_python(text)[0]
 
 
-def analyse(sources: list[Source], env: dict[str, str], train_stop: float | None = None) -> tuple[list[dict], list[str]]:
+def analyse(sources: list[Source], env: dict[str, str], train_stop: float | None = None,
+            logs: list[str] = ()) -> tuple[list[dict], list[str]]:
     """Findings (as dicts with ``rel`` paths) and one-line notes on files that could not be parsed;
-    ``train_stop``: the seconds at which the logs show the timed training stopped, when they show it."""
-    return on_large_stack(_analyse_program, sources, env, train_stop)
+    ``train_stop``: the seconds at which the logs show the timed training stopped, when they show it;
+    ``logs``: the texts of the claimed runs' logs (which branches they show taken: flow/runlogs.py)."""
+    return on_large_stack(_analyse_program, sources, env, train_stop, logs)
 
 
-def _analyse_program(sources: list[Source], env: dict[str, str], train_stop: float | None = None) -> tuple[list[dict], list[str]]:
-    prog = flow.Program(env)
+def _analyse_program(sources: list[Source], env: dict[str, str], train_stop: float | None = None,
+                     logs: list[str] = ()) -> tuple[list[dict], list[str]]:
+    prog = flow.Program(env, logs)
     with _cyclic_gc_paused():
         try:
             return _analyse(prog, sources, train_stop)
@@ -209,14 +212,14 @@ def _analyse(prog: flow.Program, sources: list[Source], train_stop: float | None
                 continue
             module, node, where = prog.nodes[gid]
             out.append(_finding(rule, module, by_rel[module.path], node, where, rule.message(ev, ctx),
-                                "info" if disabled else rule.severity_for(ev, ctx), disabled))
+                                _off_severity(disabled, rule.severity_for(ev, ctx)), disabled))
     for m in prog.modules:
         for rule in rules:
             for node, msg, *more in rule.check_module(m, ctx):
                 extra = more[0] if more else {}
-                disabled = bool(extra.get("disabled"))
+                disabled = extra.get("disabled") or False
                 out.append(_finding(rule, m, by_rel[m.path], node, extra.get("where", ""), msg,
-                                    "info" if disabled else extra.get("severity", rule.severity), disabled,
+                                    _off_severity(disabled, extra.get("severity", rule.severity)), disabled,
                                     extra.get("line")))
     out = _apply_suppressions(out, by_rel)
     out.sort(key=lambda f: (f["rel"], f["line"] or 0, f["column"] or 0, f["rule"], f["message"]))
@@ -280,13 +283,23 @@ def code_frame(source: str, line: int, context: int = 2) -> str:
     return "\n".join(f"{'>' if i == line else ' '} {i:>{width}} | {lines[i - 1]}" for i in range(lo, hi + 1))
 
 
+def _off_severity(disabled: bool | str, severity: str) -> str:
+    """The severity of a finding in code that is off: info under the launch; at most a warning where only
+    the claimed runs' logs show it off (the code as submitted runs it under its own defaults)."""
+    if isinstance(disabled, str):
+        return "warning" if severity == "error" else severity
+    return "info" if disabled else severity
+
+
 def _finding(rule: Rule, module: flow.ModuleInfo, src: Source, node, where: str, message: str, severity: str,
-             disabled: bool, line: int | None = None) -> dict:
+             disabled: bool | str, line: int | None = None) -> dict:
     """``line``, when given, places the finding (a rule that reads the source with ``ast`` knows it)."""
     line, col = (line, 1) if line else locate(module, node, where)
     if src.wrapped:
         message += " (in the code unpacked from the self-extracting wrapper)"
-    if disabled:
+    if isinstance(disabled, str):
+        message += f"; {disabled}"
+    elif disabled:
         message += "; disabled in the submitted configuration (under the resolved launch: the report's launch)"
     sec = rule.sections()
     return {"rule": rule.ID, "family": rule.family, "severity": severity, "message": message, "rel": src.rel,
@@ -416,7 +429,8 @@ def check_files(root: Path, files: list[Path], env: Mapping[str, str], use_cache
     if hit is not None:
         return hit
     sources, notes = read_sources(root, files)
-    findings, parse_notes = analyse(sources, dict(env), train_stop_s(list(logs), root))
+    texts = read_logs(list(logs), root)
+    findings, parse_notes = analyse(sources, dict(env), train_stop_s(texts), texts)
     result = (findings, notes + parse_notes)
     if path is not None:
         try:

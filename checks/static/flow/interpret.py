@@ -18,6 +18,7 @@ from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .mixtures import mixture_labels
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
+from .runlogs import Shown
 from .state import StateFills, argument_nodes
 from .trainfwd import TrainingForward
 from .tree import assigned_names, code, code_children, dotted, literal_value, walk
@@ -32,6 +33,14 @@ COMBINED = frozenset({"mix", "mixp"})  # data operands combined (a hash, a pair 
 # An accumulation in a helper of what its caller passes (``acc += x``, x a parameter): a score at the call
 # sites that pass a loss of validation data.
 MAYBE_SCORE = "score?"
+
+
+def live_branch(test_value, shown: Shown) -> bool | None:
+    """Which branch of an ``if`` runs (True: the body), where the launch's constants decide the test and
+    the claimed runs' logs do not say otherwise; None where both may run."""
+    if test_value is UNKNOWN or shown.ran not in (None, bool(test_value)):
+        return None
+    return bool(test_value)
 
 
 def _sums(node) -> bool:
@@ -152,6 +161,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         self.caps: list[float] = []  # wall-clock caps compared inside the current outermost loop
         self.return_gates: frozenset = EMPTY  # gates of the ``if`` branches around a ``return`` (returning_branch)
         self.fn_aliases: dict[str, str] = {}  # local names bound to library functions (aliases.py)
+        self.following: list[tuple[list, int]] = []  # (block, index): the statements still to run, innermost last
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -314,7 +324,11 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         stmts = body.body if hasattr(body, "body") else body
         if isinstance(stmts, (list, tuple)):
             for i, s in enumerate(stmts):
-                self.stmt(s)
+                self.following.append((stmts, i + 1))
+                try:
+                    self.stmt(s)
+                finally:
+                    self.following.pop()
                 if self.leaves_here(s) and i + 1 < len(stmts):
                     # ``if <true in the official run>: return ...``: what follows runs only in other setups
                     self.with_disabled(lambda: [self.stmt(x) for x in stmts[i + 1:]])
@@ -385,15 +399,15 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         c = self.const(s.test)
         return c is not UNKNOWN and bool(c)
 
-    def with_disabled(self, fn) -> None:
+    def with_disabled(self, fn, why: bool | str = True) -> None:
         """Walk code that does not run in the official run: its events are kept (marked disabled), and the
         values it assigns and returns do not reach the code that runs (a random sample of documents taken
         only when a fraction setting is below 1 leaves the documents as they were). Only the provenance of
         its events travels on, so that a disabled lookup still meets its score and is reported as present
-        but off in the submitted run."""
+        but off in the submitted run. ``why``: True (off under the launch) or why it is off (the logs)."""
         old = self.disabled
         env, ret = dict(self.env), self.summary.ret
-        self.disabled = True
+        self.disabled = True if old is True else why  # off under the launch stays so
         try:
             fn()
         finally:
@@ -407,28 +421,38 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
     def if_stmt(self, s: cst.If) -> None:
         test = flat(self.ev(s.test))
         c = self.const(s.test)
-        self.branches(lambda: self.if_body(s, c, test), lambda: self.if_else(s, c),
-                      None if c is UNKNOWN else bool(c))
+        shown = self.shown(s.body)
+        self.branches(lambda: self.if_body(s, c, test, shown), lambda: self.if_else(s, c, shown), live_branch(c, shown))
 
-    def if_body(self, s: cst.If, c, test: frozenset) -> None:
+    def if_body(self, s: cst.If, c, test: frozenset, shown: Shown) -> None:
         saved = self.return_gates
         self.return_gates = saved | self.returning_branch(s, test)
         try:
-            if c is not UNKNOWN and not c:
-                self.with_disabled(lambda: self.block(s.body))
-            else:
-                self.block(s.body)
+            self.branch(lambda: self.block(s.body), shown, c is not UNKNOWN and not c)
         finally:
             self.return_gates = saved
 
-    def if_else(self, s: cst.If, c) -> None:
+    def if_else(self, s: cst.If, c, shown: Shown) -> None:
         if s.orelse is not None:
-            if c is not UNKNOWN and c:
-                self.with_disabled(lambda: self.stmt(s.orelse) if isinstance(s.orelse, cst.If) else self.block(s.orelse.body))
-            elif isinstance(s.orelse, cst.If):
-                self.if_stmt(s.orelse)
+            off = c is not UNKNOWN and c and shown.ran is not False  # the body ran: the test held
+            if isinstance(s.orelse, cst.If):
+                self.with_disabled(lambda: self.stmt(s.orelse)) if off else self.if_stmt(s.orelse)
             else:
-                self.block(s.orelse.body)
+                self.branch(lambda: self.block(s.orelse.body), self.shown(s.orelse.body), off)
+
+    def shown(self, body) -> Shown:
+        """What the claimed runs' logs show of a branch (runlogs.py)."""
+        return self.p.logs.branch(body, (x for stmts, i in self.following for x in stmts[i:]))
+
+    def branch(self, walk, shown: Shown, launch_off: bool) -> None:
+        """Walk a branch: off where the logs show it did not run, or where the launch's constants switch it
+        off and the logs do not show it ran."""
+        if launch_off and shown.ran is not True:
+            self.with_disabled(walk)
+        elif shown.ran is False:
+            self.with_disabled(walk, shown.reason())
+        else:
+            walk()
 
     def returning_branch(self, s: cst.If, test: frozenset) -> frozenset:
         """``if cnt > 0: return log(cnt / total)`` with ``cnt`` read at the target: what the function returns

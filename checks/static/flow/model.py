@@ -11,6 +11,7 @@ from .bounds import field_sites
 from .callsites import MAX_ROUNDS, CallSiteFacts
 from .labels import EMPTY, flat, has_placeholder, substitute
 from .reach import Reach
+from .runlogs import RunLogs
 from .totals import table_totals
 from .tree import assigned_names, dotted
 
@@ -35,7 +36,7 @@ class Event:
     kind: str
     node: int  # global node id of the location
     needs: tuple = ()
-    disabled: bool = False
+    disabled: bool | str = False  # off: True under the launch, or why the claimed runs' logs show it off
     data: dict = field(default_factory=dict)
 
     def state(self) -> str:
@@ -44,7 +45,7 @@ class Event:
             return "no"
         return "maybe" if "maybe" in states else "yes"
 
-    def instantiate(self, args: list, disabled: bool) -> "Event":
+    def instantiate(self, args: list, disabled: bool | str) -> "Event":
         needs = tuple(Need(flat(substitute(n.labels, args)), n.want) for n in self.needs)
         return Event(self.kind, self.node, needs, self.disabled or disabled, self.data)
 
@@ -56,7 +57,8 @@ class Effect:
     labels: frozenset
     fresh: bool = False  # training of tensors created in the eval itself (eval-time optimization)
     data: tuple = ()  # "cap": (cap in seconds,); "tfwd": (disabled,)
-    disabled: bool = False  # in code that is off under the official launch (here or at a call site above)
+    disabled: bool | str = False  # in code that is off under the official launch (here or at a call site
+    # above): True, or why the claimed runs' logs show it off (runlogs.py)
 
 
 @dataclass
@@ -110,8 +112,9 @@ class ModuleInfo:
 class Program:
     """All Python modules of one submission, analysed together."""
 
-    def __init__(self, official_env: dict[str, str]):
+    def __init__(self, official_env: dict[str, str], logs: list[str] = ()):
         self.env = official_env
+        self.logs = RunLogs(list(logs))  # the claimed runs' logs: which branches they show taken (runlogs.py)
         self.calls = CallSiteFacts()
         self.sources: list[tuple[str, str, cst.Module, str]] = []  # what add_module was given, for a new round
         self._clear()
@@ -210,6 +213,7 @@ class Program:
 
     def analyse(self) -> None:
         """Analyse the program; again, without them, while a round refutes constants it assumed at call sites."""
+        self.logs.bind([tree for _, _, tree, _ in self.sources])
         for round_no in range(1, MAX_ROUNDS + 1):
             self.calls.changed = False
             self.calls.final = round_no == MAX_ROUNDS

@@ -14,12 +14,12 @@ from .callsites import key_of
 
 @dataclass
 class Reach:
-    sites: dict = field(default_factory=dict)  # callee key -> {(caller key or None, call is off)}
+    sites: dict = field(default_factory=dict)  # callee key -> {(caller key or None, call is off: True, or why (runlogs.py))}
     plain: set = field(default_factory=set)  # keys of functions that are not methods
     escaped: set = field(default_factory=set)  # keys of functions used other than by a direct call, in code that runs
     found_in: dict = field(default_factory=dict)  # fact key -> {(function whose walk recorded it, recorded off)}
 
-    def call(self, caller, callee, off: bool) -> None:
+    def call(self, caller, callee, off: bool | str) -> None:
         k = key_of(callee)
         if callee.cls is None:
             self.plain.add(k)
@@ -28,7 +28,7 @@ class Reach:
     def escape(self, f) -> None:
         self.escaped.add(key_of(f))
 
-    def found(self, fact_key, walker_f, off: bool) -> None:
+    def found(self, fact_key, walker_f, off: bool | str) -> None:
         self.found_in.setdefault(fact_key, set()).add((key_of(walker_f) if walker_f is not None else None, off))
 
     def not_run(self) -> set:
@@ -51,4 +51,10 @@ class Reach:
             return
         for key, where in self.found_in.items():
             if key in facts and where and all(off or f in dead for f, off in where):
-                facts[key].disabled = True
+                facts[key].disabled = self._why(where, dead)
+
+    def _why(self, where, dead: set) -> bool | str:
+        """Why a fact found ``where`` is off: the logs' reason where every place says that one, else True
+        (off under the launch)."""
+        offs = {off for f, off in where if off} | {off for f, _ in where if f in dead for _, off in self.sites[f] if off}
+        return offs.pop() if len(offs) == 1 else True
