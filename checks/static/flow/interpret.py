@@ -12,10 +12,11 @@ from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
                      history, join, substitute)
-from .limits import prefix_cut, random_start, stream_record
+from .limits import is_record, prefix_cut, random_start, stream_record
 from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .mixtures import mixture_labels
+from .reported import OVER, superseded
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
 from .state import StateFills, argument_nodes
 from .trainfwd import TrainingForward
@@ -243,9 +244,17 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
                              data={"origin": eff.origin, "loop": self.loop_site.get(site, 0), "func": self.f,
                                    "epochs": self.epochs_between(k, site)}))
         self.late_train_reads()
+        self.unreported_scores()
         self.summary.effects = [e for e, _ in self.effects]
         self.summary.env = self.env
         self.summary.events = [e for e in self.summary.events if e.state() == "maybe"]
+
+    def unreported_scores(self) -> None:
+        """Values that reach a score a later evaluation of the stream supersedes (reported.py)."""
+        scores = [e for e, _ in self.effects if e.kind == "score"]
+        for lab in superseded(scores):
+            kind, _, at = lab.partition("@")
+            self.p.record(Event(OVER + kind, int(at)))
 
     def epochs_between(self, k: int, site: int) -> bool:
         """Whether the loop that holds training step ``k`` and the next score after it repeats the same work
@@ -548,7 +557,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
     def score(self, origin: int, site: int, labels: frozenset) -> None:
         """A loss summed into a total: a score when it is of validation data; its provenance reaches the score."""
         if "val" in labels or has_placeholder(labels):
-            self.effects.append((Effect("score", origin, labels), site))
+            self.effects.append((Effect("score", origin, labels, disabled=self.disabled), site))
             self.at_site(site)
             # training-split data inside the score of validation data: the eval reads training shards
             self.event(Event("tde", origin, (Need(labels, "train"), Need(labels, "val"))))
@@ -713,10 +722,18 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
             else:
                 out = out | {f"tgt?{x}" for x in base_l if x.startswith("p:")}
         if "val" in base_l and ("rand" in idx if not sliced else random_start(node, idx)):
-            self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "random"}))
+            out = out | self.partial(node, base_l, "random")
         if sliced and prefix_cut(self, node, base_l, WINDOW_OR_SCORE):
-            self.event(Event("pev", self.gid(node), (Need(stream_record(base_l), "val"),), data={"how": "limit"}))
+            out = out | self.partial(node, base_l, "limit")
         return self.read(node, base_l, keyl - {"mask"}, out, self.root_name(node.value))
+
+    def partial(self, node, stream: frozenset, how: str) -> frozenset:
+        """Part of the validation stream (a prefix cut by a setting, a random sample): a fact, and the
+        provenance its scores carry, so that the rule can ask whether the reported score is one of them."""
+        g = self.gid(node)
+        self.event(Event("pev", g, (Need(stream_record(stream), "val"),),
+                         data={"how": how, "scores": is_record(stream)}))
+        return frozenset({f"pev@{g}"})
 
     def read(self, node, table: frozenset, key: frozenset, out: frozenset, root: str | None = None) -> frozenset:
         """A read ``table[key]``: the model's distribution at the target is the score; any other table
