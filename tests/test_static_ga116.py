@@ -60,3 +60,25 @@ def test_reserve_under_a_disabled_condition_does_not_count():
     assert code != WITH_RESERVE
     assert len(ga116(code)) == 1
     assert ga116(code, {"RESERVE_ON": "1"}) == []
+
+
+def test_a_log_message_of_statistics_is_no_forward():
+    # statistics of a quantization calibrated on training data, formatted into a log message by a logger the
+    # setup returned (a callable held in a local name): a message, not data a model runs on
+    code = BASE.replace("    return collect(model, Loader(args.train_files))",
+                        "    stats = summarize(load(args.train_files))\n"
+                        "    log0, path = make_logger()\n"
+                        "    log0(f\"stats:{json.dumps(stats)}\")")
+    assert "log0(f" in code
+    assert ga116(code) == []
+    # the same values handed to the callable as data are a forward
+    assert len(ga116(code.replace('log0(f"stats:{json.dumps(stats)}")', "log0(stats)"))) == 1
+
+
+def test_a_call_through_the_module_itself():
+    # ``core = sys.modules[__name__]; core.collect(...)`` calls this module's function: its forward is the work
+    code = BASE.replace("import os, time", "import os, sys, time\ncore = sys.modules[__name__]").replace(
+        "    return collect(model, Loader(args.train_files))", "    return core.collect(model, Loader(args.train_files))")
+    found = ga116(code)
+    assert [f["line"] for f in found] == [10]
+    assert "model(loader.next_batch())" in found[0]["message"]

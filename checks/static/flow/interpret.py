@@ -1120,6 +1120,11 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
                     if f is not None:
                         return f
                 return None
+            if isinstance(func.value, cst.Name) and func.value.value in self.m.self_names:
+                if meth in self.m.functions:  # ``core = sys.modules[__name__]; core.f(...)``
+                    return self.m.functions[meth]
+                if meth in self.m.classes:
+                    return ("class", self.m, meth)
             if q:
                 r = self.p.resolve_import(self.m, q)
                 if r is not None:

@@ -63,6 +63,28 @@ def _is_gram(node) -> bool:
 
 
 
+# Calls that turn values into text (a log message, a JSON line).
+TEXT_CALLS = frozenset({"str", "repr", "format", "dumps"})
+
+
+def _is_text(node) -> bool:
+    """A string: a literal, a formatted string, ``json.dumps(x)``, ``str(x)``."""
+    if isinstance(node, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString)):
+        return True
+    if isinstance(node, cst.Call):
+        f = node.func
+        name = f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
+        return name in TEXT_CALLS
+    return False
+
+
+def _text_only(node) -> bool:
+    """A call given only text (``log0(f"stats:{json.dumps(stats)}")``): a message written somewhere, not data a
+    model runs on, whatever values were formatted into it."""
+    return bool(node.args) and all(_is_text(a.value) for a in node.args if a.keyword is None) \
+        and any(a.keyword is None for a in node.args)
+
+
 class LibraryCalls:
     """Calls that resolve to no submission function (a mixin of ``Walker``)."""
 
@@ -151,7 +173,8 @@ class LibraryCalls:
         # a model (an nn.Module) called on data: its outputs are logits, a distribution over the vocabulary
         out = recv_l | allargs
         callable_value = type(func) is cst.Attribute or (type(func) is cst.Name and func.value in self.env)
-        if callable_value and not q and (allargs & {"val", "train"} or has_placeholder(allargs)):
+        if callable_value and not q and (allargs & {"val", "train"} or has_placeholder(allargs)) \
+                and not _text_only(node):
             forwards = self.forwards(func, len(vals), recv_l)
             if "val" not in allargs and (forwards or type(func) is cst.Name or name in ("forward", "forward_logits")):
                 # a model's forward, perhaps on training data (the labels tell, once known)
