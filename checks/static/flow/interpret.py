@@ -141,7 +141,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         self.effects: list[tuple[Effect, int]] = []  # (effect, site node id)
         self.where = func.qualname if func else "<module>"
         self.fresh_names: set[str] = set()
-        self.forward_of: dict[str, int] = {}  # name -> the call whose result it holds as is (trainfwd.py)
+        self.forward_of: dict[str, frozenset] = {}  # name -> the calls its value is computed from (trainfwd.py)
         self.trained: set[str] = set()  # names backward() was called on (trainfwd.py)
         self.loop_site: dict[int, int] = {}
         self.loops: list[int] = []  # the enclosing loops (node ids), outermost first
