@@ -82,3 +82,39 @@ def test_a_call_through_the_module_itself():
     found = ga116(code)
     assert [f["line"] for f in found] == [10]
     assert "model(loader.next_batch())" in found[0]["message"]
+
+
+LOADER_BUILT_INSIDE = """
+import os, time
+class Args:
+    max_wallclock_seconds = float(os.environ.get("MAX_WALLCLOCK_SECONDS", 600))
+    train_files = "data/fineweb_train_*.bin"
+class Stream:
+    def __init__(self, pattern):
+        self.tokens = load(pattern)
+    def take(self, n):
+        return self.tokens[:n]
+def calibrate(model, pattern, n):
+    stream = Stream(pattern)
+    for _ in range(n):
+        model.forward_logits(stream.take(2048))
+def main(model, opt):
+    args = Args()
+    t0 = time.perf_counter()
+    while True:
+        model(load(args.train_files)[:1024]).backward()
+        opt.step()
+        if time.perf_counter() - t0 >= args.max_wallclock_seconds:
+            break
+    calibrate(model, args.train_files, 8)
+"""
+
+
+def test_a_loader_built_inside_the_calibration_from_the_path_it_is_given():
+    # the object is built on the path its caller passes (training files): what its methods return was read
+    # from them
+    found = ga116(LOADER_BUILT_INSIDE)
+    assert [f["line"] for f in found] == [14]
+    # the same calibration given text files of its own reads no training data
+    assert ga116(LOADER_BUILT_INSIDE.replace("calibrate(model, args.train_files, 8)",
+                                             'calibrate(model, "calib/generated_*.txt", 8)')) == []

@@ -11,7 +11,7 @@ from . import aliases
 from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
-                     history, join, substitute)
+                     history, join, object_marks, substitute, train_object)
 from .limits import is_record, prefix_cut, random_start, stream_record
 from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
@@ -997,10 +997,12 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         target = self.resolve(func, q, recv_l)
         if target is not None:
             if isinstance(target, tuple):  # class construction; an object built on training files reads them
-                return self.construct(node, target, vals, kwvals) | ({"trainobj"} if "train" in allargs else EMPTY)
+                return self.construct(node, target, vals, kwvals) | train_object(allargs)
             bound = type(func) is cst.Attribute and target.cls is not None and target.params[:1] == ["self"]
             site = None if bound else site_values(self.const, target, pos, kw)
             ret = self.apply(node, target, ([recv] if bound else []) + vals, kwvals, site, argument_nodes(node, target, bound))
+            if bound:  # what a loader's method returns was read from the files the loader was built on
+                ret = _with_labels(ret, object_marks(recv_l))
             return self.passed_functions(node, pos, vals, ret)
         if type(func) is cst.Name and func.value in self.local_funcs:
             f = self.local_funcs[func.value]
