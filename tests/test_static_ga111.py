@@ -7,9 +7,10 @@ import textwrap
 
 from checks.static import engine
 
-# the validation stream capped by min(setting, its own size), as a quick-experiment switch
+# the validation stream capped by min(setting, its own size), as a quick-experiment switch, then scored
 CAPPED_STREAM = """
 import os
+import torch
 LIMIT = int(os.environ.get("EVAL_CAP", "0"))
 SEQ = 1024
 def load_val():
@@ -19,6 +20,12 @@ def load_val():
         n = min(n, tokens.numel() - 1)
         tokens = tokens[: n + 1]
     return tokens
+def evaluate(model):
+    tokens = load_val()
+    total = 0.0
+    for s in range(0, tokens.numel() - 1024, 1024):
+        total += torch.nn.functional.cross_entropy(model(tokens[s:s + 1024]), tokens[s + 1:s + 1025])
+    return total
 """
 
 # per-position losses kept for a second scorer, which reads only a prefix of them
@@ -152,7 +159,7 @@ def evaluate(model):
     starts = torch.randint(0, tokens.numel() - 1025, (64,))
     total = 0.0
     for i in starts:
-        total += model(tokens[i:i + 1024], tokens[i + 1:i + 1025])
+        total += torch.nn.functional.cross_entropy(model(tokens[i:i + 1024]), tokens[i + 1:i + 1025])
     return total / 64
 """
 
@@ -164,3 +171,50 @@ def test_windows_at_random_offsets_are_a_sample():
     every = RANDOM_WINDOWS.replace("torch.randint(0, tokens.numel() - 1025, (64,))",
                                    "torch.randperm(tokens.numel() // 1024 - 1) * 1024")
     assert errors(every) == []
+
+
+# the first windows scored to choose among candidate weights, then the whole stream scored with the choice
+CANDIDATES_ON_FIRST_WINDOWS = """
+import os
+import torch
+SEQ = int(os.environ.get("EVAL_SEQ_LEN", 1024))
+def score(model, tokens):
+    total = 0.0
+    for s in range(0, tokens.numel() - SEQ, SEQ):
+        total += torch.nn.functional.cross_entropy(model(tokens[s:s + SEQ]), tokens[s + 1:s + SEQ + 1])
+    return total
+def main(model, candidates):
+    tokens = load("fineweb_val_*.bin")
+    small = tokens[: min(64 * SEQ + 1, tokens.numel())]
+    best, best_state = float("inf"), None
+    for state in candidates:
+        model.load_state_dict(state)
+        r = score(model, small)
+        print(f"candidate {r}")
+        if r < best:
+            best, best_state = r, state
+    model.load_state_dict(best_state)
+    print(f"final val_bpb {score(model, tokens)}")
+"""
+
+
+def test_a_cut_whose_score_a_later_full_evaluation_supersedes():
+    assert errors(CANDIDATES_ON_FIRST_WINDOWS) == []
+    # without the final evaluation of the whole stream, the first windows' score is the one reported
+    only_cut = CANDIDATES_ON_FIRST_WINDOWS.replace('print(f"final val_bpb {score(model, tokens)}")', "return best")
+    assert len(errors(only_cut)) == 1
+
+
+def test_a_diagnostic_forward_on_the_first_window_is_no_evaluation():
+    code = """
+import json, os
+import torch
+SEQ = int(os.environ.get("EVAL_SEQ_LEN", 1024))
+def main(model):
+    tokens = load("fineweb_val_*.bin")
+    sample = tokens[: SEQ + 1]
+    logits = model(sample[:-1])
+    stats = {"entropy": float(-(logits.softmax(-1) * logits.log_softmax(-1)).sum(-1).mean())}
+    json.dump(stats, open("diagnostics.json", "w"))
+"""
+    assert errors(code) == []

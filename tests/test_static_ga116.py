@@ -60,3 +60,61 @@ def test_reserve_under_a_disabled_condition_does_not_count():
     assert code != WITH_RESERVE
     assert len(ga116(code)) == 1
     assert ga116(code, {"RESERVE_ON": "1"}) == []
+
+
+def test_a_log_message_of_statistics_is_no_forward():
+    # statistics of a quantization calibrated on training data, formatted into a log message by a logger the
+    # setup returned (a callable held in a local name): a message, not data a model runs on
+    code = BASE.replace("    return collect(model, Loader(args.train_files))",
+                        "    stats = summarize(load(args.train_files))\n"
+                        "    log0, path = make_logger()\n"
+                        "    log0(f\"stats:{json.dumps(stats)}\")")
+    assert "log0(f" in code
+    assert ga116(code) == []
+    # the same values handed to the callable as data are a forward
+    assert len(ga116(code.replace('log0(f"stats:{json.dumps(stats)}")', "log0(stats)"))) == 1
+
+
+def test_a_call_through_the_module_itself():
+    # ``core = sys.modules[__name__]; core.collect(...)`` calls this module's function: its forward is the work
+    code = BASE.replace("import os, time", "import os, sys, time\ncore = sys.modules[__name__]").replace(
+        "    return collect(model, Loader(args.train_files))", "    return core.collect(model, Loader(args.train_files))")
+    found = ga116(code)
+    assert [f["line"] for f in found] == [10]
+    assert "model(loader.next_batch())" in found[0]["message"]
+
+
+LOADER_BUILT_INSIDE = """
+import os, time
+class Args:
+    max_wallclock_seconds = float(os.environ.get("MAX_WALLCLOCK_SECONDS", 600))
+    train_files = "data/fineweb_train_*.bin"
+class Stream:
+    def __init__(self, pattern):
+        self.tokens = load(pattern)
+    def take(self, n):
+        return self.tokens[:n]
+def calibrate(model, pattern, n):
+    stream = Stream(pattern)
+    for _ in range(n):
+        model.forward_logits(stream.take(2048))
+def main(model, opt):
+    args = Args()
+    t0 = time.perf_counter()
+    while True:
+        model(load(args.train_files)[:1024]).backward()
+        opt.step()
+        if time.perf_counter() - t0 >= args.max_wallclock_seconds:
+            break
+    calibrate(model, args.train_files, 8)
+"""
+
+
+def test_a_loader_built_inside_the_calibration_from_the_path_it_is_given():
+    # the object is built on the path its caller passes (training files): what its methods return was read
+    # from them
+    found = ga116(LOADER_BUILT_INSIDE)
+    assert [f["line"] for f in found] == [14]
+    # the same calibration given text files of its own reads no training data
+    assert ga116(LOADER_BUILT_INSIDE.replace("calibrate(model, args.train_files, 8)",
+                                             'calibrate(model, "calib/generated_*.txt", 8)')) == []

@@ -170,3 +170,40 @@ def test_a_log_of_the_trained_loss_is_not_a_score_after_the_step():
     # the running sum of the loss each step was taken on was computed before the step: the pass over the
     # validation stream is a training phase before the evaluation, not a chunk trained then scored
     assert findings(EPOCHS_WITH_A_LOSS_LOG) == [("GA107", "error")]
+
+
+SCORE_FIRST_WITH_A_SUMMING_FORWARD = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+class GPT(nn.Module):
+    def forward_logits(self, x):
+        h = self.embed(x)
+        for k, block in enumerate(self.blocks):
+            h = h + F.log_softmax(block(h), -1)
+        return self.head(h)
+def evaluate_ttt(model, opt, tokens, epochs):
+    loss_sum = torch.zeros(())
+    for c in range(0, len(tokens) - 1025, 1024):
+        x, y = tokens[c:c + 1024], tokens[c + 1:c + 1025]
+        with torch.inference_mode():
+            loss_sum += F.cross_entropy(model.forward_logits(x), y, reduction="sum")
+        for epoch in range(epochs):
+            logits = model.forward_logits(x)
+            nll = F.cross_entropy(logits, y, reduction="none")
+            loss = nll.mean()
+            loss.backward()
+            opt.step()
+    return loss_sum
+def main():
+    model = GPT()
+    val = load("fineweb_val_000000.bin")
+    evaluate_ttt(model, opt, val, 4)
+main()
+'''
+
+
+def test_sums_inside_a_forward_the_trained_loss_is_computed_from():
+    # the forward's running sum, reached through the names the loss is computed from (logits -> nll -> loss),
+    # is part of the loss trained in each epoch, not a score of the chunk made after the step
+    assert findings(SCORE_FIRST_WITH_A_SUMMING_FORWARD) == []

@@ -53,6 +53,7 @@ class Rule:
     severity = "error"
     KINDS: tuple[str, ...] = ()  # flow events this rule reports
     NEEDS_SINK = False  # report only when the value reaches a score accumulation
+    NEEDS_REPORTED = False  # report only when the value may reach the reported score (flow/reported.py)
     VALID: list[str] = []
     INVALID: list[str] = []
 
@@ -203,6 +204,8 @@ def _analyse(prog: flow.Program, sources: list[Source], train_stop: float | None
     for (kind, gid), ev in sorted(prog.facts.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         for rule in by_kind.get(kind, []):
             disabled = ev.disabled
+            if rule.NEEDS_REPORTED and not flow.reaches_reported(prog.facts, kind, gid, ev.data.get("scores", False)):
+                continue
             if rule.NEEDS_SINK:
                 sink = prog.facts.get(("sink:" + kind, gid))
                 if sink is None:

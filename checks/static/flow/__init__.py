@@ -29,4 +29,5 @@ from .consts import UNKNOWN  # noqa: F401
 from .interpret import Walker  # noqa: F401
 from .labels import EMPTY, It, Tup, flat, join  # noqa: F401
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary  # noqa: F401
+from .reported import reaches_reported  # noqa: F401
 from .tree import _ORDER, TRIVIA, children, code, code_children, dotted, literal_value, walk  # noqa: F401

@@ -12,11 +12,12 @@ from .callsites import DEFAULT, site_values
 from .bounds import LeastValues
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, enclosed, flat,
-                     has_placeholder, history, join, substitute)
-from .limits import prefix_cut, random_start, stream_record
+                     has_placeholder, history, join, object_marks, substitute, train_object)
+from .limits import is_record, prefix_cut, random_start, stream_record
 from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .mixtures import mixture_labels
+from .reported import OVER, superseded
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
 from .runlogs import Shown
 from .state import StateFills, argument_nodes
@@ -150,7 +151,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         self.effects: list[tuple[Effect, int]] = []  # (effect, site node id)
         self.where = func.qualname if func else "<module>"
         self.fresh_names: set[str] = set()
-        self.forward_of: dict[str, int] = {}  # name -> the call whose result it holds as is (trainfwd.py)
+        self.forward_of: dict[str, frozenset] = {}  # name -> the calls its value is computed from (trainfwd.py)
         self.trained: set[str] = set()  # names backward() was called on (trainfwd.py)
         self.loop_site: dict[int, int] = {}
         self.loops: list[int] = []  # the enclosing loops (node ids), outermost first
@@ -255,9 +256,17 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
                              data={"origin": eff.origin, "loop": self.loop_site.get(site, 0), "func": self.f,
                                    "epochs": self.epochs_between(k, site)}))
         self.late_train_reads()
+        self.unreported_scores()
         self.summary.effects = [e for e, _ in self.effects]
         self.summary.env = self.env
         self.summary.events = [e for e in self.summary.events if e.state() == "maybe"]
+
+    def unreported_scores(self) -> None:
+        """Values that reach a score a later evaluation of the stream supersedes (reported.py)."""
+        scores = [e for e, _ in self.effects if e.kind == "score"]
+        for lab in superseded(scores):
+            kind, _, at = lab.partition("@")
+            self.p.record(Event(OVER + kind, int(at)))
 
     def epochs_between(self, k: int, site: int) -> bool:
         """Whether the loop that holds training step ``k`` and the next score after it repeats the same work
@@ -588,7 +597,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
     def score(self, origin: int, site: int, labels: frozenset) -> None:
         """A loss summed into a total: a score when it is of validation data; its provenance reaches the score."""
         if "val" in labels or has_placeholder(labels):
-            self.effects.append((Effect("score", origin, labels), site))
+            self.effects.append((Effect("score", origin, labels, disabled=self.disabled), site))
             self.at_site(site)
             # training-split data inside the score of validation data: the eval reads training shards
             self.event(Event("tde", origin, (Need(labels, "train"), Need(labels, "val"))))
@@ -764,10 +773,18 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
             else:
                 out = out | {f"tgt?{x}" for x in base_l if x.startswith("p:")}
         if "val" in base_l and ("rand" in idx if not sliced else random_start(node, idx)):
-            self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "random"}))
+            out = out | self.partial(node, base_l, "random")
         if sliced and prefix_cut(self, node, base_l, WINDOW_OR_SCORE):
-            self.event(Event("pev", self.gid(node), (Need(stream_record(base_l), "val"),), data={"how": "limit"}))
+            out = out | self.partial(node, base_l, "limit")
         return self.read(node, base_l, keyl - {"mask"}, out, self.root_name(node.value))
+
+    def partial(self, node, stream: frozenset, how: str) -> frozenset:
+        """Part of the validation stream (a prefix cut by a setting, a random sample): a fact, and the
+        provenance its scores carry, so that the rule can ask whether the reported score is one of them."""
+        g = self.gid(node)
+        self.event(Event("pev", g, (Need(stream_record(stream), "val"),),
+                         data={"how": how, "scores": is_record(stream)}))
+        return frozenset({f"pev@{g}"})
 
     def read(self, node, table: frozenset, key: frozenset, out: frozenset, root: str | None = None) -> frozenset:
         """A read ``table[key]``: the model's distribution at the target is the score; any other table
@@ -1031,10 +1048,12 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         target = self.resolve(func, q, recv_l)
         if target is not None:
             if isinstance(target, tuple):  # class construction; an object built on training files reads them
-                return self.construct(node, target, vals, kwvals) | ({"trainobj"} if "train" in allargs else EMPTY)
+                return self.construct(node, target, vals, kwvals) | train_object(allargs)
             bound = type(func) is cst.Attribute and target.cls is not None and target.params[:1] == ["self"]
             site = None if bound else site_values(self.const, target, pos, kw)
             ret = self.apply(node, target, ([recv] if bound else []) + vals, kwvals, site, argument_nodes(node, target, bound))
+            if bound:  # what a loader's method returns was read from the files the loader was built on
+                ret = _with_labels(ret, object_marks(recv_l))
             return self.passed_functions(node, pos, vals, ret)
         if type(func) is cst.Name and func.value in self.local_funcs:
             f = self.local_funcs[func.value]
@@ -1154,6 +1173,11 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
                     if f is not None:
                         return f
                 return None
+            if isinstance(func.value, cst.Name) and func.value.value in self.m.self_names:
+                if meth in self.m.functions:  # ``core = sys.modules[__name__]; core.f(...)``
+                    return self.m.functions[meth]
+                if meth in self.m.classes:
+                    return ("class", self.m, meth)
             if q:
                 r = self.p.resolve_import(self.m, q)
                 if r is not None:

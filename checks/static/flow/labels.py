@@ -21,6 +21,20 @@ EMPTY: frozenset = frozenset()
 CURRENT = frozenset({"tgt", "tgteq", "mix", "mixp", "tgtprob", "loss", "dist"})
 STRUCTURAL_PREFIXES = ("ws:", "wend:", "wlen:", "cls:")
 TRAIN_READ = frozenset({"train", "trainobj"})  # training files, or an object built on them (a loader)
+TRAIN_OBJ_IF = "tobj?p:"  # an object built on a parameter: a loader of training files if the caller passes them
+
+
+def train_object(labels: frozenset) -> frozenset:
+    """What marks an object built on these values as reading training files: ``trainobj`` when they are
+    training files, a condition on the parameters they hold otherwise (resolved at the call sites)."""
+    if labels & TRAIN_READ:
+        return frozenset({"trainobj"})
+    return frozenset(f"tobj?{x}" for x in labels if x.startswith("p:"))
+
+
+def object_marks(labels: frozenset) -> frozenset:
+    """The marks of an object built on training files (or on a parameter that may hold them)."""
+    return frozenset(x for x in labels if x == "trainobj" or x.startswith(TRAIN_OBJ_IF))
 
 
 def flat(v) -> frozenset:
@@ -116,6 +130,12 @@ def substitute(v, args: list):
             a = flat(args[i]) if i < len(args) else EMPTY
             out.update("tgteq" if y == "tgt" else f"eq?{y}" if y.startswith("p:") else y
                        for y in a if y not in ("mix", "mixp") and not y.startswith("tgt?"))
+        elif x.startswith(TRAIN_OBJ_IF):  # an object built on argument i: a loader, if i is training files
+            i = int(x[len(TRAIN_OBJ_IF):])
+            a = flat(args[i]) if i < len(args) else EMPTY
+            if "train" in a or "trainobj" in a:
+                out.add("trainobj")
+            out.update(f"tobj?{y}" for y in a if y.startswith("p:"))
         elif x.startswith("tgt?p:"):  # the target, if argument i turns out to be validation data
             i = int(x[6:])
             a = flat(args[i]) if i < len(args) else EMPTY

@@ -7,10 +7,11 @@ import re
 
 import libcst as cst
 
+from .hooks import calibrates, is_gram as _is_gram
 from .labels import CURRENT, EMPTY, It, Tup, elem, flat, has_placeholder, join
 from .limits import CAPPED, SAMPLED, SAMPLING_CALLS, capped_min
 from .model import Effect, Event, Need
-from .tree import code, dotted, literal_value
+from .tree import code, dotted, literal_value, walk
 
 _VAL_PATH = re.compile(r"(?<![a-z])(val|valid|validation)(?![a-z])", re.I)
 _TRAIN_PATH = re.compile(r"(?<![a-z])train(?![a-z])", re.I)
@@ -53,14 +54,26 @@ def _keyword_literal(call: cst.Call, name: str):
     return None
 
 
-def _is_gram(node) -> bool:
-    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply):
-        return "T" in code(node.left) or "t()" in code(node.left) or "transpose" in code(node.left)
-    if isinstance(node, cst.Call) and dotted(node.func).rsplit(".", 1)[-1] in ("matmul", "mm") and node.args:
-        first = code(node.args[0].value)
-        return ".T" in first or "t()" in first or "transpose" in first
+# Calls that turn values into text (a log message, a JSON line).
+TEXT_CALLS = frozenset({"str", "repr", "format", "dumps"})
+
+
+def _is_text(node) -> bool:
+    """A string: a literal, a formatted string, ``json.dumps(x)``, ``str(x)``."""
+    if isinstance(node, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString)):
+        return True
+    if isinstance(node, cst.Call):
+        f = node.func
+        name = f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
+        return name in TEXT_CALLS
     return False
 
+
+def _text_only(node) -> bool:
+    """A call given only text (``log0(f"stats:{json.dumps(stats)}")``): a message written somewhere, not data a
+    model runs on, whatever values were formatted into it."""
+    return bool(node.args) and all(_is_text(a.value) for a in node.args if a.keyword is None) \
+        and any(a.keyword is None for a in node.args)
 
 
 class LibraryCalls:
@@ -71,7 +84,7 @@ class LibraryCalls:
             src = recv_l | allargs
             return frozenset({"valsize"}) if "val" in src else EMPTY
         if name in ("register_forward_hook", "register_forward_pre_hook") and type(func) is cst.Attribute:
-            self.hooks = True
+            self.hooks = self.hooks or self.calibration_hook(node)
             return EMPTY
         if name == "backward" and type(func) is cst.Attribute:
             g = self.gid(node)
@@ -151,7 +164,8 @@ class LibraryCalls:
         # a model (an nn.Module) called on data: its outputs are logits, a distribution over the vocabulary
         out = recv_l | allargs
         callable_value = type(func) is cst.Attribute or (type(func) is cst.Name and func.value in self.env)
-        if callable_value and not q and (allargs & {"val", "train"} or has_placeholder(allargs)):
+        if callable_value and not q and (allargs & {"val", "train"} or has_placeholder(allargs)) \
+                and not _text_only(node):
             forwards = self.forwards(func, len(vals), recv_l)
             if "val" not in allargs and (forwards or type(func) is cst.Name or name in ("forward", "forward_logits")):
                 # a model's forward, perhaps on training data (the labels tell, once known)
@@ -167,6 +181,15 @@ class LibraryCalls:
             if type(func) is cst.Name or name in ("forward", "forward_logits"):
                 out = out | {"dist"}
         return frozenset(x for x in out if not x.startswith("cls:"))  # a call's result is not the receiver
+
+    def calibration_hook(self, node) -> bool:
+        """The hook registered collects calibration data (hooks.py); a hook the walk cannot find is taken to."""
+        def resolve(name):
+            f = self.local_funcs.get(name) or self.m.functions.get(name)
+            return f.node if f is not None else None
+
+        defs = [f for f in (resolve(n.value) for n in walk(node) if isinstance(n, cst.Name)) if f is not None]
+        return not defs or any(calibrates(f, resolve) for f in defs)
 
     def is_fresh(self, node) -> bool:
         """A tensor created here with requires_grad=True (a per-window delta, a bias to optimize)."""

@@ -34,6 +34,12 @@ def stream_record(base: frozenset) -> frozenset:
     return base | {"val"} if STREAM_SIZE in base else base
 
 
+def is_record(base: frozenset) -> bool:
+    """Values kept per scored position (losses, or an array sized by the stream), not the token stream: a cut
+    of them is a cut of what was scored, whatever computes the number from them afterwards."""
+    return bool(base & {"loss", STREAM_SIZE})
+
+
 def limit_on(value) -> bool:
     """A limit's value under the launch cuts the stream: unknown, or a positive count below the stream's size."""
     if value is UNKNOWN:

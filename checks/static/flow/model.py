@@ -16,6 +16,13 @@ from .totals import table_totals
 from .tree import assigned_names, dotted
 
 
+def _this_module(node) -> bool:
+    """``sys.modules[__name__]``: the module that runs the expression."""
+    return isinstance(node, cst.Subscript) and dotted(node.value) == "sys.modules" and len(node.slice) == 1 \
+        and isinstance(node.slice[0].slice, cst.Index) and isinstance(node.slice[0].slice.value, cst.Name) \
+        and node.slice[0].slice.value.value == "__name__"
+
+
 @dataclass
 class Need:
     labels: frozenset
@@ -102,6 +109,7 @@ class ModuleInfo:
     tree: cst.Module
     source: str
     aliases: dict = field(default_factory=dict)  # local name -> dotted import path
+    self_names: set = field(default_factory=set)  # names bound to the module itself (``sys.modules[__name__]``)
     functions: dict = field(default_factory=dict)  # module-level name -> FunctionDef
     classes: dict = field(default_factory=dict)  # class name -> {method name: FunctionDef}
     bases: dict = field(default_factory=dict)
@@ -191,6 +199,8 @@ class Program:
             m.bases[stmt.name.value] = [dotted(a.value) for a in stmt.bases]
         elif isinstance(stmt, cst.SimpleStatementLine):
             for s in stmt.body:
+                if isinstance(s, cst.Assign) and _this_module(s.value):
+                    m.self_names.update(t.target.value for t in s.targets if isinstance(t.target, cst.Name))
                 if isinstance(s, cst.Import):
                     for a in s.names:
                         full = dotted(a.name)

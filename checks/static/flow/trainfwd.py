@@ -4,7 +4,8 @@ A model's ``forward(x, y)`` may add auxiliary losses into a running sum (``mtp_l
 F.cross_entropy(...)``) and return it with the main loss. Called as ``loss = model(x, y)`` and followed
 by ``loss.backward()``, that sum is the loss being trained, not a score of tokens before the step: it
 must not make the step look score-first (``scored_first``), in this function or in its callers, which
-see the callee's effects at one call site.
+see the callee's effects at one call site. The same holds when the trained loss is computed from the
+forward's result through names (``logits = model.forward_logits(x)``, ``loss = F.cross_entropy(logits, y)``).
 
 The loss a step was taken on, summed afterwards (``epoch_loss += loss.detach() * n``), is a log of
 the training loss, computed before the step: not a score made after it.
@@ -18,24 +19,30 @@ from .tree import walk
 
 
 class TrainingForward:
-    """A mixin of ``Walker``: ``forward_of`` maps a name to the call whose result it holds as is;
+    """A mixin of ``Walker``: ``forward_of`` maps a name to the calls its value is computed from;
     ``trained`` holds the names ``backward()`` was called on."""
 
     def note_forward(self, name: str, value) -> None:
-        """``name = value``: remember the call when the value is one (``loss = model(x, y)``)."""
-        if isinstance(value, cst.Call):
-            self.forward_of[name] = self.gid(value)
+        """``name = value``: remember the calls the value is computed from, here (``loss = model(x, y)``) or
+        through the names it reads (``logits = model.forward_logits(x)``, then ``nll = F.cross_entropy(logits,
+        y)``, then ``loss = nll.mean()``)."""
+        sites = {self.p.node_ids[id(n)] for n in walk(value) if isinstance(n, cst.Call) and id(n) in self.p.node_ids}
+        for n in walk(value):
+            if isinstance(n, cst.Name):
+                sites |= self.forward_of.get(n.value, frozenset())
+        if sites:
+            self.forward_of[name] = frozenset(sites)
         else:
             self.forward_of.pop(name, None)
 
     def drop_training_sums(self, receiver) -> None:
-        """``receiver.backward()``: the scores made inside the call whose result ``receiver`` holds are
-        sums of the trained loss; they leave this body's effects."""
+        """``receiver.backward()``: the scores made inside the calls the value of ``receiver`` is computed from
+        are sums of the trained loss; they leave this body's effects."""
         if isinstance(receiver, cst.Name):
             self.trained.add(receiver.value)
-        site = self.forward_of.get(receiver.value) if isinstance(receiver, cst.Name) else None
-        if site is not None:
-            self.effects = [(e, s) for e, s in self.effects if not (e.kind == "score" and s == site)]
+        sites = self.forward_of.get(receiver.value, frozenset()) if isinstance(receiver, cst.Name) else frozenset()
+        if sites:
+            self.effects = [(e, s) for e, s in self.effects if not (e.kind == "score" and s in sites)]
 
     def of_trained_loss(self, node) -> bool:
         """``acc += loss.detach() * n`` with ``loss`` a name this body has called ``backward()`` on."""

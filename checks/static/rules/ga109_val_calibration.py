@@ -35,6 +35,27 @@ def main(model):
     train = load("fineweb_train_000001.bin")
     return calibrate(model, train)
 """,
+        # hooks that summarise activations into numbers for a diagnostics file, on one validation window
+        """
+import json, time
+def summary(t):
+    x = t.detach().float()
+    return {"mean": float(x.mean().item()), "norm": float(x.norm().item()), "shape": list(x.shape)}
+def probe(model, x):
+    stats, timing = {}, {}
+    def make_hook(name):
+        def hook(mod, inp, out):
+            stats[name] = summary(out)
+            timing[name] = time.perf_counter()
+        return hook
+    for i, layer in enumerate(model.layers):
+        layer.register_forward_hook(make_hook(f"layer{i}"))
+    model(x)
+    return stats
+def main(model):
+    val = load("fineweb_val_000000.bin")
+    json.dump(probe(model, val[:1024]), open("diagnostics.json", "w"))
+""",
     ]
     INVALID = [
         """

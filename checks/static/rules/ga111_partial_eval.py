@@ -25,6 +25,7 @@ class PartialEval(Rule):
     family = "partial-eval"
     severity = "error"
     KINDS = ("pev",)
+    NEEDS_REPORTED = True
     VALID = [
         """
 import os
@@ -89,17 +90,28 @@ def evaluate(model, starts):
     INVALID = [
         """
 import os
+import torch.nn.functional as F
 LIMIT = int(os.environ.get("VAL_TOKEN_LIMIT", "1000000"))
 def load_val():
     tokens = load("fineweb_val_*.bin")
     return tokens[:LIMIT]  # <- fires
+def evaluate(model):
+    tokens = load_val()
+    total = 0.0
+    total += F.cross_entropy(model(tokens[:-1]), tokens[1:], reduction="sum")
+    return total
 """,
         """
 import torch
-def load_val():
+import torch.nn.functional as F
+def evaluate(model):
     tokens = load("fineweb_val_*.bin")
     idx = torch.randint(0, len(tokens) - 1, (4096,))
-    return tokens[idx]  # <- fires
+    x = tokens[idx]  # <- fires
+    y = tokens[idx + 1]  # <- fires
+    total = 0.0
+    total += F.cross_entropy(model(x), y, reduction="sum")
+    return total
 """,
     ]
 
