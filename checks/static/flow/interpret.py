@@ -10,8 +10,8 @@ import libcst as cst
 from . import aliases
 from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
-from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
-                     history, join, substitute)
+from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, captured, elem, flat,
+                     has_placeholder, history, join, substitute)
 from .limits import prefix_cut, random_start, stream_record
 from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
@@ -199,7 +199,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
             self.env[f.star] = frozenset({f"p:{len(f.params)}"})
         if f.outer is not None:  # closures read the enclosing function's values
             for k, v in f.outer.env.items():
-                self.env.setdefault(k, v)
+                self.env.setdefault(k, captured(v))
             self.consts.update(f.outer.consts)
             self.local_funcs.update(f.outer.local_funcs)
             self.fn_aliases.update(f.outer.fn_aliases)
@@ -1030,15 +1030,20 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         model)``, ``run(fn, *args)``) is taken as called there with the arguments that follow it: its
         effects and events happen at this call, and its result joins the call's."""
         for i, a in enumerate(pos):
-            if type(a.value) is not cst.Name:
-                continue
-            f = self.local_funcs.get(a.value.value)
-            if f is None:
-                target = self.resolve(a.value, "", EMPTY)
-                f = target if isinstance(target, FunctionDef) else None
-            if f is not None and not f.in_progress:
+            f = self.function_named(a.value)
+            if f is not None:
                 ret = join(ret, self.apply(node, f, vals[i + 1:], {}))
         return ret
+
+    def function_named(self, expr) -> FunctionDef | None:
+        """The submission function (a local one first) that ``expr`` names, when it is not being analysed."""
+        if type(expr) is not cst.Name:
+            return None
+        f = self.local_funcs.get(expr.value)
+        if f is None:
+            target = self.resolve(expr, "", EMPTY)
+            f = target if isinstance(target, FunctionDef) else None
+        return f if f is not None and not f.in_progress else None
 
     def forwards(self, func, nargs: int, recv_l) -> list[FunctionDef]:
         """Class-hierarchy resolution of ``model(...)`` and ``obj.method(...)`` on values of unknown class:
@@ -1159,7 +1164,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         if argnodes is not None:
             self.fills_at_call(node, s.fills, args, argnodes)
         if s.outer_fills:
-            self.closure_fills_at_call(node, s.outer_fills)
+            self.closure_fills_at_call(node, s.outer_fills, args)
         for ev in s.events:
             self.event(ev.instantiate(args, self.disabled))
         for i, labels in s.param_writes.items():

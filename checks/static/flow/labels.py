@@ -66,8 +66,25 @@ def has_placeholder(labels: frozenset) -> bool:
     return any("p:" in x for x in labels)
 
 
+# ``p:^<i>``: placeholder i of the enclosing function, as a local function (a closure) reads it. The closure's
+# own parameters are ``p:<i>``; a call of the closure, made in the enclosing function, gives back ``p:<i>``.
+CAPTURED = "p:^"
+
+
+def captured(v):
+    """A value of the enclosing function as a closure reads it: its placeholders kept apart from the closure's."""
+    if isinstance(v, Tup):
+        return Tup(tuple(captured(x) for x in v.items))
+    if isinstance(v, It):
+        return It(captured(v.elem))
+    if not isinstance(v, frozenset) or not has_placeholder(v):
+        return v
+    return frozenset(x.replace("p:", CAPTURED, 1) if "p:" in x else x for x in v)
+
+
 def substitute(v, args: list):
-    """Replace ``p:<i>`` by the labels of argument i (and provenance labels keep their identity)."""
+    """Replace ``p:<i>`` by the labels of argument i (and provenance labels keep their identity); the enclosing
+    function's placeholders that a closure read (``p:^<i>``) are the caller's own again."""
     if isinstance(v, Tup):
         return Tup(tuple(substitute(x, args) for x in v.items))
     if isinstance(v, It):
@@ -76,7 +93,9 @@ def substitute(v, args: list):
         return v
     out = set()
     for x in v:
-        if x.startswith("p:"):
+        if CAPTURED in x:
+            out.add(x.replace(CAPTURED, "p:", 1))
+        elif x.startswith("p:"):
             i = int(x[2:])
             if i < len(args):
                 out |= flat(args[i])

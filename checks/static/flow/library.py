@@ -42,7 +42,18 @@ NETWORK_MODULES = ("socket", "urllib", "requests", "http", "httpx", "aiohttp", "
 NETWORK_CALLS = {("torch", "hub"), ("datasets", "load_dataset"), ("transformers", "from_pretrained")}
 HUB_DOWNLOADS = ("hf_hub_download", "snapshot_download")
 CLOCK_CALLS = {"time.perf_counter", "time.time", "time.monotonic", "time.perf_counter_ns", "time.monotonic_ns"}
+# An optimizer's ``step(closure)`` calls the closure, which computes the loss and its gradients (L-BFGS calls it
+# again during its line search): the closure's training and scores happen at the step.
+CLOSURE_CALLERS = {"step"}
 PROGRAM_CALLS = {("os", "system"), ("os", "popen"), ("os", "execv"), ("os", "execvp"), ("os", "spawnv")}
+
+
+def _closure_argument(call: cst.Call):
+    """The closure handed to an optimizer's step: its first positional argument or ``closure=``."""
+    for a in call.args:
+        if a.keyword is None or a.keyword.value == "closure":
+            return a.value
+    return None
 
 
 def _keyword_literal(call: cst.Call, name: str):
@@ -79,6 +90,10 @@ class LibraryCalls:
             self.effects.append((Effect("train", g, recv_l, fresh="fresh" in recv_l, disabled=self.disabled), g))
             self.at_site(g)
             return EMPTY
+        if name in CLOSURE_CALLERS and type(func) is cst.Attribute and not q:
+            closure = self.function_named(_closure_argument(node))
+            if closure is not None:  # ``opt.step(closure)``: the closure runs here, its loss is the result
+                return flat(self.apply(node, closure, [], {}))
         if q.endswith(("environ.get", "getenv")) or q == "os.environ.get":
             return frozenset({"env"}) | allargs
         if name in LOSS_CALLS:
