@@ -170,3 +170,40 @@ def test_a_log_of_the_trained_loss_is_not_a_score_after_the_step():
     # the running sum of the loss each step was taken on was computed before the step: the pass over the
     # validation stream is a training phase before the evaluation, not a chunk trained then scored
     assert findings(EPOCHS_WITH_A_LOSS_LOG) == [("GA107", "error")]
+
+
+# An evaluation first, then a training pass over the validation stream written inline in ``main``, then the
+# evaluation that counts: the earlier evaluation does not make the pass score-first (its loop holds no score).
+EVAL_THEN_INLINE_PASS = '''
+import torch.nn.functional as F
+def evaluate(model, tokens):
+    total = 0.0
+    for c in range(0, len(tokens) - 1025, 1024):
+        total += F.cross_entropy(model(tokens[c:c + 1024]), tokens[c + 1:c + 1025], reduction="sum")
+    return total
+def main(model, opt):
+    val = load("fineweb_val_000000.bin")
+    print(evaluate(model, val))
+    for epoch in range(30):
+        for c in range(0, len(val) - 1025, 1024):
+            {body}
+    print(evaluate(model, val))
+main(None, None)
+'''
+TRAIN_CHUNK = '''loss = F.cross_entropy(model(val[c:c + 1024]), val[c + 1:c + 1025])
+            loss.backward()
+            opt.step()'''
+SCORE_THEN_TRAIN_CHUNK = '''total = 0.0
+            total += F.cross_entropy(model(val[c:c + 1024]), val[c + 1:c + 1025], reduction="sum")
+            loss = F.cross_entropy(model(val[c:c + 1024]), val[c + 1:c + 1025])
+            loss.backward()
+            opt.step()'''
+
+
+def test_a_training_pass_after_an_earlier_evaluation_is_a_training_phase():
+    assert findings(EVAL_THEN_INLINE_PASS.format(body=TRAIN_CHUNK)) == [("GA107", "error")]
+
+
+def test_a_score_first_pass_after_an_earlier_evaluation_stays_clean():
+    code = EVAL_THEN_INLINE_PASS.replace("for epoch in range(30):", "for epoch in range(1):")
+    assert findings(code.format(body=SCORE_THEN_TRAIN_CHUNK)) == []

@@ -234,13 +234,15 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
             if self.scored_first(k, site):
                 later = self.rescored_after(site)  # epochs of a score-first loop (epochs.py)
             else:
-                later = [e for e, _ in self.effects[k + 1:] if e.kind == "score"]
+                later = [(e, s) for e, s in self.effects[k + 1:] if e.kind == "score"]
             if not later:
                 continue
-            score_labels = EMPTY.union(*[e.labels for e in later])
+            score_labels = EMPTY.union(*[e.labels for e, _ in later])
             kind = "eto" if eff.fresh else "ubs"
+            # ``loop``: the loops the step shares with the score after it (a chunk adapted then scored in the same
+            # pass), none for a training pass that is over before an evaluation starts
             self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")), disabled=eff.disabled,
-                             data={"origin": eff.origin, "loop": self.loop_site.get(site, 0), "func": self.f,
+                             data={"origin": eff.origin, "loop": len(self.shared_loops(site, later[0][1])), "func": self.f,
                                    "epochs": self.epochs_between(k, site)}))
         self.late_train_reads()
         self.summary.effects = [e for e, _ in self.effects]
@@ -254,23 +256,32 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         later = [s for e, s in self.effects[k + 1:] if e.kind == "score"]
         if not later:
             return False
-        mine, theirs = self.loop_path.get(site, ()), self.loop_path.get(later[0], ())
-        common = [a for a, b in zip(mine, theirs) if a == b]
+        common = self.shared_loops(site, later[0])
         if not common:
             return False
         node = self.p.nodes[common[-1]][1]
         return isinstance(node, cst.For) and not _reads_loop_variable(node)
 
+    def shared_loops(self, a: int, b: int) -> list[int]:
+        """The loops around both effect sites ``a`` and ``b`` (node ids, outermost first)."""
+        common = []
+        for x, y in zip(self.loop_path.get(a, ()), self.loop_path.get(b, ())):
+            if x != y:
+                break
+            common.append(x)
+        return common
+
     def scored_first(self, k: int, site: int) -> bool:
-        """Whether the training step ``k`` comes after a score it may follow: inside a loop, any earlier
-        score (a score-first loop trains on chunks already scored); at the top of the body (a call to a
-        whole adaptation phase), a score of the same call (a score-first evaluation that trains as it goes)
-        -- a score by an earlier, separate evaluation does not make a later training pass legal. A helper's
-        sum of validation-derived values into the caller's totals counts as a score here."""
+        """Whether the training step ``k`` comes after a score it may follow: inside a loop, an earlier score
+        in a loop around the step too (a score-first loop trains on chunks already scored); at the top of the
+        body (a call to a whole adaptation phase), a score of the same call (a score-first evaluation that
+        trains as it goes) -- a score by an earlier, separate evaluation does not make a later training pass
+        legal, in a loop of its own or in a call. A helper's sum of validation-derived values into the
+        caller's totals counts as a score here."""
         # the summed values may come from a callable the caller passes (``forward_ttt_train(x, y)``)
         before = [s for e, s in self.effects[:k] if e.kind == "score" or e.kind == MAYBE_SCORE and "val" in e.labels]
         if self.loop_site.get(site, 0):
-            return bool(before)
+            return any(self.shared_loops(site, s) for s in before)
         return site in before
 
     def late_train_reads(self) -> None:
