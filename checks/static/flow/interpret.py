@@ -10,8 +10,8 @@ import libcst as cst
 from . import aliases
 from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
-from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, captured, elem, flat,
-                     has_placeholder, history, join, substitute)
+from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, built_on, captured, elem,
+                     flat, has_placeholder, history, join, read_from, substitute)
 from .limits import prefix_cut, random_start, stream_record
 from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
@@ -596,7 +596,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
                 self.env[key] = join(self.env.get(key), v)
             # an object's fields hold no whole-stream mark of their own: the call that fills the object at
             # the top of a function marks the object (state.py), a helper called once per chunk marks nothing
-            labels = frozenset(x for x in flat(v) if not x.startswith(("p:", "fut@")))
+            labels = frozenset(x for x in flat(v) if "p:" not in x and not x.startswith("fut@"))
             self.p.attrs[target.attr.value] = self.p.attrs.get(target.attr.value, EMPTY) | labels
             for c in self.classes_of(target.value):
                 self.p.attrs[(c, target.attr.value)] = self.p.attrs.get((c, target.attr.value), EMPTY) | labels
@@ -991,10 +991,13 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         target = self.resolve(func, q, recv_l)
         if target is not None:
             if isinstance(target, tuple):  # class construction; an object built on training files reads them
-                return self.construct(node, target, vals, kwvals) | ({"trainobj"} if "train" in allargs else EMPTY)
+                return self.construct(node, target, vals, kwvals) | ({"trainobj"} if "train" in allargs else EMPTY) \
+                    | built_on(allargs)
             bound = type(func) is cst.Attribute and target.cls is not None and target.params[:1] == ["self"]
             site = None if bound else site_values(self.const, target, pos, kw)
             ret = self.apply(node, target, ([recv] if bound else []) + vals, kwvals, site, argument_nodes(node, target, bound))
+            if bound:  # a method of an object built on data returns what it read from them
+                ret = join(ret, read_from(recv_l))
             return self.passed_functions(node, pos, vals, ret)
         if type(func) is cst.Name and func.value in self.local_funcs:
             f = self.local_funcs[func.value]

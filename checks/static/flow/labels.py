@@ -82,6 +82,24 @@ def captured(v):
     return frozenset(x.replace("p:", CAPTURED, 1) if "p:" in x else x for x in v)
 
 
+# An object built on data: ``of:<x>`` with x the data its constructor was handed (validation or training files
+# or tokens, a caller's ``p:<i>``); ``of?p:<i>``: the data that argument i's object was built on. What a method of
+# such an object returns was read from that data (a loader's batches, a stream's tokens).
+BUILT_ON, READ_FROM = "of:", "of?"
+DATA_ORIGINS = frozenset({"val", "train"})
+
+
+def built_on(labels: frozenset) -> frozenset:
+    """The marks of an object built with arguments of these labels."""
+    return frozenset(BUILT_ON + x for x in labels if x in DATA_ORIGINS or x.startswith(("p:", BUILT_ON)))
+
+
+def read_from(receiver: frozenset) -> frozenset:
+    """The data a method of an object with these labels reads: what it was built on."""
+    return frozenset(x[len(BUILT_ON):] if x.startswith(BUILT_ON) else READ_FROM + x
+                     for x in receiver if x.startswith((BUILT_ON, "p:")))
+
+
 def substitute(v, args: list):
     """Replace ``p:<i>`` by the labels of argument i (and provenance labels keep their identity); the enclosing
     function's placeholders that a closure read (``p:^<i>``) are the caller's own again."""
@@ -99,6 +117,12 @@ def substitute(v, args: list):
             i = int(x[2:])
             if i < len(args):
                 out |= flat(args[i])
+        elif x.startswith(BUILT_ON + "p:"):  # an object built on argument i
+            i = int(x[len(BUILT_ON) + 2:])
+            out |= built_on(flat(args[i]) if i < len(args) else EMPTY)
+        elif x.startswith(READ_FROM + "p:"):  # read from what argument i's object was built on
+            i = int(x[len(READ_FROM) + 2:])
+            out |= read_from(flat(args[i]) if i < len(args) else EMPTY)
         elif x.startswith("eq?p:"):  # an equality test on argument i
             i = int(x[5:])
             a = flat(args[i]) if i < len(args) else EMPTY
