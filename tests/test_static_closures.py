@@ -106,3 +106,42 @@ def test_a_closure_keyed_by_the_enclosing_parameters_target_reads_the_target():
     main()
     """
     assert errors(code, "GA101") == [6]
+
+
+# A helper hashes the tokens at the positions it is handed into a context key and a full key; the caller hands
+# it the targets' positions (one past the inputs).
+KEYS_AT_HANDED_POSITIONS = """
+import numpy as np
+def hash_keys(tokens, pos, order, mask):
+    h = np.zeros(pos.size, dtype=np.uint64)
+    for k in range(order - 1):
+        h ^= tokens[pos - (order - 1 - k)].astype(np.uint64) * 1000003
+    ctx = (h & mask).astype(np.int64)
+    full = ((h ^ (tokens[pos].astype(np.uint64) * 999983)) & mask).astype(np.int64)
+    return ctx, full
+def evaluate(model, ctx_tab, full_tab):
+    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
+    loss = 0.0
+    for ws in range(0, len(val) - 1025, 64):
+        nll = model(val[ws:ws + 1024])
+        gj = np.arange({start}, ws + 1025, dtype=np.int64)
+        ck, fk = hash_keys(val, gj, 5, 4095)
+        p = {read} / (ctx_tab[ck] + 1.0)
+        loss += -np.log(0.5 * np.exp(-nll) + 0.5 * p).sum()
+    return loss
+"""
+
+
+def test_a_key_hashed_from_the_tokens_at_the_targets_positions_a_caller_hands_in():
+    code = KEYS_AT_HANDED_POSITIONS.format(start="ws + 1", read="np.minimum(full_tab[fk], ctx_tab[ck])")
+    assert errors(code, "GA101") == [17]
+
+
+def test_a_key_hashed_from_the_tokens_before_the_handed_positions_is_the_context():
+    code = KEYS_AT_HANDED_POSITIONS.format(start="ws + 1", read="ctx_tab[ck]")
+    assert errors(code, "GA101") == []
+
+
+def test_a_key_hashed_at_handed_input_positions_is_no_target():
+    code = KEYS_AT_HANDED_POSITIONS.format(start="ws", read="np.minimum(full_tab[fk], ctx_tab[ck])")
+    assert errors(code, "GA101") == []

@@ -10,7 +10,7 @@ import libcst as cst
 from . import aliases
 from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
-from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, built_on, captured, elem,
+from .labels import (EMPTY, READ_AT, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, built_on, captured, elem,
                      flat, has_placeholder, history, join, read_from, substitute)
 from .limits import prefix_cut, random_start, stream_record
 from .epochs import Epochs
@@ -119,6 +119,14 @@ def _total(node) -> bool:
 def _provenance(v) -> frozenset:
     """The labels that name where an event happened (``tread@``, ``gate@``, ``orc@``, ``fut@``), not what a value is."""
     return frozenset(x for x in flat(v) if "@" in x) if v is not None else EMPTY
+
+
+def _as_handed(node) -> bool:
+    """An index that is a name, or a selection from one (``pos``, ``pos[vi]``): positions as they were handed
+    in, with no arithmetic on them."""
+    while isinstance(node, cst.Subscript):
+        node = node.value
+    return isinstance(node, cst.Name)
 
 
 def _positional(labels: frozenset) -> bool:
@@ -683,6 +691,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         inputs = False
         target = False
         sliced = False
+        at = EMPTY
         for el in node.slice:
             s = el.slice
             lab = self.index_labels(el)
@@ -699,6 +708,8 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
                     inputs = True
             elif "shift" in lab and "tok" not in lab:  # positions one past the input (not a key hashed from tokens)
                 target = True
+            elif _as_handed(s.value):  # positions a caller hands in: the target where they are one past the inputs
+                at = at | {READ_AT + x for x in lab if x.startswith("p:")}
         if isinstance(base, (Tup, It)) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
             s = node.slice[0].slice.value
             if isinstance(base, Tup) and isinstance(s, cst.Integer) and literal_value(s) < len(base.items):
@@ -718,6 +729,8 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
             out = out - {"shift"}  # an element read at i + 1 is a value
         if inputs:
             out = out | {"inp"}  # the inputs of a split stream; shifting them again is not the target
+        if at and not sliced and not positions and "inp" not in base_l and ("val" in base_l or has_placeholder(base_l)):
+            out = out | at
         if target and "inp" not in base_l:
             if "val" in base_l:
                 out = out | {"tgt"}

@@ -89,6 +89,11 @@ BUILT_ON, READ_FROM = "of:", "of?"
 DATA_ORIGINS = frozenset({"val", "train"})
 
 
+# ``at?p:<i>``: an element of token data read at the positions argument i holds, as handed (``tokens[pos]``):
+# the target where the caller passes positions one past the inputs (``arange(a + 1, b + 1)``).
+READ_AT = "at?"
+
+
 def built_on(labels: frozenset) -> frozenset:
     """The marks of an object built with arguments of these labels."""
     return frozenset(BUILT_ON + x for x in labels if x in DATA_ORIGINS or x.startswith(("p:", BUILT_ON)))
@@ -109,7 +114,7 @@ def substitute(v, args: list):
         return It(substitute(v.elem, args))
     if not any("p:" in x for x in v):
         return v
-    out = set()
+    out, at_targets = set(), False
     for x in v:
         if CAPTURED in x:
             out.add(x.replace(CAPTURED, "p:", 1))
@@ -128,6 +133,11 @@ def substitute(v, args: list):
             a = flat(args[i]) if i < len(args) else EMPTY
             out.update("tgteq" if y == "tgt" else f"eq?{y}" if y.startswith("p:") else y
                        for y in a if y not in ("mix", "mixp") and not y.startswith("tgt?"))
+        elif x.startswith(READ_AT + "p:"):  # read at the positions argument i holds
+            i = int(x[len(READ_AT) + 2:])
+            a = flat(args[i]) if i < len(args) else EMPTY
+            at_targets = at_targets or ("shift" in a and "tok" not in a)
+            out.update(READ_AT + y for y in a if y.startswith("p:"))
         elif x.startswith("tgt?p:"):  # the target, if argument i turns out to be validation data
             i = int(x[6:])
             a = flat(args[i]) if i < len(args) else EMPTY
@@ -137,13 +147,18 @@ def substitute(v, args: list):
                 out.update(f"tgt?{y}" for y in a if y.startswith("p:"))
         else:
             out.add(x)
+    if at_targets and "inp" not in out:  # token data read at the targets' positions: the target
+        if "val" in out:
+            out.add("tgt")
+        else:
+            out.update([f"tgt?{y}" for y in out if y.startswith("p:")])
     return frozenset(out)
 
 
 
 def history(labels: frozenset) -> frozenset:
     """What a table written with these values holds later: past tokens, not the current target."""
-    return frozenset(x for x in labels if x not in CURRENT and not x.startswith(("tread@", "gate@", "orc@", "tgt?")))
+    return frozenset(x for x in labels if x not in CURRENT and not x.startswith(("tread@", "gate@", "orc@", "tgt?", READ_AT)))
 
 
 def _data_key(labels: frozenset) -> bool:

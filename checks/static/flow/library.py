@@ -7,7 +7,7 @@ import re
 
 import libcst as cst
 
-from .labels import CURRENT, EMPTY, It, Tup, elem, flat, has_placeholder, join
+from .labels import CURRENT, EMPTY, READ_AT, It, Tup, elem, flat, has_placeholder, join
 from .limits import CAPPED, SAMPLED, SAMPLING_CALLS, capped_min
 from .model import Effect, Event, Need
 from .tree import code, dotted, literal_value
@@ -35,7 +35,7 @@ GROW_METHODS = {"append", "extend", "insert", "appendleft"}  # a list of a local
 # ... but not which position is the scored target (a list of per-position values is read back as a whole),
 # nor what a caller passes (the parameters' placeholders): only what is known where the list is filled
 TARGET_LABELS = frozenset({"tgt", "tgteq", "tgtprob", "mix", "mixp"})
-TARGET_PREFIXES = ("tread@", "gate@", "orc@", "tgt?", "eq?", "p:")
+TARGET_PREFIXES = ("tread@", "gate@", "orc@", "tgt?", "eq?", "p:", READ_AT)
 RANDOM_CALLS = {"randint", "randperm", "choice", "sample", "permutation", "shuffle", "multinomial"}
 NETWORK_MODULES = ("socket", "urllib", "requests", "http", "httpx", "aiohttp", "huggingface_hub", "ftplib", "smtplib",
                    "paramiko", "websocket", "boto3", "gdown", "wget")
@@ -145,8 +145,9 @@ class LibraryCalls:
                 if not (isinstance(stop, cst.BinaryOperation) and isinstance(stop.operator, cst.Subtract)):
                     out = out | {f"ws:{code(pos[2].value)}"}
             return It(out)
-        if name == "arange":
-            return allargs
+        if name == "arange":  # positions one past the inputs when the first position is (``arange(a + 1, b + 1)``)
+            start = flat(vals[0]) if len(vals) >= 2 else EMPTY
+            return (allargs - {"shift"}) | (start & {"shift"})
         if name == "min" and q == "" and vals:
             out = allargs | ({CAPPED} if capped_min(self, pos, vals) else EMPTY)
             for lab in flat(vals[0]):
