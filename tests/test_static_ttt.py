@@ -172,8 +172,8 @@ def test_a_log_of_the_trained_loss_is_not_a_score_after_the_step():
     assert findings(EPOCHS_WITH_A_LOSS_LOG) == [("GA107", "error")]
 
 
-# An evaluation first, then a training pass over the validation stream written inline in ``main``, then the
-# evaluation that counts: the earlier evaluation does not make the pass score-first (its loop holds no score).
+# An evaluation first, then epochs of training over the validation stream written inline in ``main``, then the
+# evaluation that counts: the earlier evaluation does not make the epochs score-first (they hold no score).
 EVAL_THEN_INLINE_PASS = '''
 import torch.nn.functional as F
 def evaluate(model, tokens):
@@ -207,3 +207,10 @@ def test_a_training_pass_after_an_earlier_evaluation_is_a_training_phase():
 def test_a_score_first_pass_after_an_earlier_evaluation_stays_clean():
     code = EVAL_THEN_INLINE_PASS.replace("for epoch in range(30):", "for epoch in range(1):")
     assert findings(code.format(body=SCORE_THEN_TRAIN_CHUNK)) == []
+
+
+def test_a_pass_whose_loop_picks_its_data_after_an_earlier_evaluation_is_not_epochs():
+    # a compile warm-up over a few shapes (its loop variable sizes the data): not a repeated training phase
+    code = EVAL_THEN_INLINE_PASS.replace("for epoch in range(30):", "for width in (512, 1024):")
+    code = code.format(body=TRAIN_CHUNK.replace("val[c:c + 1024]", "val[c:c + width]"))
+    assert findings(code) == []

@@ -19,7 +19,7 @@ from .mixtures import mixture_labels
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
 from .state import StateFills, argument_nodes
 from .trainfwd import TrainingForward
-from .tree import assigned_names, code, code_children, dotted, literal_value, walk
+from .tree import assigned_names, code, code_children, dotted, literal_value, overwritten_first, walk
 
 
 # Values that are no longer the validation stream: tokens picked from it (windows, gathered rows) or what a
@@ -281,15 +281,17 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
 
     def scored_first(self, k: int, site: int) -> bool:
         """Whether the training step ``k`` comes after a score it may follow: inside a loop, an earlier score
-        in a loop around the step too (a score-first loop trains on chunks already scored); at the top of the
-        body (a call to a whole adaptation phase), a score of the same call (a score-first evaluation that
-        trains as it goes) -- a score by an earlier, separate evaluation does not make a later training pass
-        legal, in a loop of its own or in a call. A helper's sum of validation-derived values into the
-        caller's totals counts as a score here."""
+        (a score-first loop trains on chunks already scored), but not one outside the epochs that hold the step
+        (epochs of training with no score in them are a training phase, whatever was scored before); at the top
+        of the body (a call to a whole adaptation phase), a score of the same call (a score-first evaluation
+        that trains as it goes) -- a score by an earlier, separate evaluation does not make a later training
+        pass legal. A helper's sum of validation-derived values into the caller's totals counts as a score
+        here."""
         # the summed values may come from a callable the caller passes (``forward_ttt_train(x, y)``)
         before = [s for e, s in self.effects[:k] if e.kind == "score" or e.kind == MAYBE_SCORE and "val" in e.labels]
         if self.loop_site.get(site, 0):
-            return any(self.shared_loops(site, s) for s in before)
+            epochs = [g for g in self.loop_path.get(site, ()) if self._repeating(g)]
+            return any(not epochs or epochs[0] in self.loop_path.get(s, ()) for s in before)
         return site in before
 
     def late_train_reads(self) -> None:
@@ -458,6 +460,10 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         for name in assigned_names(node):
             self.consts.pop(name, None)
             self.nums.pop(name, None)
+        # a name the body sets before reading it holds, in the loop, only what the body gives it (the values
+        # joined around the loop are its own iterations', not those of an earlier loop over other data)
+        for name in overwritten_first(node):
+            self.env.pop(name, None)
         self.loop_depth += 1
         self.loops.append(self.gid(node))
         outer = self.loop_depth == 1
