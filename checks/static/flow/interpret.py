@@ -19,7 +19,7 @@ from .mixtures import mixture_labels
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
 from .state import StateFills, argument_nodes
 from .trainfwd import TrainingForward
-from .tree import assigned_names, code, code_children, dotted, literal_value, overwritten_first, walk
+from .tree import assigned_names, code, code_children, dotted, literal_value, walk
 
 
 # Values that are no longer the validation stream: tokens picked from it (windows, gathered rows) or what a
@@ -460,10 +460,6 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         for name in assigned_names(node):
             self.consts.pop(name, None)
             self.nums.pop(name, None)
-        # a name the body sets before reading it holds, in the loop, only what the body gives it (the values
-        # joined around the loop are its own iterations', not those of an earlier loop over other data)
-        for name in overwritten_first(node):
-            self.env.pop(name, None)
         self.loop_depth += 1
         self.loops.append(self.gid(node))
         outer = self.loop_depth == 1

@@ -100,9 +100,15 @@ def built_on(labels: frozenset) -> frozenset:
 
 
 def read_from(receiver: frozenset) -> frozenset:
-    """The data a method of an object with these labels reads: what it was built on."""
-    return frozenset(x[len(BUILT_ON):] if x.startswith(BUILT_ON) else READ_FROM + x
+    """The data a method of an object with these labels reads: what it was built on. Batches of a loader on
+    the training files are reads of those files (``trainobj``: the training-data reads after the cap), not
+    token values that the flow, which joins a name's values around a loop, would carry into later windows."""
+    return frozenset(_read(x[len(BUILT_ON):]) if x.startswith(BUILT_ON) else READ_FROM + x
                      for x in receiver if x.startswith((BUILT_ON, "p:")))
+
+
+def _read(origin: str) -> str:
+    return "trainobj" if origin == "train" else origin
 
 
 def substitute(v, args: list):

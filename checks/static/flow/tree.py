@@ -247,35 +247,3 @@ def assigned_names(node) -> set[str]:
                 out.add(dotted(t))
     return out
 
-
-def _names_in(node) -> set[str]:
-    return {n.value for n in walk(node) if isinstance(n, cst.Name)}
-
-
-def overwritten_first(loop) -> set[str]:
-    """Names a loop gives a new value, each time round, before anything in it reads them: a ``for`` loop's
-    variables, and the plain names a top-level assignment of its body binds before any statement reads them
-    (``x = chunk[:-1]``). What they held when the loop began is never read in the loop."""
-    out = set(_names_in(loop.target)) if isinstance(loop, cst.For) else set()
-    read = set()
-    for stmt in loop.body.body:
-        if not isinstance(stmt, cst.SimpleStatementLine):
-            read |= _names_in(stmt)
-            continue
-        for small in stmt.body:
-            if not isinstance(small, cst.Assign):
-                read |= _names_in(small)
-                continue
-            read |= _names_in(small.value)
-            for t in small.targets:
-                targets = [t.target]
-                while targets:
-                    x = targets.pop()
-                    if isinstance(x, (cst.Tuple, cst.List)):
-                        targets.extend(e.value for e in x.elements)
-                    elif isinstance(x, cst.Name):
-                        if x.value not in read:
-                            out.add(x.value)
-                    else:
-                        read |= _names_in(x)
-    return out
