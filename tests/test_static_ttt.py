@@ -207,3 +207,47 @@ def test_sums_inside_a_forward_the_trained_loss_is_computed_from():
     # the forward's running sum, reached through the names the loss is computed from (logits -> nll -> loss),
     # is part of the loss trained in each epoch, not a score of the chunk made after the step
     assert findings(SCORE_FIRST_WITH_A_SUMMING_FORWARD) == []
+
+
+# An evaluation first, then epochs of training over the validation stream written inline in ``main``, then the
+# evaluation that counts: the earlier evaluation does not make the epochs score-first (they hold no score).
+EVAL_THEN_INLINE_PASS = '''
+import torch.nn.functional as F
+def evaluate(model, tokens):
+    total = 0.0
+    for c in range(0, len(tokens) - 1025, 1024):
+        total += F.cross_entropy(model(tokens[c:c + 1024]), tokens[c + 1:c + 1025], reduction="sum")
+    return total
+def main(model, opt):
+    val = load("fineweb_val_000000.bin")
+    print(evaluate(model, val))
+    for epoch in range(30):
+        for c in range(0, len(val) - 1025, 1024):
+            {body}
+    print(evaluate(model, val))
+main(None, None)
+'''
+TRAIN_CHUNK = '''loss = F.cross_entropy(model(val[c:c + 1024]), val[c + 1:c + 1025])
+            loss.backward()
+            opt.step()'''
+SCORE_THEN_TRAIN_CHUNK = '''total = 0.0
+            total += F.cross_entropy(model(val[c:c + 1024]), val[c + 1:c + 1025], reduction="sum")
+            loss = F.cross_entropy(model(val[c:c + 1024]), val[c + 1:c + 1025])
+            loss.backward()
+            opt.step()'''
+
+
+def test_a_training_pass_after_an_earlier_evaluation_is_a_training_phase():
+    assert findings(EVAL_THEN_INLINE_PASS.format(body=TRAIN_CHUNK)) == [("GA107", "error")]
+
+
+def test_a_score_first_pass_after_an_earlier_evaluation_stays_clean():
+    code = EVAL_THEN_INLINE_PASS.replace("for epoch in range(30):", "for epoch in range(1):")
+    assert findings(code.format(body=SCORE_THEN_TRAIN_CHUNK)) == []
+
+
+def test_a_pass_whose_loop_picks_its_data_after_an_earlier_evaluation_is_not_epochs():
+    # a compile warm-up over a few shapes (its loop variable sizes the data): not a repeated training phase
+    code = EVAL_THEN_INLINE_PASS.replace("for epoch in range(30):", "for width in (512, 1024):")
+    code = code.format(body=TRAIN_CHUNK.replace("val[c:c + 1024]", "val[c:c + width]"))
+    assert findings(code) == []

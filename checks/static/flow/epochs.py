@@ -69,15 +69,11 @@ class Epochs:
 
     def rescored_after(self, site: int) -> list:
         """The scores that share with the training step at ``site`` a loop repeating the same data: each is
-        made again, in the next pass, after that step."""
-        mine = self.loop_path.get(site, ())
+        made again, in the next pass, after that step (with their sites)."""
         out = []
         for e, s in self.effects:
-            if e.kind != "score":
-                continue
-            common = [a for a, b in zip(mine, self.loop_path.get(s, ())) if a == b]
-            if any(self._repeating(g) for g in common):
-                out.append(e)
+            if e.kind == "score" and any(self._repeating(g) for g in self.shared_loops(site, s)):
+                out.append((e, s))
         return out
 
     def _repeating(self, gid: int) -> bool:

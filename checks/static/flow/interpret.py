@@ -11,8 +11,8 @@ from . import aliases
 from .callsites import DEFAULT, site_values
 from .bounds import LeastValues
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
-from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, enclosed, flat,
-                     has_placeholder, history, join, object_marks, substitute, train_object)
+from .labels import (EMPTY, READ_AT, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, built_on, captured, elem,
+                     flat, has_placeholder, history, join, read_from, substitute)
 from .limits import is_record, prefix_cut, random_start, stream_record
 from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
@@ -132,6 +132,14 @@ def _provenance(v) -> frozenset:
     return frozenset(x for x in flat(v) if "@" in x) if v is not None else EMPTY
 
 
+def _as_handed(node) -> bool:
+    """An index that is a name, or a selection from one (``pos``, ``pos[vi]``): positions as they were handed
+    in, with no arithmetic on them."""
+    while isinstance(node, cst.Subscript):
+        node = node.value
+    return isinstance(node, cst.Name)
+
+
 def _positional(labels: frozenset) -> bool:
     """A window start, end or length, or positions one past the inputs: arithmetic on positions, not a hash."""
     return "shift" in labels or "valsize" in labels or any(x.startswith(("ws:", "wend:", "wlen:")) for x in labels)
@@ -212,7 +220,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
             self.env[f.star] = frozenset({f"p:{len(f.params)}"})
         if f.outer is not None:  # closures read the enclosing function's values
             for k, v in f.outer.env.items():
-                self.env.setdefault(k, enclosed(v))
+                self.env.setdefault(k, captured(v))
             self.consts.update(f.outer.consts)
             self.local_funcs.update(f.outer.local_funcs)
             self.fn_aliases.update(f.outer.fn_aliases)
@@ -247,13 +255,15 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
             if self.scored_first(k, site):
                 later = self.rescored_after(site)  # epochs of a score-first loop (epochs.py)
             else:
-                later = [e for e, _ in self.effects[k + 1:] if e.kind == "score"]
+                later = [(e, s) for e, s in self.effects[k + 1:] if e.kind == "score"]
             if not later:
                 continue
-            score_labels = EMPTY.union(*[e.labels for e in later])
+            score_labels = EMPTY.union(*[e.labels for e, _ in later])
             kind = "eto" if eff.fresh else "ubs"
+            # ``loop``: the loops the step shares with the score after it (a chunk adapted then scored in the same
+            # pass), none for a training pass that is over before an evaluation starts
             self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")), disabled=eff.disabled,
-                             data={"origin": eff.origin, "loop": self.loop_site.get(site, 0), "func": self.f,
+                             data={"origin": eff.origin, "loop": len(self.shared_loops(site, later[0][1])), "func": self.f,
                                    "epochs": self.epochs_between(k, site)}))
         self.late_train_reads()
         self.unreported_scores()
@@ -275,23 +285,34 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         later = [s for e, s in self.effects[k + 1:] if e.kind == "score"]
         if not later:
             return False
-        mine, theirs = self.loop_path.get(site, ()), self.loop_path.get(later[0], ())
-        common = [a for a, b in zip(mine, theirs) if a == b]
+        common = self.shared_loops(site, later[0])
         if not common:
             return False
         node = self.p.nodes[common[-1]][1]
         return isinstance(node, cst.For) and not _reads_loop_variable(node)
 
+    def shared_loops(self, a: int, b: int) -> list[int]:
+        """The loops around both effect sites ``a`` and ``b`` (node ids, outermost first)."""
+        common = []
+        for x, y in zip(self.loop_path.get(a, ()), self.loop_path.get(b, ())):
+            if x != y:
+                break
+            common.append(x)
+        return common
+
     def scored_first(self, k: int, site: int) -> bool:
-        """Whether the training step ``k`` comes after a score it may follow: inside a loop, any earlier
-        score (a score-first loop trains on chunks already scored); at the top of the body (a call to a
-        whole adaptation phase), a score of the same call (a score-first evaluation that trains as it goes)
-        -- a score by an earlier, separate evaluation does not make a later training pass legal. A helper's
-        sum of validation-derived values into the caller's totals counts as a score here."""
+        """Whether the training step ``k`` comes after a score it may follow: inside a loop, an earlier score
+        (a score-first loop trains on chunks already scored), but not one outside the epochs that hold the step
+        (epochs of training with no score in them are a training phase, whatever was scored before); at the top
+        of the body (a call to a whole adaptation phase), a score of the same call (a score-first evaluation
+        that trains as it goes) -- a score by an earlier, separate evaluation does not make a later training
+        pass legal. A helper's sum of validation-derived values into the caller's totals counts as a score
+        here."""
         # the summed values may come from a callable the caller passes (``forward_ttt_train(x, y)``)
         before = [s for e, s in self.effects[:k] if e.kind == "score" or e.kind == MAYBE_SCORE and "val" in e.labels]
         if self.loop_site.get(site, 0):
-            return bool(before)
+            epochs = [g for g in self.loop_path.get(site, ()) if self._repeating(g)]
+            return any(not epochs or epochs[0] in self.loop_path.get(s, ()) for s in before)
         return site in before
 
     def late_train_reads(self) -> None:
@@ -636,7 +657,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
                 self.env[key] = join(self.env.get(key), v)
             # an object's fields hold no whole-stream mark of their own: the call that fills the object at
             # the top of a function marks the object (state.py), a helper called once per chunk marks nothing
-            labels = frozenset(x for x in flat(v) if not x.startswith(("p:", "fut@")))
+            labels = frozenset(x for x in flat(v) if "p:" not in x and not x.startswith("fut@"))
             self.p.attrs[target.attr.value] = self.p.attrs.get(target.attr.value, EMPTY) | labels
             for c in self.classes_of(target.value):
                 self.p.attrs[(c, target.attr.value)] = self.p.attrs.get((c, target.attr.value), EMPTY) | labels
@@ -731,6 +752,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         inputs = False
         target = False
         sliced = False
+        at = EMPTY
         for el in node.slice:
             s = el.slice
             lab = self.index_labels(el)
@@ -748,6 +770,8 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
                     inputs = True
             elif "shift" in lab and "tok" not in lab:  # positions one past the input (not a key hashed from tokens)
                 target = True
+            elif _as_handed(s.value):  # positions a caller hands in: the target where they are one past the inputs
+                at = at | {READ_AT + x for x in lab if x.startswith("p:")}
         if isinstance(base, (Tup, It)) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
             s = node.slice[0].slice.value
             if isinstance(base, Tup) and isinstance(s, cst.Integer) and literal_value(s) < len(base.items):
@@ -767,6 +791,8 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
             out = out - {"shift"}  # an element read at i + 1 is a value
         if inputs:
             out = out | {"inp"}  # the inputs of a split stream; shifting them again is not the target
+        if at and not sliced and not positions and "inp" not in base_l and ("val" in base_l or has_placeholder(base_l)):
+            out = out | at
         if target and "inp" not in base_l:
             if "val" in base_l:
                 out = out | {"tgt"}
@@ -1048,12 +1074,13 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         target = self.resolve(func, q, recv_l)
         if target is not None:
             if isinstance(target, tuple):  # class construction; an object built on training files reads them
-                return self.construct(node, target, vals, kwvals) | train_object(allargs)
+                return self.construct(node, target, vals, kwvals) | ({"trainobj"} if "train" in allargs else EMPTY) \
+                    | built_on(allargs)
             bound = type(func) is cst.Attribute and target.cls is not None and target.params[:1] == ["self"]
             site = None if bound else site_values(self.const, target, pos, kw)
             ret = self.apply(node, target, ([recv] if bound else []) + vals, kwvals, site, argument_nodes(node, target, bound))
-            if bound:  # what a loader's method returns was read from the files the loader was built on
-                ret = _with_labels(ret, object_marks(recv_l))
+            if bound:  # a method of an object built on data returns what it read from them
+                ret = join(ret, read_from(recv_l))
             return self.passed_functions(node, pos, vals, ret)
         if type(func) is cst.Name and func.value in self.local_funcs:
             f = self.local_funcs[func.value]
@@ -1100,15 +1127,20 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         model)``, ``run(fn, *args)``) is taken as called there with the arguments that follow it: its
         effects and events happen at this call, and its result joins the call's."""
         for i, a in enumerate(pos):
-            if type(a.value) is not cst.Name:
-                continue
-            f = self.local_funcs.get(a.value.value)
-            if f is None:
-                target = self.resolve(a.value, "", EMPTY)
-                f = target if isinstance(target, FunctionDef) else None
-            if f is not None and not f.in_progress:
+            f = self.function_named(a.value)
+            if f is not None:
                 ret = join(ret, self.apply(node, f, vals[i + 1:], {}))
         return ret
+
+    def function_named(self, expr) -> FunctionDef | None:
+        """The submission function (a local one first) that ``expr`` names, when it is not being analysed."""
+        if type(expr) is not cst.Name:
+            return None
+        f = self.local_funcs.get(expr.value)
+        if f is None:
+            target = self.resolve(expr, "", EMPTY)
+            f = target if isinstance(target, FunctionDef) else None
+        return f if f is not None and not f.in_progress else None
 
     def forwards(self, func, nargs: int, recv_l) -> list[FunctionDef]:
         """Class-hierarchy resolution of ``model(...)`` and ``obj.method(...)`` on values of unknown class:
@@ -1234,7 +1266,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         if argnodes is not None:
             self.fills_at_call(node, s.fills, args, argnodes)
         if s.outer_fills:
-            self.closure_fills_at_call(node, {k: flat(substitute(v, args)) for k, v in s.outer_fills.items()})
+            self.closure_fills_at_call(node, s.outer_fills, args)
         for ev in s.events:
             self.event(ev.instantiate(args, self.disabled))
         for i, labels in s.param_writes.items():

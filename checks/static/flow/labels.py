@@ -6,13 +6,12 @@ values is a ``Tup`` (unpacked element-wise), an iterable of values an ``It`` (it
 parameters stand as placeholders ``p:<i>`` while it is analysed once; ``substitute`` replaces them by
 the labels of a call site's arguments. A local function (a closure) reads the enclosing function's
 values, whose placeholders stand for the enclosing function's parameters: inside the closure they are
-``enclosed`` (shifted past its own parameters), and the closure's call site in the enclosing function
-gives them back unchanged (``substitute``).
+``captured`` (``p:^<i>``, kept apart from its own parameters), and the closure's call site in the
+enclosing function gives them back as its own (``substitute``).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 Labels = frozenset
@@ -21,22 +20,6 @@ EMPTY: frozenset = frozenset()
 CURRENT = frozenset({"tgt", "tgteq", "mix", "mixp", "tgtprob", "loss", "dist"})
 STRUCTURAL_PREFIXES = ("ws:", "wend:", "wlen:", "cls:")
 TRAIN_READ = frozenset({"train", "trainobj"})  # training files, or an object built on them (a loader)
-TRAIN_OBJ_IF = "tobj?p:"  # an object built on a parameter: a loader of training files if the caller passes them
-
-
-def train_object(labels: frozenset) -> frozenset:
-    """What marks an object built on these values as reading training files: ``trainobj`` when they are
-    training files, a condition on the parameters they hold otherwise (resolved at the call sites)."""
-    if labels & TRAIN_READ:
-        return frozenset({"trainobj"})
-    return frozenset(f"tobj?{x}" for x in labels if x.startswith("p:"))
-
-
-def object_marks(labels: frozenset) -> frozenset:
-    """The marks of an object built on training files (or on a parameter that may hold them)."""
-    return frozenset(x for x in labels if x == "trainobj" or x.startswith(TRAIN_OBJ_IF))
-
-
 def flat(v) -> frozenset:
     if isinstance(v, frozenset):
         return v
@@ -80,62 +63,88 @@ def elem(v):
     return flat(v)
 
 
-# Placeholders of the enclosing function inside a closure: ``p:<OUTER + i>`` is its parameter i.
-OUTER = 1000
-_PLACEHOLDER = re.compile(r"p:(\d+)")
-
-
-def enclosed(v):
-    """A value of the enclosing function as a closure sees it: its placeholders shifted by ``OUTER``."""
-    if isinstance(v, Tup):
-        return Tup(tuple(enclosed(x) for x in v.items))
-    if isinstance(v, It):
-        return It(enclosed(v.elem))
-    if not has_placeholder(v):
-        return v
-    return frozenset(_PLACEHOLDER.sub(lambda m: f"p:{int(m.group(1)) + OUTER}", x) for x in v)
-
-
-def _released(x: str) -> str | None:
-    """A placeholder of the enclosing function, in the enclosing function's terms; else None."""
-    m = _PLACEHOLDER.search(x)
-    if m is None or int(m.group(1)) < OUTER:
-        return None
-    return x[:m.start()] + f"p:{int(m.group(1)) - OUTER}" + x[m.end():]
-
-
 def has_placeholder(labels: frozenset) -> bool:
     return any("p:" in x for x in labels)
 
 
+# ``p:^<i>``: placeholder i of the enclosing function, as a local function (a closure) reads it. The closure's
+# own parameters are ``p:<i>``; a call of the closure, made in the enclosing function, gives back ``p:<i>``.
+CAPTURED = "p:^"
+
+
+def captured(v):
+    """A value of the enclosing function as a closure reads it: its placeholders kept apart from the closure's."""
+    if isinstance(v, Tup):
+        return Tup(tuple(captured(x) for x in v.items))
+    if isinstance(v, It):
+        return It(captured(v.elem))
+    if not isinstance(v, frozenset) or not has_placeholder(v):
+        return v
+    return frozenset(x.replace("p:", CAPTURED, 1) if "p:" in x else x for x in v)
+
+
+# An object built on data: ``of:<x>`` with x the data its constructor was handed (validation or training files
+# or tokens, a caller's ``p:<i>``); ``of?p:<i>``: the data that argument i's object was built on. What a method of
+# such an object returns was read from that data (a loader's batches, a stream's tokens).
+BUILT_ON, READ_FROM = "of:", "of?"
+DATA_ORIGINS = frozenset({"val", "train"})
+
+
+# ``at?p:<i>``: an element of token data read at the positions argument i holds, as handed (``tokens[pos]``):
+# the target where the caller passes positions one past the inputs (``arange(a + 1, b + 1)``).
+READ_AT = "at?"
+
+
+def built_on(labels: frozenset) -> frozenset:
+    """The marks of an object built with arguments of these labels."""
+    return frozenset(BUILT_ON + x for x in labels if x in DATA_ORIGINS or x.startswith(("p:", BUILT_ON)))
+
+
+def read_from(receiver: frozenset) -> frozenset:
+    """The data a method of an object with these labels reads: what it was built on. Batches of a loader on
+    the training files are reads of those files (``trainobj``: the training-data reads after the cap), not
+    token values that the flow, which joins a name's values around a loop, would carry into later windows."""
+    return frozenset(_read(x[len(BUILT_ON):]) if x.startswith(BUILT_ON) else READ_FROM + x
+                     for x in receiver if x.startswith((BUILT_ON, "p:")))
+
+
+def _read(origin: str) -> str:
+    return "trainobj" if origin == "train" else origin
+
+
 def substitute(v, args: list):
-    """Replace ``p:<i>`` by the labels of argument i (and provenance labels keep their identity)."""
+    """Replace ``p:<i>`` by the labels of argument i (and provenance labels keep their identity); the enclosing
+    function's placeholders that a closure read (``p:^<i>``) are the caller's own again."""
     if isinstance(v, Tup):
         return Tup(tuple(substitute(x, args) for x in v.items))
     if isinstance(v, It):
         return It(substitute(v.elem, args))
     if not any("p:" in x for x in v):
         return v
-    out = set()
+    out, at_targets = set(), False
     for x in v:
-        outer = _released(x)
-        if outer is not None:  # the enclosing function's, at the closure's call site in it
-            out.add(outer)
+        if CAPTURED in x:
+            out.add(x.replace(CAPTURED, "p:", 1))
         elif x.startswith("p:"):
             i = int(x[2:])
             if i < len(args):
                 out |= flat(args[i])
+        elif x.startswith(BUILT_ON + "p:"):  # an object built on argument i
+            i = int(x[len(BUILT_ON) + 2:])
+            out |= built_on(flat(args[i]) if i < len(args) else EMPTY)
+        elif x.startswith(READ_FROM + "p:"):  # read from what argument i's object was built on
+            i = int(x[len(READ_FROM) + 2:])
+            out |= read_from(flat(args[i]) if i < len(args) else EMPTY)
         elif x.startswith("eq?p:"):  # an equality test on argument i
             i = int(x[5:])
             a = flat(args[i]) if i < len(args) else EMPTY
             out.update("tgteq" if y == "tgt" else f"eq?{y}" if y.startswith("p:") else y
                        for y in a if y not in ("mix", "mixp") and not y.startswith("tgt?"))
-        elif x.startswith(TRAIN_OBJ_IF):  # an object built on argument i: a loader, if i is training files
-            i = int(x[len(TRAIN_OBJ_IF):])
+        elif x.startswith(READ_AT + "p:"):  # read at the positions argument i holds
+            i = int(x[len(READ_AT) + 2:])
             a = flat(args[i]) if i < len(args) else EMPTY
-            if "train" in a or "trainobj" in a:
-                out.add("trainobj")
-            out.update(f"tobj?{y}" for y in a if y.startswith("p:"))
+            at_targets = at_targets or ("shift" in a and "tok" not in a)
+            out.update(READ_AT + y for y in a if y.startswith("p:"))
         elif x.startswith("tgt?p:"):  # the target, if argument i turns out to be validation data
             i = int(x[6:])
             a = flat(args[i]) if i < len(args) else EMPTY
@@ -145,13 +154,18 @@ def substitute(v, args: list):
                 out.update(f"tgt?{y}" for y in a if y.startswith("p:"))
         else:
             out.add(x)
+    if at_targets and "inp" not in out:  # token data read at the targets' positions: the target
+        if "val" in out:
+            out.add("tgt")
+        else:
+            out.update([f"tgt?{y}" for y in out if y.startswith("p:")])
     return frozenset(out)
 
 
 
 def history(labels: frozenset) -> frozenset:
     """What a table written with these values holds later: past tokens, not the current target."""
-    return frozenset(x for x in labels if x not in CURRENT and not x.startswith(("tread@", "gate@", "orc@", "tgt?")))
+    return frozenset(x for x in labels if x not in CURRENT and not x.startswith(("tread@", "gate@", "orc@", "tgt?", READ_AT)))
 
 
 def _data_key(labels: frozenset) -> bool:

@@ -8,7 +8,7 @@ import re
 import libcst as cst
 
 from .hooks import calibrates, is_gram as _is_gram
-from .labels import CURRENT, EMPTY, It, Tup, elem, flat, has_placeholder, join
+from .labels import CURRENT, EMPTY, READ_AT, It, Tup, elem, flat, has_placeholder, join
 from .limits import CAPPED, SAMPLED, SAMPLING_CALLS, capped_min
 from .model import Effect, Event, Need
 from .tree import code, dotted, literal_value, walk
@@ -36,14 +36,25 @@ GROW_METHODS = {"append", "extend", "insert", "appendleft"}  # a list of a local
 # ... but not which position is the scored target (a list of per-position values is read back as a whole),
 # nor what a caller passes (the parameters' placeholders): only what is known where the list is filled
 TARGET_LABELS = frozenset({"tgt", "tgteq", "tgtprob", "mix", "mixp"})
-TARGET_PREFIXES = ("tread@", "gate@", "orc@", "tgt?", "eq?", "p:")
+TARGET_PREFIXES = ("tread@", "gate@", "orc@", "tgt?", "eq?", "p:", READ_AT)
 RANDOM_CALLS = {"randint", "randperm", "choice", "sample", "permutation", "shuffle", "multinomial"}
 NETWORK_MODULES = ("socket", "urllib", "requests", "http", "httpx", "aiohttp", "huggingface_hub", "ftplib", "smtplib",
                    "paramiko", "websocket", "boto3", "gdown", "wget")
 NETWORK_CALLS = {("torch", "hub"), ("datasets", "load_dataset"), ("transformers", "from_pretrained")}
 HUB_DOWNLOADS = ("hf_hub_download", "snapshot_download")
 CLOCK_CALLS = {"time.perf_counter", "time.time", "time.monotonic", "time.perf_counter_ns", "time.monotonic_ns"}
+# An optimizer's ``step(closure)`` calls the closure, which computes the loss and its gradients (L-BFGS calls it
+# again during its line search): the closure's training and scores happen at the step.
+CLOSURE_CALLERS = {"step"}
 PROGRAM_CALLS = {("os", "system"), ("os", "popen"), ("os", "execv"), ("os", "execvp"), ("os", "spawnv")}
+
+
+def _closure_argument(call: cst.Call):
+    """The closure handed to an optimizer's step: its first positional argument or ``closure=``."""
+    for a in call.args:
+        if a.keyword is None or a.keyword.value == "closure":
+            return a.value
+    return None
 
 
 def _keyword_literal(call: cst.Call, name: str):
@@ -92,6 +103,10 @@ class LibraryCalls:
             self.effects.append((Effect("train", g, recv_l, fresh="fresh" in recv_l, disabled=self.disabled), g))
             self.at_site(g)
             return EMPTY
+        if name in CLOSURE_CALLERS and type(func) is cst.Attribute and not q:
+            closure = self.function_named(_closure_argument(node))
+            if closure is not None:  # ``opt.step(closure)``: the closure runs here, its loss is the result
+                return flat(self.apply(node, closure, [], {}))
         if q.endswith(("environ.get", "getenv")) or q == "os.environ.get":
             return frozenset({"env"}) | allargs
         if name in LOSS_CALLS:
@@ -143,8 +158,9 @@ class LibraryCalls:
                 if not (isinstance(stop, cst.BinaryOperation) and isinstance(stop.operator, cst.Subtract)):
                     out = out | {f"ws:{code(pos[2].value)}"}
             return It(out)
-        if name == "arange":
-            return allargs
+        if name == "arange":  # positions one past the inputs when the first position is (``arange(a + 1, b + 1)``)
+            start = flat(vals[0]) if len(vals) >= 2 else EMPTY
+            return (allargs - {"shift"}) | (start & {"shift"})
         if name == "min" and q == "" and vals:
             out = allargs | ({CAPPED} if capped_min(self, pos, vals) else EMPTY)
             for lab in flat(vals[0]):

@@ -73,11 +73,11 @@ class StateFills:
             self.fill_parameter(root, written)
             self.env[root] = join(self.env.get(root), self.whole_stream(call, written, root))
 
-    def closure_fills_at_call(self, call: cst.Call, outer_fills: dict) -> None:
+    def closure_fills_at_call(self, call: cst.Call, outer_fills: dict, args: list) -> None:
         """A local function that fills variables of this function (the closure's ``cache``)."""
         for name, labels in outer_fills.items():
-            # what the closure read from this function's variables, already given back in our terms (labels.enclosed)
-            written = _without_aggregates(history(labels))
+            # the closure read the data from this function's variables (or was handed it): in our terms
+            written = _without_aggregates(history(flat(substitute(labels, args))))
             self.fill_parameter(name, written)
             self.env[name] = join(self.env.get(name), self.whole_stream(call, written, name))
 

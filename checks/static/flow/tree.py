@@ -246,3 +246,4 @@ def assigned_names(node) -> set[str]:
             elif isinstance(t, (cst.Name, cst.Attribute)) and dotted(t):
                 out.add(dotted(t))
     return out
+
