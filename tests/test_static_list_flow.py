@@ -51,3 +51,42 @@ def evaluate(mask):
     return keys
 """, "evaluate")
     assert flow.flat(env["keys"]) == frozenset()
+
+
+def _errors(code: str, rule: str) -> list[int]:
+    found, notes = engine.analyse([engine.Source("example.py", textwrap.dedent(code))], dict(engine.OFFICIAL_ENV))
+    assert not notes, notes
+    return sorted(f["line"] for f in found if f["rule"] == rule and f["severity"] == "error")
+
+
+PER_ORDER_COUNTS = """
+import numpy as np
+def evaluate(model, ctx_tables, full_tables, primes):
+    val = np.fromfile("fineweb_val_000000.bin", dtype=np.uint16)
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        where = np.arange(s + 1, s + 65)
+        nxt = val[where].astype(np.uint64)
+        seen_ctx, seen_full = [], []
+        for o in range(3):
+            h = val[where - 1].astype(np.uint64) * primes[o]
+            seen_ctx.append(ctx_tables[o][h % 4096])
+            seen_full.append(full_tables[o][{full_key}])
+        p = model(val[s:s + 64])
+        for o in range(3):
+            est = seen_full[o] / np.maximum(seen_ctx[o], 1.0)
+            p = 0.7 * p + 0.3 * est
+        loss += -np.log(p).sum()
+    return loss
+"""
+
+
+def test_a_read_kept_in_a_list_per_order_keeps_its_event():
+    # counts read with a key that holds the target, kept per n-gram order in a list, read back by index and
+    # mixed into the score: the read reaches the score through the list (#993's layout)
+    assert _errors(PER_ORDER_COUNTS.format(full_key="(h ^ nxt * primes[o + 1]) % 4096"), "GA101") == [13]
+
+
+def test_a_context_read_kept_in_a_list_is_no_finding():
+    # the same layout keyed by the context alone: nothing about the target rides along the list
+    assert _errors(PER_ORDER_COUNTS.format(full_key="(h ^ primes[o + 1]) % 4096"), "GA101") == []

@@ -33,9 +33,11 @@ DATA_KEYWORDS = {"input", "target", "other", "index", "src", "source", "weight",
                  "labels", "tensors", "out", "minlength", "weights"}
 GROW_METHODS = {"append", "extend", "insert", "appendleft"}  # a list of a local variable takes in what is added
 # ... but not which position is the scored target (a list of per-position values is read back as a whole),
-# nor what a caller passes (the parameters' placeholders): only what is known where the list is filled
+# nor what a caller passes (the parameters' placeholders): only what is known where the list is filled. The
+# events the values passed through stay with them (``counts.append(table[key_with_target])`` read back and
+# mixed into the score is that read reaching the score).
 TARGET_LABELS = frozenset({"tgt", "tgteq", "tgtprob", "mix", "mixp"})
-TARGET_PREFIXES = ("tread@", "gate@", "orc@", "tgt?", "eq?", "p:")
+TARGET_PREFIXES = ("tgt?", "eq?", "p:")
 RANDOM_CALLS = {"randint", "randperm", "choice", "sample", "permutation", "shuffle", "multinomial"}
 NETWORK_MODULES = ("socket", "urllib", "requests", "http", "httpx", "aiohttp", "huggingface_hub", "ftplib", "smtplib",
                    "paramiko", "websocket", "boto3", "gdown", "wget")
