@@ -11,7 +11,7 @@ from . import aliases
 from .callsites import DEFAULT, site_values
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
-                     history, join, substitute)
+                     history, join, substitute, target_at, MOVED)
 from .limits import prefix_cut, random_start, stream_record
 from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
@@ -672,6 +672,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         inputs = False
         target = False
         sliced = False
+        at_positions: set[str] = set()
         for el in node.slice:
             s = el.slice
             lab = self.index_labels(el)
@@ -688,6 +689,8 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
                     inputs = True
             elif "shift" in lab and "tok" not in lab:  # positions one past the input (not a key hashed from tokens)
                 target = True
+            elif MOVED not in lab:  # positions a caller passes: the target if they are one past the inputs
+                at_positions = at_positions | {x for x in lab if x.startswith("p:")}
         if isinstance(base, (Tup, It)) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
             s = node.slice[0].slice.value
             if isinstance(base, Tup) and isinstance(s, cst.Integer) and literal_value(s) < len(base.items):
@@ -712,6 +715,8 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
                 out = out | {"tgt"}
             else:
                 out = out | {f"tgt?{x}" for x in base_l if x.startswith("p:")}
+        if at_positions and not sliced and "inp" not in base_l and not positions:
+            out = out | target_at(base_l, at_positions)
         if "val" in base_l and ("rand" in idx if not sliced else random_start(node, idx)):
             self.event(Event("pev", self.gid(node), (Need(base_l, "val"),), data={"how": "random"}))
         if sliced and prefix_cut(self, node, base_l, WINDOW_OR_SCORE):
@@ -898,6 +903,8 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         if isinstance(op, cst.Add) and (isinstance(node.right, cst.Integer) and literal_value(node.right) >= 1
                                         or isinstance(node.left, cst.Integer) and literal_value(node.left) >= 1):
             out = out | {"shift"}
+        if isinstance(op, (cst.Add, cst.Subtract)) and has_placeholder(left | right):
+            out = out | {MOVED}  # positions a caller passes, moved (``pos - k``): no longer those positions
         if isinstance(op, cst.Subtract):
             out = out - {"shift"}
             for lab in left:

@@ -85,6 +85,8 @@ def substitute(v, args: list):
             a = flat(args[i]) if i < len(args) else EMPTY
             out.update("tgteq" if y == "tgt" else f"eq?{y}" if y.startswith("p:") else y
                        for y in a if y not in ("mix", "mixp") and not y.startswith("tgt?"))
+        elif x.startswith(TARGET_AT):  # tokens read at positions argument j passes
+            out |= _target_at_site(x, args)
         elif x.startswith("tgt?p:"):  # the target, if argument i turns out to be validation data
             i = int(x[6:])
             a = flat(args[i]) if i < len(args) else EMPTY
@@ -96,6 +98,36 @@ def substitute(v, args: list):
             out.add(x)
     return frozenset(out)
 
+
+
+MOVED = "moved"  # a sum or difference with a caller's value: a parameter's positions moved (``pos - k``)
+TARGET_AT = "tgt?at:"  # ``tgt?at:p:<j>:<base>``: tokens of <base> read at the positions argument j passes
+
+
+def target_at(base: frozenset, positions: set[str]) -> frozenset:
+    """``tokens[pos]`` with ``pos`` a parameter: the target when the caller passes positions one past the
+    inputs (``arange(s + 1, e + 1)``) and ``tokens`` is (or turns out to be) validation data."""
+    bases = (["val"] if "val" in base else []) + sorted(x for x in base if x.startswith("p:"))
+    return frozenset(f"{TARGET_AT}{j}:{b}" for j in positions for b in bases)
+
+
+def _target_at_site(label: str, args: list) -> set[str]:
+    """What ``tgt?at:p:<j>:<base>`` becomes with a call site's arguments."""
+    _, j, base = label[len(TARGET_AT):].split(":", 2)
+    i = int(j)
+    where = flat(args[i]) if i < len(args) else EMPTY
+    if base == "val":
+        tokens = frozenset({"val"})
+    else:
+        k = int(base[2:])
+        tokens = flat(args[k]) if k < len(args) else EMPTY
+    if "inp" in tokens or "tok" in where:
+        return set()
+    if "shift" in where:  # positions one past the inputs: the tokens read there are the target
+        return {"tgt"} if "val" in tokens else {f"tgt?{y}" for y in tokens if y.startswith("p:")}
+    if MOVED in where:
+        return set()
+    return set(target_at(tokens, {y for y in where if y.startswith("p:")}))  # still a caller's positions
 
 
 def history(labels: frozenset) -> frozenset:

@@ -7,7 +7,7 @@ import re
 
 import libcst as cst
 
-from .labels import CURRENT, EMPTY, It, Tup, elem, flat, has_placeholder, join
+from .labels import CURRENT, EMPTY, MOVED, It, Tup, elem, flat, has_placeholder, join
 from .limits import CAPPED, SAMPLED, SAMPLING_CALLS, capped_min
 from .model import Effect, Event, Need
 from .tree import code, dotted, literal_value
@@ -126,14 +126,17 @@ class LibraryCalls:
         if name in RANDOM_CALLS:
             return allargs | recv_l | {"rand"} | ({SAMPLED} if name in SAMPLING_CALLS else EMPTY)
         if name == "range":
-            out = allargs - {"shift"}
+            out = allargs - {"shift"}  # loop counters over positions, not the positions themselves
+            if has_placeholder(out):
+                out = out | {MOVED}
             if len(vals) == 3:
                 stop = pos[1].value
                 if not (isinstance(stop, cst.BinaryOperation) and isinstance(stop.operator, cst.Subtract)):
                     out = out | {f"ws:{code(pos[2].value)}"}
             return It(out)
-        if name == "arange":
-            return allargs
+        if name == "arange":  # positions one past the inputs when the start is (``arange(s + 1, e + 1)``)
+            start = flat(vals[0]) if len(vals) >= 2 else EMPTY
+            return (allargs - {"shift"}) | (start & {"shift"})
         if name == "min" and q == "" and vals:
             out = allargs | ({CAPPED} if capped_min(self, pos, vals) else EMPTY)
             for lab in flat(vals[0]):
