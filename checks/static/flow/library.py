@@ -45,6 +45,8 @@ NETWORK_CALLS = {("torch", "hub"), ("datasets", "load_dataset"), ("transformers"
 HUB_DOWNLOADS = ("hf_hub_download", "snapshot_download")
 CLOCK_CALLS = {"time.perf_counter", "time.time", "time.monotonic", "time.perf_counter_ns", "time.monotonic_ns"}
 PROGRAM_CALLS = {("os", "system"), ("os", "popen"), ("os", "execv"), ("os", "execvp"), ("os", "spawnv")}
+NATIVE_LOADERS = ("CDLL", "cdll", "LoadLibrary", "PyDLL")
+NATIVE = "native"  # a loaded native library: what its functions do with their arguments is not read
 
 
 def _keyword_literal(call: cst.Call, name: str):
@@ -53,6 +55,11 @@ def _keyword_literal(call: cst.Call, name: str):
         if a.keyword is not None and a.keyword.value == name and isinstance(a.value, cst.SimpleString):
             return literal_value(a.value)
     return None
+
+
+def native_loader(q: str) -> bool:
+    """``ctypes.CDLL(path)`` and its kin: a native library loaded."""
+    return q.split(".")[0] == "ctypes" and q.rsplit(".", 1)[-1] in NATIVE_LOADERS
 
 
 def _is_gram(node) -> bool:
@@ -69,6 +76,10 @@ class LibraryCalls:
     """Calls that resolve to no submission function (a mixin of ``Walker``)."""
 
     def library_call(self, node, func, name: str, q: str, pos, vals, kwvals, allargs, recv, recv_l):  # noqa: C901
+        if native_loader(q):
+            return frozenset({NATIVE})
+        if type(func) is cst.Attribute and NATIVE in recv_l:
+            return self.native_call(node, func, allargs)
         if name in SIZE_CALLS and not q.startswith(("os.", "subprocess")):
             src = recv_l | allargs
             return frozenset({"valsize"}) if "val" in src else EMPTY
@@ -173,6 +184,14 @@ class LibraryCalls:
                 out = out | {"dist"}
         return frozenset(x for x in out if not x.startswith("cls:"))  # a call's result is not the receiver
 
+    def native_call(self, node, func, allargs: frozenset) -> frozenset:
+        """``lib.score(tokens_ptr, ...)`` on a loaded native library: the analysis does not read native code, so
+        validation data handed to it is processed where no rule looks (an event, fail closed: engine.py)."""
+        if "val" in allargs or has_placeholder(allargs):
+            self.event(Event("ext", self.gid(node), (Need(allargs, "val"),),
+                             data={"kind": "native-data", "call": code(func)}))
+        return allargs - {NATIVE}
+
     def is_fresh(self, node) -> bool:
         """A tensor created here with requires_grad=True (a per-window delta, a bias to optimize)."""
         if isinstance(node, cst.Call):
@@ -199,7 +218,7 @@ class LibraryCalls:
             kind = "network"
         elif head == "subprocess" or parts[:2] in PROGRAM_CALLS:
             kind = "program"
-        elif head == "ctypes" and parts[-1] in ("CDLL", "cdll", "LoadLibrary", "PyDLL"):
+        elif native_loader(q):
             kind = "native"
         if kind:
             self.event(Event("ext", self.gid(node), (), data={"kind": kind, "call": q}))
