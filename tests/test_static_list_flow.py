@@ -90,3 +90,59 @@ def test_a_read_kept_in_a_list_per_order_keeps_its_event():
 def test_a_context_read_kept_in_a_list_is_no_finding():
     # the same layout keyed by the context alone: nothing about the target rides along the list
     assert _errors(PER_ORDER_COUNTS.format(full_key="(h ^ primes[o + 1]) % 4096"), "GA101") == []
+
+
+KEYS_PER_CHUNK = """
+import numpy as np
+def evaluate(model, table, primes):
+    val = np.fromfile("fineweb_val_000000.bin", dtype=np.uint16).astype(np.int64)
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        keys = []
+        for o in range(3):
+            keys.append((x * primes[o] ^ {second}) % 4096)
+        p = model(x)
+        for k in keys:
+            p = 0.8 * p + 0.2 * table[k] / 100
+        loss += -np.log(p).sum()
+    return loss
+"""
+
+
+def test_keys_made_per_chunk_and_read_after_their_loop_keep_the_target():
+    # a list made anew for each chunk and filled by the loop over orders holds this chunk's keys: reading the
+    # table with them reads it with the target (``keys.append(h)``, then ``for k in keys: table[k]``)
+    assert _errors(KEYS_PER_CHUNK.format(second="y * primes[o + 1]"), "GA101") == [13]
+    assert _errors(KEYS_PER_CHUNK.format(second="primes[o + 1]"), "GA101") == []
+
+
+def test_a_history_read_back_by_the_loop_that_fills_it_is_no_target():
+    # a byte history made per chunk: each step reads the bytes before it, then appends the one it scored
+    code = """
+import numpy as np
+def evaluate(model, counts):
+    val = np.fromfile("fineweb_val_000000.bin", dtype=np.uint16).astype(np.int64)
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        hist = [0, 0]
+        for t in range(s, s + 64):
+            row = counts[(hist[-1] * 1000003 ^ hist[-2]) % 4096]
+            loss += -np.log(0.5 * model(val[t])[val[t + 1]] + 0.5 * row[val[t + 1]] / row.sum())
+            hist.append(val[t + 1])
+    return loss
+"""
+    assert [_errors(code, rule) for rule in ("GA101", "GA102", "GA103")] == [[], [], []]
+
+
+def test_a_list_made_before_the_loop_that_fills_it_takes_no_target():
+    env = _final_env("""
+import numpy as np
+def evaluate(primes):
+    val = np.fromfile("fineweb_val_000000.bin", dtype=np.uint16)
+    kept = []
+    for s in range(0, len(val) - 65, 64):
+        kept.append(val[s + 1:s + 65] * primes[0])
+    return kept
+""", "evaluate")
+    assert "tgt" not in flow.flat(env["kept"]) and "val" in flow.flat(env["kept"])

@@ -13,6 +13,7 @@ from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, elem, flat, has_placeholder,
                      history, join, substitute, target_at, MOVED)
 from .limits import prefix_cut, random_start, stream_record
+from .lists import made_anew
 from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .mixtures import mixture_labels
@@ -150,6 +151,7 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         self.caps: list[float] = []  # wall-clock caps compared inside the current outermost loop
         self.return_gates: frozenset = EMPTY  # gates of the ``if`` branches around a ``return`` (returning_branch)
         self.fn_aliases: dict[str, str] = {}  # local names bound to library functions (aliases.py)
+        self.list_home: dict[str, tuple] = {}  # list name -> the loops around where it was made (lists.py)
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -566,6 +568,10 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
 
     def assign(self, target, v, value_node=None) -> None:
         if isinstance(target, cst.Name):
+            if value_node is not None and made_anew(value_node):
+                self.list_home[target.value] = tuple(self.loops)
+            else:
+                self.list_home.pop(target.value, None)
             if not self.disabled:  # code off in the official run leaves the numbers as they were
                 self.nums.pop(target.value, None)
             if value_node is not None and self.is_fresh(value_node):
@@ -574,8 +580,10 @@ class Walker(ConstEval, LibraryCalls, StateFills, TrainingForward, Epochs):
         elif isinstance(target, (cst.Tuple, cst.List)):
             elts = [e.value for e in target.elements]
             if isinstance(v, Tup) and len(v.items) == len(elts) and not any(isinstance(e, cst.StarredElement) for e in target.elements):
-                for t, x in zip(elts, v.items):
-                    self.assign(t, x)
+                parts = [e.value for e in value_node.elements] if isinstance(value_node, (cst.Tuple, cst.List)) \
+                    and len(value_node.elements) == len(elts) else [None] * len(elts)
+                for t, x, part in zip(elts, v.items, parts):
+                    self.assign(t, x, value_node=part)
             else:
                 for t in elts:
                     self.assign(t, flat(v) if not isinstance(v, It) else elem(v))

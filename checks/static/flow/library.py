@@ -8,6 +8,7 @@ import re
 import libcst as cst
 
 from .labels import CURRENT, EMPTY, MOVED, It, Tup, elem, flat, has_placeholder, join
+from .lists import GROW_METHODS, holds_current
 from .limits import CAPPED, SAMPLED, SAMPLING_CALLS, capped_min
 from .model import Effect, Event, Need
 from .tree import code, dotted, literal_value
@@ -31,11 +32,10 @@ AGGREGATE = "agg"  # counts of token data (a bincount, a histogram): added to a 
 # Keyword arguments that carry data into a library call (others: device, dtype, reduction, ...).
 DATA_KEYWORDS = {"input", "target", "other", "index", "src", "source", "weight", "x", "y", "a", "b", "values", "logits",
                  "labels", "tensors", "out", "minlength", "weights"}
-GROW_METHODS = {"append", "extend", "insert", "appendleft"}  # a list of a local variable takes in what is added
-# ... but not which position is the scored target (a list of per-position values is read back as a whole),
-# nor what a caller passes (the parameters' placeholders): only what is known where the list is filled. The
-# events the values passed through stay with them (``counts.append(table[key_with_target])`` read back and
-# mixed into the score is that read reaching the score).
+# A list of a local variable takes in what is added (lists.py), but not which position is the scored target
+# unless it holds the current iteration's values only, nor what a caller passes (the parameters'
+# placeholders): only what is known where the list is filled. The events the values passed through stay with
+# them (``counts.append(table[key_with_target])`` read back and mixed into the score is that read reaching it).
 TARGET_LABELS = frozenset({"tgt", "tgteq", "tgtprob", "mix", "mixp"})
 TARGET_PREFIXES = ("tgt?", "eq?", "p:")
 RANDOM_CALLS = {"randint", "randperm", "choice", "sample", "permutation", "shuffle", "multinomial"}
@@ -131,7 +131,9 @@ class LibraryCalls:
         if name in GROW_METHODS and type(func) is cst.Attribute and type(func.value) is cst.Name and not q and vals \
                 and not isinstance(vals[-1], Tup):  # a record of several parts is read back by unpacking: left as it was
             held = func.value.value
-            added = frozenset(x for x in flat(vals[-1]) if x not in TARGET_LABELS and not x.startswith(TARGET_PREFIXES))
+            current = holds_current(held, self.list_home.get(held), tuple(self.loops), lambda g: self.p.nodes[g][1])
+            added = frozenset(x for x in flat(vals[-1]) if not x.startswith("p:") and (
+                current or x not in TARGET_LABELS and not x.startswith(TARGET_PREFIXES)))
             self.env[held] = join(self.env.get(held, EMPTY), added)
             return EMPTY
         if name in RANDOM_CALLS:
