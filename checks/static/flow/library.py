@@ -188,7 +188,8 @@ class LibraryCalls:
 
     def native_call(self, node, func, allargs: frozenset) -> frozenset:
         """``lib.score(tokens_ptr, ...)`` on a loaded native library: the analysis does not read native code, so
-        validation data handed to it is processed where no rule looks (an event, fail closed: engine.py)."""
+        validation data handed to it is processed where no rule looks (an event; the static check is then
+        incomplete: ``checks/static/__init__.py``)."""
         if "val" in allargs or has_placeholder(allargs):
             self.event(Event("ext", self.gid(node), (Need(allargs, "val"),),
                              data={"kind": "native-data", "call": code(func)}))
