@@ -157,3 +157,33 @@ def test_a_suffix_whose_start_may_be_zero_is_the_whole_stream():
 
 def test_a_context_slice_ending_at_the_position_is_no_target():
     assert _suffix_case(nxt="seq[len(seq) - width - 1 : -1]") == []
+
+
+HELPER_KEYS = """
+import numpy as np
+def hash_keys(tokens, pos, order, primes):
+    h = np.zeros(pos.size, dtype=np.uint64)
+    for k in range(order - 1):
+        h ^= tokens[pos - (order - 1 - k)].astype(np.uint64) * primes[k]
+    return h % 4096, (h ^ tokens[pos].astype(np.uint64) * primes[order]) % 4096
+def evaluate(model, ctx_counts, full_counts, primes):
+    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        where = np.arange({start}, {stop})
+        ck, fk = hash_keys(val, where, 3, primes)
+        est = full_counts[fk] / np.maximum(ctx_counts[ck], 1.0)
+        loss += -np.log(0.7 * model(val[s:s + 64]) + 0.3 * est).sum()
+    return loss
+"""
+
+
+def test_tokens_a_helper_reads_at_the_positions_of_the_targets_are_the_target():
+    # the caller passes the targets' positions (one past the inputs); the helper hashes the token there with
+    # the tokens before it (#797's ngram_hash_keys): the full key holds the target, the context key does not
+    assert errors(HELPER_KEYS.format(start="s + 1", stop="s + 65"), "GA101") == [14]
+
+
+def test_tokens_a_helper_reads_at_the_inputs_positions_are_context():
+    # the same helper given the inputs' positions: both keys are made of the context
+    assert errors(HELPER_KEYS.format(start="s", stop="s + 64"), "GA101") == []

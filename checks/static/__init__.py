@@ -29,6 +29,9 @@ def run(sub: Submission, opts, report: Report) -> None:
         report.add(Finding(rule=f["rule"], family=f["family"], severity=f["severity"], message=f["message"], path=path,
                            line=f["line"], column=f["column"], why=f["why"], fix=f["fix"], code_frame=f["code_frame"],
                            suppressed=f["suppressed"]))
+        if f.get("unchecked") and not f["suppressed"]:
+            # validation data processed in code no rule reads (native code): not examined, so never a pass
+            report.could_not_run("static", f"{path}:{f['line']}: {f['message']}")
     entry = sub.rel(sub.entry) if sub.entry is not None else None
     for note in notes:
         rel = note.split(":", 1)[0]

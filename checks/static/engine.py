@@ -84,6 +84,11 @@ class Rule:
     def message(self, ev: flow.Event, ctx: "Context") -> str:  # pragma: no cover - every rule overrides it
         return self.sections()["what"]
 
+    def unchecked(self, ev: flow.Event) -> bool:
+        """The finding marks code the rules cannot examine (validation data handed to native code): the static
+        part is then incomplete, never a pass (``checks/static/__init__.py``)."""
+        return False
+
     def check_module(self, module: flow.ModuleInfo, ctx: "Context") -> list[tuple]:
         """Rules that read a module's structure rather than flow events override this: (node, message) or
         (node, message, {"disabled": bool, "where": qualified function name, "severity": this finding's
@@ -215,7 +220,8 @@ def _analyse(prog: flow.Program, sources: list[Source], train_stop: float | None
                 continue
             module, node, where = prog.nodes[gid]
             out.append(_finding(rule, module, by_rel[module.path], node, where, rule.message(ev, ctx),
-                                _off_severity(disabled, rule.severity_for(ev, ctx)), disabled))
+                                _off_severity(disabled, rule.severity_for(ev, ctx)), disabled,
+                                unchecked=rule.unchecked(ev) and not disabled))
     for m in prog.modules:
         for rule in rules:
             for node, msg, *more in rule.check_module(m, ctx):
@@ -295,7 +301,7 @@ def _off_severity(disabled: bool | str, severity: str) -> str:
 
 
 def _finding(rule: Rule, module: flow.ModuleInfo, src: Source, node, where: str, message: str, severity: str,
-             disabled: bool | str, line: int | None = None) -> dict:
+             disabled: bool | str, line: int | None = None, unchecked: bool = False) -> dict:
     """``line``, when given, places the finding (a rule that reads the source with ``ast`` knows it)."""
     line, col = (line, 1) if line else locate(module, node, where)
     if src.wrapped:
@@ -307,7 +313,7 @@ def _finding(rule: Rule, module: flow.ModuleInfo, src: Source, node, where: str,
     sec = rule.sections()
     return {"rule": rule.ID, "family": rule.family, "severity": severity, "message": message, "rel": src.rel,
             "line": line, "column": col, "why": sec["why"] or None, "fix": sec["fix"] or None,
-            "code_frame": code_frame(src.text, line), "suppressed": None}
+            "code_frame": code_frame(src.text, line), "suppressed": None, "unchecked": unchecked}
 
 
 def _apply_suppressions(findings: list[dict], sources: dict[str, Source]) -> list[dict]:
@@ -330,7 +336,7 @@ def _apply_suppressions(findings: list[dict], sources: dict[str, Source]) -> lis
                 out.append({**f, "rule": "GA100", "family": "structure", "severity": "warning",
                             "message": f"allow[{f['rule']}] without a reason: say why the finding does not apply",
                             "line": ln, "column": m.start() + 1, "why": None, "fix": None,
-                            "code_frame": code_frame(sources[f["rel"]].text, ln), "suppressed": None})
+                            "code_frame": code_frame(sources[f["rel"]].text, ln), "suppressed": None, "unchecked": False})
                 f["suppressed"] = "allowed inline (no reason given)"
             break
         out.append(f)

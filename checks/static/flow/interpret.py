@@ -14,6 +14,7 @@ from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
 from .labels import (EMPTY, READ_AT, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, built_on, captured, elem,
                      flat, has_placeholder, history, join, read_from, substitute)
 from .limits import is_record, prefix_cut, random_start, stream_record
+from .lists import made_anew
 from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .mixtures import mixture_labels
@@ -171,6 +172,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         self.return_gates: frozenset = EMPTY  # gates of the ``if`` branches around a ``return`` (returning_branch)
         self.fn_aliases: dict[str, str] = {}  # local names bound to library functions (aliases.py)
         self.following: list[tuple[list, int]] = []  # (block, index): the statements still to run, innermost last
+        self.list_home: dict[str, tuple] = {}  # list name -> the loops around where it was made (lists.py)
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -638,6 +640,10 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         if isinstance(target, cst.Name):
             self.mins.pop(target.value, None)
             self.consts.pop(target.value, None)  # set again by `small` where the value is one constant
+            if value_node is not None and made_anew(value_node):
+                self.list_home[target.value] = tuple(self.loops)
+            else:
+                self.list_home.pop(target.value, None)
             if not self.disabled:  # code off in the official run leaves the numbers as they were
                 self.nums.pop(target.value, None)
             if value_node is not None and self.is_fresh(value_node):
@@ -646,8 +652,10 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         elif isinstance(target, (cst.Tuple, cst.List)):
             elts = [e.value for e in target.elements]
             if isinstance(v, Tup) and len(v.items) == len(elts) and not any(isinstance(e, cst.StarredElement) for e in target.elements):
-                for t, x in zip(elts, v.items):
-                    self.assign(t, x)
+                parts = [e.value for e in value_node.elements] if isinstance(value_node, (cst.Tuple, cst.List)) \
+                    and len(value_node.elements) == len(elts) else [None] * len(elts)
+                for t, x, part in zip(elts, v.items, parts):
+                    self.assign(t, x, value_node=part)
             else:
                 for t in elts:
                     self.assign(t, flat(v) if not isinstance(v, It) else elem(v))

@@ -9,6 +9,7 @@ import libcst as cst
 
 from .hooks import calibrates, is_gram as _is_gram
 from .labels import CURRENT, EMPTY, READ_AT, It, Tup, elem, flat, has_placeholder, join
+from .lists import GROW_METHODS, holds_current
 from .limits import CAPPED, SAMPLED, SAMPLING_CALLS, capped_min
 from .model import Effect, Event, Need
 from .tree import code, dotted, literal_value, walk
@@ -32,11 +33,12 @@ AGGREGATE = "agg"  # counts of token data (a bincount, a histogram): added to a 
 # Keyword arguments that carry data into a library call (others: device, dtype, reduction, ...).
 DATA_KEYWORDS = {"input", "target", "other", "index", "src", "source", "weight", "x", "y", "a", "b", "values", "logits",
                  "labels", "tensors", "out", "minlength", "weights"}
-GROW_METHODS = {"append", "extend", "insert", "appendleft"}  # a list of a local variable takes in what is added
-# ... but not which position is the scored target (a list of per-position values is read back as a whole),
-# nor what a caller passes (the parameters' placeholders): only what is known where the list is filled
+# A list of a local variable takes in what is added (lists.py), but not which position is the scored target
+# unless it holds the current iteration's values only, nor what a caller passes (the parameters'
+# placeholders): only what is known where the list is filled. The events the values passed through stay with
+# them (``counts.append(table[key_with_target])`` read back and mixed into the score is that read reaching it).
 TARGET_LABELS = frozenset({"tgt", "tgteq", "tgtprob", "mix", "mixp"})
-TARGET_PREFIXES = ("tread@", "gate@", "orc@", "tgt?", "eq?", "p:", READ_AT)
+TARGET_PREFIXES = ("tgt?", "eq?", "p:", READ_AT)
 RANDOM_CALLS = {"randint", "randperm", "choice", "sample", "permutation", "shuffle", "multinomial"}
 NETWORK_MODULES = ("socket", "urllib", "requests", "http", "httpx", "aiohttp", "huggingface_hub", "ftplib", "smtplib",
                    "paramiko", "websocket", "boto3", "gdown", "wget")
@@ -47,6 +49,8 @@ CLOCK_CALLS = {"time.perf_counter", "time.time", "time.monotonic", "time.perf_co
 # again during its line search): the closure's training and scores happen at the step.
 CLOSURE_CALLERS = {"step"}
 PROGRAM_CALLS = {("os", "system"), ("os", "popen"), ("os", "execv"), ("os", "execvp"), ("os", "spawnv")}
+NATIVE_LOADERS = ("CDLL", "cdll", "LoadLibrary", "PyDLL")
+NATIVE = "native"  # a loaded native library: what its functions do with their arguments is not read
 
 
 def _closure_argument(call: cst.Call):
@@ -80,6 +84,11 @@ def _is_text(node) -> bool:
     return False
 
 
+def native_loader(q: str) -> bool:
+    """``ctypes.CDLL(path)`` and its kin: a native library loaded."""
+    return q.split(".")[0] == "ctypes" and q.rsplit(".", 1)[-1] in NATIVE_LOADERS
+
+
 def _text_only(node) -> bool:
     """A call given only text (``log0(f"stats:{json.dumps(stats)}")``): a message written somewhere, not data a
     model runs on, whatever values were formatted into it."""
@@ -91,6 +100,10 @@ class LibraryCalls:
     """Calls that resolve to no submission function (a mixin of ``Walker``)."""
 
     def library_call(self, node, func, name: str, q: str, pos, vals, kwvals, allargs, recv, recv_l):  # noqa: C901
+        if native_loader(q):
+            return frozenset({NATIVE})
+        if type(func) is cst.Attribute and NATIVE in recv_l:
+            return self.native_call(node, func, allargs)
         if name in SIZE_CALLS and not q.startswith(("os.", "subprocess")):
             src = recv_l | allargs
             return frozenset({"valsize"}) if "val" in src else EMPTY
@@ -146,13 +159,15 @@ class LibraryCalls:
         if name in GROW_METHODS and type(func) is cst.Attribute and type(func.value) is cst.Name and not q and vals \
                 and not isinstance(vals[-1], Tup):  # a record of several parts is read back by unpacking: left as it was
             held = func.value.value
-            added = frozenset(x for x in flat(vals[-1]) if x not in TARGET_LABELS and not x.startswith(TARGET_PREFIXES))
+            current = holds_current(held, self.list_home.get(held), tuple(self.loops), lambda g: self.p.nodes[g][1])
+            added = frozenset(x for x in flat(vals[-1]) if not x.startswith("p:") and (
+                current or x not in TARGET_LABELS and not x.startswith(TARGET_PREFIXES)))
             self.env[held] = join(self.env.get(held, EMPTY), added)
             return EMPTY
         if name in RANDOM_CALLS:
             return allargs | recv_l | {"rand"} | ({SAMPLED} if name in SAMPLING_CALLS else EMPTY)
         if name == "range":
-            out = allargs - {"shift"}
+            out = allargs - {"shift"}  # loop counters over positions, not the positions themselves
             if len(vals) == 3:
                 stop = pos[1].value
                 if not (isinstance(stop, cst.BinaryOperation) and isinstance(stop.operator, cst.Subtract)):
@@ -207,6 +222,15 @@ class LibraryCalls:
         defs = [f for f in (resolve(n.value) for n in walk(node) if isinstance(n, cst.Name)) if f is not None]
         return not defs or any(calibrates(f, resolve) for f in defs)
 
+    def native_call(self, node, func, allargs: frozenset) -> frozenset:
+        """``lib.score(tokens_ptr, ...)`` on a loaded native library: the analysis does not read native code, so
+        validation data handed to it is processed where no rule looks (an event; the static check is then
+        incomplete: ``checks/static/__init__.py``)."""
+        if "val" in allargs or has_placeholder(allargs):
+            self.event(Event("ext", self.gid(node), (Need(allargs, "val"),),
+                             data={"kind": "native-data", "call": code(func)}))
+        return allargs - {NATIVE}
+
     def is_fresh(self, node) -> bool:
         """A tensor created here with requires_grad=True (a per-window delta, a bias to optimize)."""
         if isinstance(node, cst.Call):
@@ -233,7 +257,7 @@ class LibraryCalls:
             kind = "network"
         elif head == "subprocess" or parts[:2] in PROGRAM_CALLS:
             kind = "program"
-        elif head == "ctypes" and parts[-1] in ("CDLL", "cdll", "LoadLibrary", "PyDLL"):
+        elif native_loader(q):
             kind = "native"
         if kind:
             self.event(Event("ext", self.gid(node), (), data={"kind": kind, "call": q}))
