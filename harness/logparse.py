@@ -230,6 +230,9 @@ PATTERNS: list[Pattern] = [
        "final_int8_zlib_roundtrip_exact sliding val_loss:2.02095340 sliding val_bpb:1.19692464"),
     _p("metric", rf"^(?P<label>{LABEL})\s+val_loss[:=]\s*{L}\s+val_bpb[:=]\s*{B}(?P<rest>.*)$", _metric(),
        "final_int8_zlib_roundtrip_exact val_loss:2.07269931 val_bpb:1.22436570"),
+    # the neural-only sliding score first, then the mixed score the run reports
+    _p("metric-sliding-then-val", rf"^(?P<label>{LABEL})\s+sliding_bpb:{NUM}\s+val_bpb:{B}(?P<rest>.*)$", _metric(),
+       "final_sliding_window_exact sliding_bpb:1.14775606 val_bpb:0.39220592"),
     _p("summary-bpb", rf"^val_bpb:\s+{B}\s*$", _metric("summary"), "val_bpb:          1.12278022"),
     # sizes
     _p("total-size", r"^Total submission size(?: (?P<label>[^:]+))?:\s*(?P<n>\d+) bytes", _size,

@@ -354,6 +354,17 @@ def test_log_parser_on_a_log_with_its_script_printed_first():
     assert [m.stage for m in r.metrics if m.diagnostic] == ["step val"] and not r.unknown
 
 
+def test_a_final_line_with_the_neural_score_before_the_reported_one():
+    text = "\n".join([
+        "final_int8_zlib_roundtrip_exact val_loss:1.97382834 val_bpb:1.16901232",
+        "final_sliding_window sliding_bpb:1.1478 val_bpb:0.3922 eval_time:193472ms",
+        "final_sliding_window_exact sliding_bpb:1.14775606 val_bpb:0.39220592",
+    ])
+    r = parse_log(text, "train.log")
+    h = r.headline()
+    assert (h.stage, h.val_bpb, h.eval_s) == ("final_sliding_window", 0.39220592, 193.472) and not r.unknown
+
+
 def test_seed_from_file_names():
     assert [seed_in_name(n) for n in ("train_seed42.log", "ternary_log_7.txt", "run_s1337.txt", "log_10mins_seed-42.txt",
                                       "train_v3.txt", "train.log")] == [42, 7, 1337, 42, None, None]
