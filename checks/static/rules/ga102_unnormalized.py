@@ -147,6 +147,29 @@ def evaluate(model):
     return totals
 evaluate(None)
 """,
+        # hashed pair counts of every token after the context, the target's entry divided by the row's own
+        # total: a distribution over the vocabulary (the normalized rerun #978 of #972)
+        """
+import torch
+def evaluate(model, V):
+    val = load("fineweb_val_000000.bin")
+    B = 1 << 20
+    pair_t = torch.zeros(B, dtype=torch.int32)
+    vocab = torch.arange(V)
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        p_model = model(x).softmax(-1).gather(-1, y[:, None]).squeeze(1)
+        h = (x * 1000003) % B
+        pair_c = pair_t[(h[:, None] * 7919 + vocab[None, :]) % B].float()
+        hit = pair_c.gather(1, y[:, None]).squeeze(1)
+        row_total = pair_c.sum(dim=1)
+        p_ng = (hit + 2.0 * p_model) / (row_total + 2.0)
+        loss -= torch.log(0.5 * p_ng + 0.5 * p_model).sum()
+        pair_t.scatter_add_(0, (h * 7919 + y) % B, torch.ones_like(h, dtype=torch.int32))
+    return loss
+evaluate(None, 1024)
+""",
     ]
     INVALID = [
         """
@@ -250,6 +273,31 @@ def evaluate(model):
         x, y = val[s:s + 64], val[s + 1:s + 65]
         loss += score(model(x), y, log_w).sum()
 evaluate(None)
+""",
+        # the same row's target entry divided by the context's count instead of the row's total: with hashed pairs
+        # colliding, the row sums to more than the context count, so to more than 1 (#972)
+        """
+import torch
+def evaluate(model, V):
+    val = load("fineweb_val_000000.bin")
+    B = 1 << 20
+    ctx_t = torch.zeros(B, dtype=torch.int32)
+    pair_t = torch.zeros(B, dtype=torch.int32)
+    vocab = torch.arange(V)
+    loss = 0.0
+    for s in range(0, len(val) - 65, 64):
+        x, y = val[s:s + 64], val[s + 1:s + 65]
+        p_model = model(x).softmax(-1).gather(-1, y[:, None]).squeeze(1)
+        h = (x * 1000003) % B
+        ctx_c = ctx_t[h].float()
+        pair_c = pair_t[(h[:, None] * 7919 + vocab[None, :]) % B].float()
+        hit = pair_c.gather(1, y[:, None]).squeeze(1)  # <- fires
+        p_ng = (hit + 2.0 * p_model) / (ctx_c + 2.0)
+        loss -= torch.log(0.5 * p_ng + 0.5 * p_model).sum()
+        ctx_t.scatter_add_(0, h, torch.ones_like(h, dtype=torch.int32))
+        pair_t.scatter_add_(0, (h * 7919 + y) % B, torch.ones_like(h, dtype=torch.int32))
+    return loss
+evaluate(None, 1024)
 """,
     ]
 
