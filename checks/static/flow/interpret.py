@@ -15,6 +15,7 @@ from .labels import (EMPTY, READ_AT, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _
                      flat, has_placeholder, history, join, read_from, substitute)
 from .limits import is_record, prefix_cut, random_start, stream_record
 from .lists import made_anew
+from .mappings import field_mappings, mapping_names
 from .epochs import Epochs
 from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .mixtures import mixture_labels
@@ -707,7 +708,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
             return
         if keyed is None:
             keyed = _data_key(key)
-        if keyed:  # indexed by token data: a history table
+        if keyed or self.value_keyed_mapping(name, key):  # indexed by token data, or a mapping: a history table
             new = history(v | key)
             self.fill_parameter(name, new)
             if self.loop_depth == 0 and self.f is not None and not self.disabled:
@@ -715,6 +716,22 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         else:
             new = v | key
         self.env[name] = join(self.env.get(name), new)
+
+    def value_keyed_mapping(self, name: str, key: frozenset) -> bool:
+        """A write into a mapping (mappings.py) with a key computed from values, not a constant."""
+        if not any("@" not in x and x not in ("mask", "bool") for x in key):
+            return False
+        if name.startswith("self."):
+            methods = self.m.classes.get(self.f.cls, {}) if self.f is not None and self.f.cls else {}
+            return name in self.mappings_of(("cls", self.m.path, self.f.cls) if methods else None, lambda: field_mappings(methods.values()))
+        return self.f is not None and name in self.mappings_of(("fn", id(self.f.node)), lambda: mapping_names(self.f.node))
+
+    def mappings_of(self, key, find) -> set[str]:
+        if key is None:
+            return set()
+        if key not in self.p.mapping_cache:
+            self.p.mapping_cache[key] = find()
+        return self.p.mapping_cache[key]
 
     # --- expressions --------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ _PATHISH = re.compile(r"[*/]|\.bin\b|\.npy\b|\.pt\b")
 
 # Library calls by their last name (API semantics, not submission names).
 SIZE_CALLS = {"len", "numel", "size", "dim", "ndimension", "nelement", "__len__"}
-SIZE_ATTRS = {"shape", "ndim", "dtype", "device", "is_cuda", "itemsize", "nbytes"}
+SIZE_ATTRS = {"shape", "size", "ndim", "dtype", "device", "is_cuda", "itemsize", "nbytes"}
 LOSS_CALLS = {"cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"}
 LOG_CALLS = {"log", "log2", "log10", "log1p", "log_"}
 DIST_CALLS = {"softmax", "log_softmax", "sigmoid"}

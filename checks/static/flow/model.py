@@ -143,6 +143,7 @@ class Program:
         self.class_settings: set[tuple] = set()  # (class, name) of class-level settings (not set by methods)
         self.table_totals: dict[str, set[str]] = {}  # counter -> tables whose totals it holds (totals.py)
         self.field_sites: dict[tuple, int] = {}  # (class, field) -> assignments of self.<field> in its methods
+        self.mapping_cache: dict[tuple, set] = {}  # a class or function -> its names bound to a new mapping (mappings.py)
         self.field_least: dict[tuple, object] = {}  # (class, field) -> least value __init__ gave it (bounds.py)
 
     def gid(self, module: ModuleInfo, node: cst.CSTNode, where: str) -> int:
