@@ -51,9 +51,9 @@ STATUSES = {"M": "maintainer ruled or closed", "C": "community flagged", "L": "l
 COLUMNS = ("pr", "commit", "folder", "expected", "status", "evidence")
 HEX40 = re.compile(r"[0-9a-f]{40}")
 ERROR = "error"
-# Families reported by the claims audit (``audit`` mode only); the static rules' families are read
-# from ``golf-audit rules`` of this checkout.
-CLAIMS_FAMILIES = frozenset({"structure", "claims-mismatch", "size-cap", "time-cap", "significance"})
+# The parts each mode runs: their rules' families (``golf-audit rules`` of this checkout) are what the mode
+# can report. ``audit`` without an artifact runs no reproduction.
+MODE_PARTS = {"check": frozenset({"static"}), "audit": frozenset({"static", "claims", "probes", "data", "sandbox"})}
 
 
 class CorpusError(ValueError):
@@ -429,11 +429,11 @@ def scores_json(scores: Scores, mode: str) -> dict:
 
 
 def mode_families(mode: str) -> frozenset[str]:
-    """Families the chosen mode can report: the static rules' (from this checkout), plus claims' in audit."""
+    """Families the chosen mode can report: those of the rules of the parts it runs (from this checkout)."""
     proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "rules", "--format", "json"],
                           capture_output=True, text=True, cwd=ROOT, check=True)
-    static = frozenset(r["family"] for r in json.loads(proc.stdout))
-    return static | CLAIMS_FAMILIES if mode == "audit" else static
+    return frozenset(f for r in json.loads(proc.stdout) if r["part"] in MODE_PARTS[mode]
+                     for f in (r.get("families") or [r["family"]]))
 
 
 TRANSIENT = ("timed out", "not materialised")

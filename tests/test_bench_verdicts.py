@@ -206,3 +206,11 @@ def test_outcome_log_keeps_finished_folders_only(tmp_path):
     assert [f["rule"] for f in known[(a.commit, a.folder)].lesser] == ["GA110"]
     assert known[(b.commit, b.folder)].crash == "exit 2, no JSON report: boom"
     assert bv.OutcomeLog(log_path, fresh=True).known == {}
+
+
+def test_a_mode_reports_the_families_of_the_parts_it_runs():
+    from benchmarks.bench_verdicts import mode_families
+
+    check, audit = mode_families("check"), mode_families("audit")
+    assert {"target-in-key", "unnormalized"} <= check and "claims-mismatch" not in check
+    assert check < audit and {"claims-mismatch", "size-cap"} <= audit
