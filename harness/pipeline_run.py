@@ -35,7 +35,7 @@ import torch
 from harness import capture, model_build
 from harness.cuda_on_cpu import cuda_as_cpu
 from harness.drivers import DEPTH_KEYS
-from harness.loader import import_submission, read_source
+from harness.loader import import_submission, parsable_source, read_source
 from harness.shards import write_shard
 from harness.entry_points import HPARAM_PARAMS, MODEL_PARAMS, TOKEN_PARAMS, find_entries
 from harness.scorer import ScorerError
@@ -212,7 +212,7 @@ def run_pipeline(args: dict) -> dict:
     eval's NLL (nats) and count per target position, the tokens it scored, the weight fingerprint
     at its start and seconds; plus the setup (entry point, env, the own depth it needed)."""
     entry = args["entry"]
-    source, _ = read_source(entry)
+    source = driven_source(entry)
     entries = find_entries(source)
     if not entries:
         raise PipelineError("no eval entry point taking a token stream (eval_val*(..., val_tokens, ...)) found")
@@ -251,6 +251,12 @@ def run_pipeline(args: dict) -> dict:
         run = attempt(own_depth)
     return {**run, "seconds": round(time.perf_counter() - t0, 2), "own_depth": own_depth,
             "env": {k: v for k, v in env.items() if k in PIPELINE_ENV or k == "VOCAB_SIZE"}}
+
+
+def driven_source(entry: str) -> str:
+    """The source main() runs (self-extracting layers removed), as this interpreter's ``ast`` reads it
+    (3.12-only f-strings rewritten on an older Python, as the import does)."""
+    return parsable_source(read_source(entry)[0], entry)
 
 
 def outer_evals(source: str, entries: list[str]) -> list[str]:

@@ -281,3 +281,11 @@ def test_a_second_pass_that_returns_only_its_own_mean_is_traced():
     with pytest.raises(ScorerError, match="could not be traced"):
         check_capture(capture, [first, rescored], (3.0,), "eval_two_pass", 0)
     assert list(pipeline_run.last_scores([first, rescored], 5)[:4]) == [1.0, 2.0, 3.0, 2.0]
+
+
+def test_the_driven_source_is_read_as_this_python_reads_it(tmp_path):
+    import ast
+
+    entry = tmp_path / "train_gpt.py"
+    entry.write_text('def eval_val(model, val_tokens):\n    return f"{"a" + "b"}"\n\ndef main():\n    pass\n')
+    ast.parse(pipeline_run.driven_source(str(entry)))  # a 3.12 f-string, on any supported Python
