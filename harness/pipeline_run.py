@@ -147,7 +147,12 @@ def tied_widths(configs: list, source: str) -> list[str]:
         return []
     names = {n for c in configs for n in dir(c)
              if n != "model_dim" and WIDTH.fullmatch(n) and getattr(c, n, None) == model_dim}
-    return sorted(n.upper() for n in names if f'"{n.upper()}"' in source and n.upper() not in model_build.SMALL_ENV)
+    return sorted(n.upper() for n in names if _env_name_in(n.upper(), source) and n.upper() not in model_build.SMALL_ENV)
+
+
+def _env_name_in(name: str, source: str) -> bool:
+    """The source names the environment variable as a string literal (either quote)."""
+    return re.search(rf"""(["']){re.escape(name)}\1""", source) is not None
 
 
 def _materialise(configs: list, data_dir: Path, val: np.ndarray, tokenizer: str, seed: int) -> dict:

@@ -265,6 +265,8 @@ def test_outer_evals_and_tied_widths():
     namespace: dict = {}
     exec(compile(source, "<test>", "exec"), namespace)
     assert pipeline_run.tied_widths([namespace["Hyperparameters"]()], source) == ["EMBEDDING_DIM"]
+    single = source.replace('"EMBEDDING_DIM"', "'EMBEDDING_DIM'")  # minified records quote with '
+    assert pipeline_run.tied_widths([namespace["Hyperparameters"]()], single) == ["EMBEDDING_DIM"]
 
 
 def test_a_second_pass_that_returns_only_its_own_mean_is_traced():
