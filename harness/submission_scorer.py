@@ -422,8 +422,21 @@ class SubmissionPipeline:
                 return v
         if p.default is not inspect.Parameter.empty:
             return _MISSING
+        forward = self._model_forward(lname)
+        if forward is not None:
+            return forward
         v = getattr(self.hparams, lname, _MISSING)
         return v
+
+    def _model_forward(self, lname: str):
+        """A parameter that takes one of the model's forwards (``forward_ttt_train``: main() hands in its
+        compiled ``model.forward_ttt``): the model's own method whose name the parameter's starts with,
+        the longest such; None for a parameter that names no forward."""
+        if not lname.startswith("forward"):
+            return None
+        names = [n for n in dir(type(self.model)) if n.startswith("forward") and (lname == n or lname.startswith(n + "_"))
+                 and callable(getattr(type(self.model), n, None))]
+        return getattr(self.model, max(names, key=len)) if names else None
 
     def _rank_hparams(self, rank: int) -> None:
         """Hyperparameters that carry the process's place in the launch (``h.rank``, ``h.world_size``,

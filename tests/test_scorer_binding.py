@@ -107,3 +107,22 @@ def test_the_attributes_an_eval_reads_from_its_parameters():
            "    return n * h.rank\n")
     assert _param_attrs(src, "eval_val") == {"h": {"world_size", "rank"}, "val_data": {"val_tokens", "base_bytes_lut"}}
     assert _param_attrs(src, "missing") == {}
+
+
+def test_a_parameter_that_takes_a_forward_gets_the_models_own():
+    import torch
+
+    from harness.submission_scorer import SubmissionPipeline
+
+    class Net(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+        def forward_ttt(self, x, y, lora=None):
+            return x + y
+
+    holder = SimpleNamespace(model=Net())
+    fwd = SubmissionPipeline._model_forward(holder, "forward_ttt_train")  # main() hands in model.forward_ttt compiled
+    assert fwd is not None and fwd.__name__ == "forward_ttt" and fwd.__self__ is holder.model
+    assert SubmissionPipeline._model_forward(holder, "forwarded_count") is None
+    assert SubmissionPipeline._model_forward(holder, "stride") is None
