@@ -36,7 +36,7 @@ from harness import capture, model_build
 from harness.cuda_on_cpu import cuda_as_cpu
 from harness.drivers import DEPTH_KEYS
 from harness.loader import import_submission, parsable_source, read_source
-from harness.shards import write_shard
+from harness.shards import mark_documents, write_shard
 from harness.entry_points import HPARAM_PARAMS, MODEL_PARAMS, TOKEN_PARAMS, find_entries
 from harness.scorer import ScorerError
 from harness.submission_scorer import PROBE_ENV, SubmissionPipeline, _plain
@@ -55,7 +55,6 @@ PIPELINE_DIMS = {"MODEL_DIM": "256"}
 QUANTIZED_ABOVE = 65536  # elements: the records store a float tensor this small as it is
 TRAIN_SHARDS, TRAIN_SHARD_TOKENS = 2, 1 << 15
 VAL_ALPHABET = 64
-DOC_TOKENS = 128  # per-document evals (LoRA TTT) split documents among ranks
 SHARD_GLOB = re.compile(r"[*?\[]")
 WIDTH = re.compile(r"[a-z][a-z0-9_]*_dim")
 
@@ -80,9 +79,7 @@ def val_stream(seed: int, n: int, vocab: int, bos: int | None = None) -> np.ndar
     rng = np.random.default_rng(seed + 7)
     alphabet = rng.choice(np.arange(4, vocab), size=min(VAL_ALPHABET, vocab - 4), replace=False)
     s = rng.choice(alphabet, size=n).astype(np.int64)
-    if bos is not None:
-        s[: max(n - 1, 0) : DOC_TOKENS] = bos  # no document of one token: the stream ends inside one
-    return s
+    return s if bos is None else mark_documents(s, bos)
 
 
 class MainEval(SubmissionPipeline):

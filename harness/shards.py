@@ -15,6 +15,17 @@ import numpy as np
 
 from harness import AuditError
 
+# Generated validation streams are shaped like the val shards: BOS-led documents, at most this long.
+DOC_TOKENS = 128
+
+
+def mark_documents(s: np.ndarray, bos: int, doc_tokens: int = DOC_TOKENS) -> np.ndarray:
+    """Start a document with ``bos`` every ``doc_tokens`` tokens of ``s`` (in place, returned), as the
+    val shards start each document; none starts at the last token (no document of one token)."""
+    s[: max(s.shape[0] - 1, 0) : doc_tokens] = bos
+    return s
+
+
 SHARD_MAGIC = 20240520
 SHARD_VERSION = 1
 HEADER_WORDS = 256

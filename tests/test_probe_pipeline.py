@@ -18,7 +18,7 @@ import pytest
 
 from checks.parts import AuditOptions, run_parts
 from checks.probes import whole_pipeline
-from harness import pipeline_run
+from harness import pipeline_run, shards
 from harness.cuda_on_cpu import cuda_as_cpu
 from harness.pipeline_run import val_stream
 from harness.submission import load_submission
@@ -226,7 +226,7 @@ def test_weights_moved_only_where_quantized_is_calibration_else_training():
 def test_the_generated_stream_never_ends_on_a_lone_bos():
     for n in (129, 257, 2049):
         s = val_stream(0, n, 1024, bos=1)
-        assert s[0] == 1 and s[-1] != 1 and (s == 1).sum() == (n - 2) // pipeline_run.DOC_TOKENS + 1
+        assert s[0] == 1 and s[-1] != 1 and (s == 1).sum() == (n - 2) // shards.DOC_TOKENS + 1
 
 
 def test_concatenated_positions_keep_their_tags():

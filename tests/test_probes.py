@@ -102,6 +102,26 @@ def test_generated_streams_locate_every_window(seed, n):
     assert len(windows) == n - 23
 
 
+@given(st.integers(0, 999), st.integers(64, 600), st.integers(24, 128))
+def test_bos_led_streams_keep_every_window_unique(seed, n, doc):
+    s = make_stream(seed, n, 128, bos=1, doc_tokens=doc)
+    assert list(np.flatnonzero(s == 1)) == list(range(0, n - 1, doc)) and s[-1] != 1
+    assert len({s[i : i + 24].tobytes() for i in range(n - 23)}) == n - 23
+
+
+@pytest.mark.parametrize("world,n,doc", [(1, 512, 128), (8, 8 * 96, 48), (8, 8 * 40, 24)])
+def test_probe_streams_give_every_rank_documents(world, n, doc):
+    from types import SimpleNamespace
+
+    from checks.probes.base import Context
+
+    ctx = Context(pipe=SimpleNamespace(vocab_size=128, bos_id=None, world_size=world), tol=1e-6, norm_tol=1e-4)
+    s = ctx.stream(5, n)
+    assert ctx.bos == 1 and list(np.flatnonzero(s == 1)) == list(range(0, n - 1, doc))
+    share = n // world
+    assert all((s[r * share : (r + 1) * share] == 1).any() for r in range(world))
+
+
 def test_documents_start_with_bos():
     s, starts = make_documents(3, 3, 128, bos=1)
     assert [int(s[i]) for i in starts] == [1, 1, 1] and int((s == 1).sum()) == 3

@@ -13,6 +13,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from checks.probes.streams import FIRST_ID, make_stream
+from harness.shards import DOC_TOKENS
+
+# The BOS id of the challenge's sentencepiece tokenizers, and the shortest generated document.
+SENTENCEPIECE_BOS = 1
+MIN_DOC_TOKENS = 24  # longer than a phrase and the gap after it (streams.py): no two documents alike
+
 # Tokens of the challenge's validation split (FineWeb, sp1024 tokenizer), for when the logs do not say.
 OFFICIAL_VAL_TOKENS = 62_021_632
 
@@ -48,6 +55,18 @@ class Context:
         return self.pipe.vocab_size
 
     @property
+    def bos(self) -> int:
+        """The id that starts a document: the submission's own, else the challenge tokenizers' (1)."""
+        return self.pipe.bos_id if self.pipe.bos_id is not None else SENTENCEPIECE_BOS
+
+    def stream(self, seed: int, n: int) -> np.ndarray:
+        """The generated stream of ``n`` tokens (streams.make_stream) cut into BOS-led documents as the
+        val shards are: two to a rank's share where that leaves them MIN_DOC_TOKENS or more, so that a
+        per-document eval hands every rank of the launch documents, as it does on the real stream."""
+        share = n // (2 * self.ranks)
+        return make_stream(seed, n, self.vocab, self.bos, max(MIN_DOC_TOKENS, min(DOC_TOKENS, share)))
+
+    @property
     def ranks(self) -> int:
         """Ranks the eval runs as on each stream (the launch's world size); the streams a probe
         draws are this many times longer, so that each rank's share is as long as one stream."""
@@ -76,6 +95,8 @@ class Context:
         results = []
         for v in values:
             parts = [prefix[: t + 1], [v]] + ([suffix] if suffix is not None else [])
+            if suffix is None and v == self.bos:
+                parts.append([FIRST_ID])  # no document of one token at the end (harness.shards.mark_documents)
             results.append(self.score(np.concatenate(parts).astype(np.int64), watch=(t,)))
         return values, np.array([r.nll[t] for r in results]), results
 

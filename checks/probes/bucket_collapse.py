@@ -13,7 +13,7 @@ import numpy as np
 
 from checks.probes.base import Context, Probe
 from checks.probes.normalization import sweep_facts
-from checks.probes.streams import make_stream, position_specs
+from checks.probes.streams import position_specs
 from harness.tables import collapsed
 
 
@@ -28,7 +28,7 @@ def check(ctx: Context, ex: dict) -> dict | None:
     cex = sweep_facts(ctx, ex, tables=one_bucket)
     if cex is None:
         return None
-    s = make_stream(ex["seed"], ex["n"], ctx.vocab)
+    s = ctx.stream(ex["seed"], ex["n"])
     with ctx.pipe.resized(one_bucket):
         cex["mean_nll_collapsed"] = float(np.nanmean(ctx.score(s).nll))
     cex["mean_nll_official"] = float(np.nanmean(ctx.score(s).nll))

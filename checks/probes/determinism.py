@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from checks.probes.base import Context, Probe
-from checks.probes.streams import make_stream, stream_specs
+from checks.probes.streams import stream_specs
 
 
 def check(ctx: Context, ex: dict) -> dict | None:
-    s = make_stream(ex["seed"], ex["n"], ctx.vocab)
+    s = ctx.stream(ex["seed"], ex["n"])
     r1, r2 = ctx.score(s), ctx.score(s)
     d = np.abs(np.nan_to_num(r1.nll) - np.nan_to_num(r2.nll))
     bad = np.nonzero((d > ctx.tol) | (r1.count != r2.count))[0]

@@ -18,10 +18,6 @@ from checks.probes.streams import document_specs, make_documents
 NO_CLAIM = {"no_claim": True}
 
 
-def bos(ctx: Context) -> int:
-    return ctx.pipe.bos_id if ctx.pipe.bos_id is not None else 1
-
-
 def _moved(ctx, r1, r2, lo, hi, tol=None):
     d = np.abs(np.nan_to_num(r1.nll[lo:hi]) - np.nan_to_num(r2.nll[lo:hi]))
     return d, np.nonzero(d > (ctx.tol if tol is None else tol))[0]
@@ -44,7 +40,7 @@ def _isolated(ctx, s, r0, nxt, lo, hi, b) -> bool:
 
 
 def check(ctx: Context, ex: dict) -> dict | None:
-    s, starts = make_documents(ex["seed"], ex["docs"], ctx.vocab, bos(ctx))
+    s, starts = make_documents(ex["seed"], ex["docs"], ctx.vocab, ctx.bos)
     d = ex["k"] % (len(starts) - 1)  # document N; N+1 starts at starts[d+1]
     nxt = starts[d + 1]
     end = starts[d + 2] if d + 2 < len(starts) else s.shape[0]
@@ -70,7 +66,7 @@ def check(ctx: Context, ex: dict) -> dict | None:
 def applies(ctx: Context) -> str | None:
     # Per-document scoring is claimed when a mid-document change stays inside its document.
     for seed in range(3):
-        s, starts = make_documents(seed, 3 * ctx.ranks, ctx.vocab, bos(ctx))
+        s, starts = make_documents(seed, 3 * ctx.ranks, ctx.vocab, ctx.bos)
         if _isolated(ctx, s, ctx.score(s), starts[1], starts[1], starts[2] - 1, 4):
             return None
     return "the eval's context crosses BOS boundaries by design (no per-document scoring to hold it to)"

@@ -26,7 +26,7 @@ HARDWARE_NOISE_BPB = 1e-4
 
 
 def check(ctx: Context, ex: dict) -> dict | None:
-    s = make_stream(ex["seed"], ex["n"], ctx.vocab)
+    s = ctx.stream(ex["seed"], ex["n"])
     r = ctx.score(s)
     scored = np.nonzero(r.count > 0)[0]
     if not scored.size:
@@ -54,7 +54,7 @@ def effect_at_val_length(ctx: Context, official) -> dict | None:
         return None
     period = seq * stride // math.gcd(seq, stride)
     length = 3 * seq + (n_val - 3 * seq) % period if n_val > 3 * seq else n_val
-    s = make_stream(7, length + 1, official.vocab_size)
+    s = make_stream(7, length + 1, official.vocab_size, ctx.bos)
     r = official.score(s)
     extra = int(np.clip(r.count - 1, 0, None).sum())
     skipped = int((r.count == 0).sum())

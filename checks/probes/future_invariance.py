@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from checks.probes.base import Context, Probe
-from checks.probes.streams import change_specs, make_stream
+from checks.probes.streams import change_specs
 
 
 def check(ctx: Context, ex: dict) -> dict | None:
-    s = make_stream(ex["seed"], ex["n"], ctx.vocab)
+    s = ctx.stream(ex["seed"], ex["n"])
     n = s.shape[0] - 1  # targets
     t = 1 + ex["k"] % (n - 1)  # probed target index: x_{t+1} is its token
     u = min(t + 1 + ex["d"], n)  # stream index of the changed token, at or after the target of t

@@ -17,18 +17,18 @@ from __future__ import annotations
 import numpy as np
 
 from checks.probes.base import Context, Probe, model_probs
-from checks.probes.streams import make_stream, position_specs, probed_position
+from checks.probes.streams import position_specs, probed_position
 
 
 def sweep_facts(ctx: Context, ex: dict, tables: dict[str, int] | None = None) -> dict | None:
     """The sweep at ``tables`` (hashed-table sizes; by default those of the launched load)."""
-    s = make_stream(ex["seed"], ex["n"], ctx.vocab)
+    s = ctx.stream(ex["seed"], ex["n"])
     # Past the first window of the rank that scores it (a window scores all its positions before
     # any cache update), each rank holding a share of the stream as long as one window or more.
     # Its context recurred in what that rank scored before it: the stream is cut right after t, so
     # the last rank's share, less the window that scores t, is what its caches hold.
     seq = ctx.pipe.info.seq_len or 64
-    t = probed_position(ex, ctx.vocab, min_t=seq * ctx.ranks, share=lambda i: (i + 2) // ctx.ranks - seq)
+    t = probed_position(s, ex["k"], min_t=seq * ctx.ranks, share=lambda i: (i + 2) // ctx.ranks - seq)
     if tables is None:
         tables = ctx.loaded_tables(t + 2)
     with ctx.pipe.resized(tables):

@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from checks.probes.base import Context, Probe
-from checks.probes.streams import change_specs, make_stream, probed_position
+from checks.probes.streams import change_specs, probed_position
 
 
 def applies(ctx: Context) -> str | None:
-    s = make_stream(0, 160 * ctx.ranks, ctx.vocab)
+    s = ctx.stream(0, 160 * ctx.ranks)
     ctx.score(s)
     if not ctx.pipe.info.stateful:
         return "the model's weights do not change during the eval (no adaptive state to probe; caches: see normalization)"
@@ -23,8 +23,8 @@ def applies(ctx: Context) -> str | None:
 
 
 def check(ctx: Context, ex: dict) -> dict | None:
-    s = make_stream(ex["seed"], ex["n"], ctx.vocab)
-    t = probed_position(ex, ctx.vocab, repeated=False)
+    s = ctx.stream(ex["seed"], ex["n"])
+    t = probed_position(s, ex["k"], repeated=False)
     a = int(s[t + 1])
     b = ex["b"] % ctx.vocab
     if b == a:

@@ -12,13 +12,17 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from harness.shards import DOC_TOKENS, mark_documents
+
 FIRST_ID = 4
 PHRASES = 2
 PHRASE_LEN = 8
 
 
-def make_stream(seed: int, length: int, vocab: int) -> np.ndarray:
-    """``length`` tokens (int64): random ids with recurring phrases."""
+def make_stream(seed: int, length: int, vocab: int, bos: int | None = None,
+                doc_tokens: int = DOC_TOKENS) -> np.ndarray:
+    """``length`` tokens (int64): random ids with recurring phrases; with ``bos``, a document starts
+    every ``doc_tokens`` tokens."""
     rng = np.random.default_rng(seed)
     s = rng.integers(FIRST_ID, vocab, size=length)
     phrases = rng.integers(FIRST_ID, vocab, size=(PHRASES, PHRASE_LEN))
@@ -27,7 +31,8 @@ def make_stream(seed: int, length: int, vocab: int) -> np.ndarray:
         if rng.random() < 0.9:
             s[pos : pos + PHRASE_LEN] = phrases[rng.integers(PHRASES)]
         pos += PHRASE_LEN + int(rng.integers(2, 7))
-    return s.astype(np.int64)
+    s = s.astype(np.int64)
+    return s if bos is None else mark_documents(s, bos, doc_tokens)
 
 
 def make_documents(seed: int, docs: int, vocab: int, bos: int) -> tuple[np.ndarray, list[int]]:
@@ -59,14 +64,13 @@ def repeated_context_targets(s: np.ndarray, order: int = 4, share=None) -> list[
     return out
 
 
-def probed_position(spec: dict, vocab: int, min_t: int = 8, repeated: bool = True, share=None) -> int:
-    """A target index in the stream drawn by ``spec['k']``: preferably one whose context recurred
+def probed_position(s: np.ndarray, k: int, min_t: int = 8, repeated: bool = True, share=None) -> int:
+    """A target index of the stream ``s`` drawn by ``k``: preferably one whose context recurred
     (within ``share(i)`` tokens before it, when given)."""
-    s = make_stream(spec["seed"], spec["n"], vocab)
     cands = [i for i in repeated_context_targets(s, share=share) if i >= min_t] if repeated else []
     if not cands:
         cands = list(range(min(min_t, s.shape[0] - 2), s.shape[0] - 1))
-    return cands[spec["k"] % len(cands)]
+    return cands[k % len(cands)]
 
 
 # Each strategy's lengths are per rank: with ``ranks`` ranks the eval splits a stream among them, so
