@@ -197,6 +197,9 @@ def position_mode():
     sums = {Tensor.sum, torch.sum}
     adds = {Tensor.__iadd__, Tensor.add_, Tensor.__add__, Tensor.__radd__, torch.add, Tensor.add}
     from_array = {torch.as_tensor, torch.tensor, torch.asarray}
+    # Ops that zero some positions by a mask (``loss * mask``, ``torch.where(mask, loss, 0)``): a
+    # position whose value they set to zero is not scored by what follows (a window's context columns).
+    zeroing = {Tensor.__mul__, Tensor.__rmul__, Tensor.mul, torch.mul, torch.where, Tensor.masked_fill, torch.masked_fill}
 
     class Mode(TorchFunctionMode):
         """Propagates position tags (``Mode.tags``: id(tensor) -> (weakref, tags))."""
@@ -292,6 +295,8 @@ def position_mode():
                 if out.shape[: tags.ndim] == tags.shape:
                     return _tag_np(out, tags, self.capture)  # ``.numpy()`` of a tagged tensor: the tagged ndarray
                 return out
+            if func in zeroing and isinstance(out, Tensor):
+                tags = _unzeroed_tags(tags, src, out)
             outs = out if isinstance(out, (tuple, list)) else (out,)
             for o in outs:
                 if not isinstance(o, Tensor):
@@ -403,6 +408,20 @@ def _flat(args, kwargs):
             yield from a
         else:
             yield a
+
+
+def _unzeroed_tags(tags: np.ndarray, src, out) -> np.ndarray:
+    """``tags`` less the positions a masking op set to zero: all of a position's values are 0 in
+    ``out`` and were not all 0 in ``src``, the tagged operand (a zero score stays a score)."""
+    if tuple(out.shape[: tags.ndim]) != tags.shape or tuple(src.shape[: tags.ndim]) != tags.shape:
+        return tags
+    lead = tags.ndim
+    o = out.detach().reshape(*tags.shape, -1) if out.dim() > lead else out.detach().reshape(*tags.shape, 1)
+    s = src.detach().reshape(*tags.shape, -1) if src.dim() > lead else src.detach().reshape(*tags.shape, 1)
+    if o.shape[-1] != s.shape[-1]:
+        return tags
+    zeroed = ((o == 0).all(dim=-1) & (s != 0).any(dim=-1)).cpu().numpy()
+    return np.where(zeroed, -1, tags) if zeroed.any() else tags
 
 
 def _reshape_tags(tags: np.ndarray, shape: tuple) -> np.ndarray | None:

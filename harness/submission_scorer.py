@@ -103,7 +103,7 @@ class SubmissionPipeline:
 
         Separate from the build so that a model built elsewhere (by the submission's own main(),
         harness/pipeline_run.py) is captured the same way."""
-        self.fn = fn
+        self.fn, self.seed = fn, seed
         self.vocab_size = int(getattr(self.hparams, "vocab_size", 0) or 1024)
         self.bos_id = _bos_id(self.module)
         self.world_size = world_size
@@ -177,11 +177,11 @@ class SubmissionPipeline:
                     self.info.stateful = True
             finally:
                 self.mode.paused -= 1
-            if not grad and isinstance(out, torch.Tensor) and out.dim() == 3 and isinstance(input_ids, torch.Tensor):
+            if isinstance(input_ids, torch.Tensor) and _per_position(out, input_ids, extra, grad):
                 tags = self._row_tags(input_ids)
                 if tags is not None:
                     self.mode.tag(out, tags)
-                    if self.watch:
+                    if self.watch and out.dim() == 3:  # logits rows (model_probs)
                         hit = np.isin(tags, list(self.watch))
                         for r, c in zip(*np.nonzero(hit)):
                             self.watched.append((int(tags[r, c]), out[r, c].detach().float().cpu().numpy().copy()))
@@ -290,6 +290,7 @@ class SubmissionPipeline:
                 plan = list(ranks) if ranks is not None else self._plan(length, watch)
                 for rank in plan:
                     self._restore()
+                    _seed_process(self.seed, rank)
                     self.current_rank = rank
                     before = len(self.mode.capture.records)
                     try:
@@ -424,7 +425,9 @@ class SubmissionPipeline:
             return _MISSING
         forward = self._model_forward(lname)
         if forward is not None:
-            return forward
+            import torch
+
+            return self._wrapped(forward, torch, arg=0)  # captured like any model call
         v = getattr(self.hparams, lname, _MISSING)
         return v
 
@@ -514,6 +517,31 @@ def _plain(out):
     if isinstance(out, dict):
         return {str(k): _plain(v) for k, v in out.items() if isinstance(v, (int, float)) or hasattr(v, "item")}
     return None
+
+
+def _seed_process(seed: int, rank: int) -> None:
+    """Seed the random generators a rank's eval draws from (a TTT adapter's initial weights, a
+    sampled subset of documents) as that rank's process holds them: the same for every scoring, so
+    that two scorings of one stream from the initial state are two runs of the same process."""
+    import random
+
+    import torch
+
+    random.seed(seed * 1000 + rank)
+    np.random.seed(seed * 1000 + rank)
+    torch.manual_seed(seed * 1000 + rank)
+
+
+def _per_position(out, input_ids, extra: tuple, grad: bool) -> bool:
+    """Whether a model call's output is one value (row) per input position, to be tagged with them:
+    logits (batch, time, vocab) of a forward without gradient, or the per-token losses (batch, time)
+    of a forward handed the targets, which an eval may score even while training on them (TTT)."""
+    if getattr(out, "dim", None) is None or input_ids.dim() != 2 or tuple(out.shape[:2]) != tuple(input_ids.shape):
+        return False
+    if out.dim() == 3:
+        return not grad
+    targets = bool(extra) and getattr(extra[0], "shape", None) == input_ids.shape
+    return out.dim() == 2 and targets
 
 
 def _int_attr(obj, names) -> int | None:

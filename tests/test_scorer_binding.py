@@ -126,3 +126,31 @@ def test_a_parameter_that_takes_a_forward_gets_the_models_own():
     assert fwd is not None and fwd.__name__ == "forward_ttt" and fwd.__self__ is holder.model
     assert SubmissionPipeline._model_forward(holder, "forwarded_count") is None
     assert SubmissionPipeline._model_forward(holder, "stride") is None
+
+
+def test_per_position_outputs_are_eval_logits_or_losses_given_targets():
+    import torch
+
+    from harness.submission_scorer import _per_position
+
+    x = torch.zeros(2, 5, dtype=torch.long)
+    assert _per_position(torch.zeros(2, 5, 7), x, (), grad=False)  # logits of an eval forward
+    assert not _per_position(torch.zeros(2, 5, 7), x, (), grad=True)  # a training forward's logits
+    assert _per_position(torch.zeros(2, 5), x, (x,), grad=True)  # TTT: per-token losses, scored then trained on
+    assert not _per_position(torch.zeros(2, 5), x, (), grad=False)  # no targets: not a loss per position
+    assert not _per_position(torch.zeros(()), x, (x,), grad=False)  # a reduced loss: its terms come from the capture
+    assert not _per_position(torch.zeros(2, 4, 7), x, (), grad=False)
+
+
+def test_every_scoring_of_a_rank_draws_the_same_random_numbers():
+    import torch
+
+    from harness.submission_scorer import _seed_process
+
+    _seed_process(3, 1)
+    a = torch.rand(4)
+    torch.rand(9)
+    _seed_process(3, 1)
+    assert torch.equal(torch.rand(4), a)
+    _seed_process(3, 2)
+    assert not torch.equal(torch.rand(4), a)
