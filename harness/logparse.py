@@ -75,6 +75,7 @@ class LogRun:
     val_tokens: int | None = None  # the validation stream's length, as the loader prints it
     unknown: list[tuple[int, str]] = field(default_factory=list)
     lines: int = 0
+    first_line: int = 1  # where this run starts in its log (later runs of a log holding several)
 
     def seeds(self) -> set[int]:
         """Every seed this run may be: the one it prints and the one its file name gives."""
@@ -109,6 +110,51 @@ class LogRun:
     def code_size(self) -> dict[str, int]:
         """Kind ("plain", "uncompressed", "compressed") -> the last code size the log prints of that kind."""
         return {kind: n for kind, n, _ in self.code_sizes}
+
+    def runs(self) -> list["LogRun"]:
+        """The runs this log holds, in order: one, unless the pipeline started over in the same file
+        (runs appended to one file: its first result's stage prints again after a later stage, with
+        training in between or with another value; a summary that reprints a result, or another eval
+        of the same artifact, is not a new run). Each gets the results and size lines between its
+        start and the next's."""
+        firsts = self.finals_in_order()
+        if not firsts:
+            return [self]
+        head, starts, seen_later = firsts[0], [0], False
+        for m in firsts[1:]:
+            if m.stage == head.stage and seen_later:
+                # The new run starts after the last result printed before it (its _exact twin included).
+                start = max(x.line for x in self.metrics if x.line < m.line and not x.diagnostic) + 1
+                if m.val_bpb != head.val_bpb or any(start <= x.line < m.line for x in self.metrics if x.diagnostic):
+                    starts.append(start)
+                    seen_later = False
+                head = m
+            elif m.stage != head.stage:
+                seen_later = True
+        if len(starts) == 1:
+            return [self]
+        bounds = list(zip(starts, starts[1:] + [self.lines + 1]))
+        return [replace(self, metrics=[m for m in self.metrics if lo <= m.line < hi],
+                        sizes=[s for s in self.sizes if lo <= s[2] < hi],
+                        code_sizes=[s for s in self.code_sizes if lo <= s[2] < hi], first_line=max(lo, 1))
+                for lo, hi in bounds]
+
+    @property
+    def where(self) -> str:
+        """The log, and the line its run starts at when the log holds several."""
+        return self.path if self.first_line == 1 else f"{self.path} from line {self.first_line}"
+
+    def finals_in_order(self) -> list[Metric]:
+        """Every non-diagnostic result print, in log order (a rounded print and its ``_exact`` twin
+        within three lines count once)."""
+        out: list[Metric] = []
+        for m in self.metrics:
+            if m.diagnostic:
+                continue
+            if out and out[-1].stage == m.stage and m.line - out[-1].line <= 3:
+                continue
+            out.append(m)
+        return out
 
     def eval_times(self) -> dict[str, float]:
         """Stage -> eval seconds, for the results that print their own eval time."""

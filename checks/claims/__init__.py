@@ -226,17 +226,24 @@ def select(runs: list[LogRun], claims: Claims) -> Selection | None:
             return sel
     sel = match_claim(runs, claims.val_bpb)
     if sel:
-        sel.how = f"all {len(runs)} logs" if len(runs) > 1 else "the log"
+        sel.how = _all_runs(runs)
         return sel
     if len(runs) > 1 and claims.val_bpb is not None and (claims.n_seeds or 1) <= 1 and len(ids) <= 1:
         for r in reversed(runs):
             one = match_claim([r], claims.val_bpb)
             if one:
-                one.how = f"one of {len(runs)} logs ({r.path})"
+                one.how = f"one of {len(runs)} logged runs ({r.where})"
                 return one
     sel = headline_selection(runs)
-    sel.how = f"all {len(runs)} logs" if len(runs) > 1 else "the log"
+    sel.how = _all_runs(runs)
     return sel
+
+
+def _all_runs(runs: list[LogRun]) -> str:
+    if len(runs) == 1:
+        return "the log"
+    several = len({r.path for r in runs}) < len(runs)  # a log holding several runs
+    return f"all {len(runs)} logged runs" if several else f"all {len(runs)} logs"
 
 
 def per_seed_route(chosen: list[LogRun], claims: Claims) -> Selection | None:
@@ -320,11 +327,12 @@ def run(sub: Submission, opts, report: Report) -> None:
         if digest in seen:
             continue  # the same run committed twice (train.log and train_seed1337.log)
         seen[digest] = rel
-        every.append(r)
         if r.headline() is None:
+            every.append(r)
             report.add(_f("CLM005", "structure", "info", "no final val_bpb line in this log", rel))
             continue
-        runs.append(r)
+        every.extend(r.runs())
+        runs.extend(r.runs())
 
     sel = select(runs, claims)
     check_scores(report, claims, runs, every, sel, json_rel)
