@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -54,6 +54,7 @@ ERROR = "error"
 # The parts each mode runs: their rules' families (``golf-audit rules`` of this checkout) are what the mode
 # can report. ``audit`` without an artifact runs no reproduction.
 MODE_PARTS = {"check": frozenset({"static"}), "audit": frozenset({"static", "claims", "probes", "data", "sandbox"})}
+PARTS = frozenset().union(*MODE_PARTS.values(), {"reproduction"})
 
 
 class CorpusError(ValueError):
@@ -68,10 +69,19 @@ class Entry:
     expected: frozenset[str]  # empty for a legal folder
     status: str
     evidence: str
+    # Families only one part reports on a folder whose code is legal (``claims:structure``: a merged
+    # record without its log): (part, family). Under a mode without that part the folder is legal.
+    by_part: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def legal(self) -> bool:
         return not self.expected
+
+    def in_mode(self, parts: frozenset[str]) -> "Entry":
+        """The row as a mode running ``parts`` sees it: its part-qualified families those parts report."""
+        if not self.by_part:
+            return self
+        return dataclasses.replace(self, expected=frozenset(f for p, f in self.by_part if p in parts), by_part=frozenset())
 
     @property
     def label(self) -> str:
@@ -99,17 +109,21 @@ def _entry(n: int, row: list[str]) -> Entry:
         raise CorpusError(f"row {n}: commit must be 40 lowercase hex digits, got {commit!r}")
     if not folder.startswith("records/") or ".." in folder.split("/"):
         raise CorpusError(f"row {n}: folder must be a path under records/, got {folder!r}")
-    fams = frozenset() if expected == LEGAL else frozenset(f.strip() for f in expected.split(","))
-    unknown = sorted(f for f in fams if f not in FAMILIES)
+    tokens = [] if expected == LEGAL else [f.strip() for f in expected.split(",")]
+    by_part = frozenset(tuple(tok.split(":", 1)) for tok in tokens if ":" in tok)
+    fams = frozenset(tok.rsplit(":", 1)[-1] for tok in tokens)
+    unknown = sorted(f for f in fams if f not in FAMILIES) + sorted(p for p, _ in by_part if p not in PARTS)
     if unknown or not (fams or expected == LEGAL):
-        raise CorpusError(f"row {n}: unknown family {', '.join(unknown) or expected!r}")
+        raise CorpusError(f"row {n}: unknown family or part {', '.join(unknown) or expected!r}")
+    if by_part and len(by_part) != len(tokens):
+        raise CorpusError(f"row {n}: a row's families are all part-qualified (legal code) or none are")
     if status not in STATUSES:
         raise CorpusError(f"row {n}: status must be one of {', '.join(STATUSES)}, got {status!r}")
     if (status == "R") != (pr == "merged"):
         raise CorpusError(f"row {n}: status R goes with pr 'merged' and only with it")
     if not evidence:
         raise CorpusError(f"row {n}: evidence is empty")
-    return Entry(pr, commit, folder, fams, status, evidence)
+    return Entry(pr, commit, folder, fams, status, evidence, by_part)
 
 
 # ---------------------------------------------------------------- materialising a folder at a commit
@@ -282,8 +296,9 @@ def score_folder(entry: Entry, outcome: Outcome, mode_families: frozenset[str]) 
     return FolderScore(entry, outcome, in_scope, caught, false_alarms, warned)
 
 
-def score(pairs: list[tuple[Entry, Outcome]], mode_families: frozenset[str]) -> Scores:
-    folders = [score_folder(e, o, mode_families) for e, o in pairs]
+def score(pairs: list[tuple[Entry, Outcome]], mode_families: frozenset[str],
+          parts: frozenset[str] = MODE_PARTS["audit"]) -> Scores:
+    folders = [score_folder(e.in_mode(parts), o, mode_families) for e, o in pairs]
     by_family: dict[str, Tally] = defaultdict(Tally)
     by_rule: dict[str, Tally] = defaultdict(Tally)
     total = Tally()
@@ -354,6 +369,7 @@ def render_table(scores: Scores, mode: str) -> str:
         f"- flagged caught with an expected family: {_rate(t.caught, len(flagged))}",
         f"- precision of error findings: {_pct(t.precision)} ({t.true_findings} right, {t.false_findings} wrong)",
         f"- legal folders with an error: {scores.legal_with_error}/{len(legal)}",
+        f"- legal folders' verdicts: {legal_verdicts(legal)}",
         f"- folders with no report (crash or timeout): {scores.crashes}",
         "",
         "| family | flagged | caught | missed | false-alarm folders | error findings right/wrong | precision |",
@@ -370,6 +386,13 @@ def render_table(scores: Scores, mode: str) -> str:
         out.append(f"| {rule} | {x.caught} | {x.false_alarm_folders} | {x.true_findings}/{x.false_findings} | "
                    f"{_pct(x.precision)} |")
     return "\n".join(out) + "\n"
+
+
+def legal_verdicts(legal: list[FolderScore]) -> str:
+    """How many legal folders got each verdict (``pass 9, incomplete 4``): a legal folder that is not a
+    PASS is no false alarm, and no pass either (fail closed), which the error counts do not show."""
+    counts = Counter(fs.outcome.verdict or "no report" for fs in legal)
+    return ", ".join(f"{v} {n}" for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))) or "none"
 
 
 def render_folders(scores: Scores) -> str:
@@ -524,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         outcomes = list(pool.map(one, entries))
-    scores = score(list(zip(entries, outcomes)), fams)
+    scores = score(list(zip(entries, outcomes)), fams, MODE_PARTS[args.mode])
     scores.checkout = digest
     sys.stdout.write(render_table(scores, args.mode) + render_folders(scores))
     if args.json:

@@ -135,6 +135,13 @@ def test_folder_lines_name_misses_and_false_alarms():
     assert "| GA112 | 0 | 1 | 0/1 | 0% |" in table
 
 
+def test_legal_folders_are_tallied_by_verdict():
+    pairs = [(entry(str(i), c, "legal"), bv.Outcome([], [], v, crash=None if v else "timed out after 1 s"))
+             for i, (c, v) in enumerate([(C1, "pass"), (C2, "incomplete"), (C3, "pass"), (C4, None)])]
+    table = bv.render_table(bv.score(pairs, SCOPE), "audit")
+    assert "- legal folders' verdicts: pass 2, incomplete 1, no report 1" in table
+
+
 def test_precision_without_errors_is_undefined():
     s = bv.score([(entry("1", C1, "multi-pass"), bv.outcome_from_report(report()))], SCOPE)
     assert s.total.precision is None and s.total.missed == 1
@@ -214,3 +221,17 @@ def test_a_mode_reports_the_families_of_the_parts_it_runs():
     check, audit = mode_families("check"), mode_families("audit")
     assert {"target-in-key", "unnormalized"} <= check and "claims-mismatch" not in check
     assert check < audit and {"claims-mismatch", "size-cap"} <= audit
+
+
+def test_part_qualified_labels_are_legal_code_under_other_modes():
+    # A merged record without its log: legal code, a claims defect. Under check it is a legal folder (a
+    # static error on it is a false alarm); under audit it expects the claims part's structure error.
+    row = "merged\t" + "c" * 40 + "\trecords/track_10min_16mb/x\tclaims:structure,claims:claims-mismatch\tR\tno log"
+    (e,) = bv.parse_corpus("\t".join(bv.COLUMNS) + "\n" + row + "\n")
+    assert e.expected == {"structure", "claims-mismatch"}
+    assert e.in_mode(bv.MODE_PARTS["check"]).legal
+    assert e.in_mode(bv.MODE_PARTS["audit"]).expected == {"structure", "claims-mismatch"}
+    with pytest.raises(bv.CorpusError):
+        bv.parse_corpus("\t".join(bv.COLUMNS) + "\n" + row.replace("claims:structure", "structure") + "\n")
+    with pytest.raises(bv.CorpusError):
+        bv.parse_corpus("\t".join(bv.COLUMNS) + "\n" + row.replace("claims:structure", "nopart:structure") + "\n")
