@@ -352,7 +352,42 @@ def returned_losses(value) -> list[float]:
     return [float(v) for v in value if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
 
 
-def check_capture(capture: "Capture", records: list, returned, fn_name: str, rank: int) -> None:
+@dataclass
+class Claimed:
+    """The returned number the official run prints as its val_bpb (``Entry.claimed``), and the bytes
+    of each stream position's target under every byte convention an eval may count them by (the
+    probes hand the eval their own byte LUTs): what the captured scores must explain."""
+
+    index: int
+    target_bytes: list[np.ndarray]
+
+    def value(self, returned) -> float | None:
+        if isinstance(returned, (list, tuple)) and len(returned) > self.index:
+            v = returned[self.index]
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                return float(v)
+        return None
+
+    def twin(self, returned) -> int | None:
+        """Another element of what was returned that equals the claimed one (to float rounding): a
+        mixture's score that is its model's own score on this stream."""
+        value = self.value(returned)
+        if value is None:
+            return None
+        return next((i for i, v in enumerate(returned) if i != self.index and isinstance(v, (int, float))
+                     and not isinstance(v, bool) and math.isclose(v, value, rel_tol=1e-6)), None)
+
+
+def target_bytes(tokens: np.ndarray, base: np.ndarray, lead: np.ndarray, boundary: np.ndarray) -> list[np.ndarray]:
+    """Bytes of the target of each position (``tokens[1:]``, after ``tokens[:-1]``): the challenge's
+    count (a leading space unless after a boundary token), a leading space always, and none."""
+    prev, tgt = tokens[:-1], tokens[1:]
+    b = base[tgt].astype(np.int64)
+    return [b + (lead[tgt] & ~boundary[prev]), b + lead[tgt], b]
+
+
+def check_capture(capture: "Capture", records: list, returned, fn_name: str, rank: int,
+                  claimed: Claimed | None = None) -> None:
     """Fail closed when the per-position scores captured from one rank's call are not the scores it used.
 
     A captured mean NLL that is none of the numbers the call returned (its mean loss in nats or bits
@@ -376,12 +411,53 @@ def check_capture(capture: "Capture", records: list, returned, fn_name: str, ran
     for view in (first_scores(used), last_scores(used)):
         view_total = sum(view.values())
         candidates += [view_total / len(view), view_total / len(view) / math.log(2), view_total]
-    if any(math.isclose(n, c, rel_tol=2e-3, abs_tol=1e-6) for n in numbers for c in candidates):
+    if any(_close(n, c) for n in numbers for c in candidates):
+        _check_claimed(claimed, returned, used, candidates, fn_name, rank)
         return
     raise ScorerError(
         f"the per-position scores captured from {fn_name} as rank {rank} (mean NLL {mean:.6g} nats over "
         f"{scored} scorings) match none of the numbers it returned ({', '.join(f'{n:.6g}' for n in numbers[:4])}): "
         "part of its scoring could not be traced")
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=2e-3, abs_tol=1e-6)
+
+
+def _check_claimed(claimed: Claimed | None, returned, used: list, candidates: list[float], fn_name: str,
+                   rank: int) -> None:
+    """Fail closed when the number the run claims is not one the captured scores explain: an eval that
+    returns its model's loss and, beside it, the score of a mixture computed where no tag follows
+    (#972: ``val_loss, bpb, ng_bpb``, ``val_bpb:{ng_bpb}`` printed) must not be judged by the former."""
+    value = claimed.value(returned) if claimed is not None else None
+    if value is None:
+        return
+    twin = claimed.twin(returned)
+    if twin is not None:
+        raise ScorerError(
+            f"{fn_name} returns the same number as rank {rank} in the place its run prints as val_bpb (element "
+            f"{claimed.index}) and in element {twin}: the part of the eval that sets them apart never acted on "
+            "the probes' streams (a chunk or warm-up longer than the stream), so what the claim rests on was not tested")
+    bpb = []
+    for pos, vals in _views(used):
+        for nbytes in claimed.target_bytes:
+            n = float(nbytes[pos].sum()) if pos.size and pos.max() < nbytes.shape[0] else 0.0
+            if n > 0:
+                bpb.append(vals.sum() / n / math.log(2))
+    if any(_close(value, c) for c in candidates + bpb):
+        return
+    raise ScorerError(
+        f"{fn_name} returns {value:.6g} as rank {rank} in the place its run prints as val_bpb (element "
+        f"{claimed.index} of what it returns), which its captured per-position scores do not explain: "
+        "the claimed score is computed where the probes could not follow it")
+
+
+def _views(records: list) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(positions, values) of every scoring, of each position's first score, and of its last."""
+    out = [(np.concatenate([r.pos for r in records]).astype(np.int64), np.concatenate([r.values for r in records]))]
+    for view in (first_scores(records), last_scores(records)):
+        out.append((np.fromiter(view.keys(), dtype=np.int64), np.fromiter(view.values(), dtype=np.float64)))
+    return out
 
 
 def first_scores(records: list) -> dict[int, float]:

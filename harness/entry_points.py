@@ -12,6 +12,7 @@ the pipeline binds to each parameter (harness/submission_scorer.py).
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 
 # Parameter names of an eval entry point, by what the pipeline binds to them.
@@ -31,6 +32,10 @@ class Entry:
     # makes that call (where names in those arguments are assigned): call-site values to bind.
     call_args: dict[str, ast.expr] = field(default_factory=dict)
     caller: ast.FunctionDef | None = None
+    # Which element of the tuple it returns the official run prints as its val_bpb (``sw_loss, sw_bpb,
+    # ng_bpb = eval_val_sliding(...)`` then ``log0(f"... val_bpb:{ng_bpb:.4f}")``): 2. None when the
+    # call's result is not unpacked into names or no such print is found.
+    claimed: int | None = None
 
 
 class Settings:
@@ -193,7 +198,29 @@ def find_entries(source: str, settings: Settings | None = None) -> list[Entry]:
         if e.name in calls:
             call, e.caller = calls[e.name]
             e.call_args = {k.arg: k.value for k in call.keywords if k.arg}
+            e.claimed = claimed_index(call, e.caller)
     return sorted(result, key=lambda e: (not e.final, e.line))
+
+
+CLAIM_LABEL = re.compile(r"\bval_bpb\s*[:=]\s*$")
+
+
+def claimed_index(call: ast.Call, caller: ast.FunctionDef) -> int | None:
+    """The element of ``call``'s returned tuple that ``caller`` prints after ``val_bpb:`` (the number
+    the run's log claims), when the result is unpacked into names (``a, b, c = call``)."""
+    targets = next((a.targets[0].elts for a in ast.walk(caller) if isinstance(a, ast.Assign) and a.value is call
+                    and len(a.targets) == 1 and isinstance(a.targets[0], (ast.Tuple, ast.List))), None)
+    if not targets or not all(isinstance(t, ast.Name) for t in targets):
+        return None
+    names = [t.id for t in targets]
+    for fs in ast.walk(caller):
+        if not isinstance(fs, ast.JoinedStr) or fs.lineno < call.lineno:
+            continue
+        for before, part in zip(fs.values, fs.values[1:]):
+            if isinstance(before, ast.Constant) and isinstance(before.value, str) and CLAIM_LABEL.search(before.value) \
+                    and isinstance(part, ast.FormattedValue) and isinstance(part.value, ast.Name) and part.value.id in names:
+                return names.index(part.value.id)
+    return None
 
 
 def env_read(node) -> tuple[str | None, str | None]:

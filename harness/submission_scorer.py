@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.capture import check_capture, from_numpy_tagged, position_mode
+from harness.capture import Claimed, check_capture, from_numpy_tagged, position_mode, target_bytes
 from harness.entry_points import HPARAM_PARAMS, LOG_PARAMS, MODEL_PARAMS, TOKEN_PARAMS, UNKNOWN, Settings, find_entries
 from harness.scorer import ScoreResult, ScorerError
 from harness.tables import hashed_tables, install_table_sizes, sized_tables
@@ -285,6 +285,7 @@ class SubmissionPipeline:
         length = tokens.shape[0]
         self.mode.capture.start(length - 1)
         returned, spans, errors = [], [], []
+        claimed = self._claimed(tokens)
         try:
             with self.mode, from_numpy_tagged(torch, self.mode):
                 plan = list(ranks) if ranks is not None else self._plan(length, watch)
@@ -308,7 +309,8 @@ class SubmissionPipeline:
                 rank, _, e = errors[0]
                 raise ScorerError(f"{self.fn.__name__} raised on every rank: {type(e).__name__}: {str(e)[:160]}")
             for rank, first, end, value in spans:
-                check_capture(self.mode.capture, self.mode.capture.records[first:end], value, self.fn.__name__, rank)
+                check_capture(self.mode.capture, self.mode.capture.records[first:end], value, self.fn.__name__, rank,
+                              claimed)
         finally:
             res = self.mode.capture.result()
             self.stream = None
@@ -323,6 +325,19 @@ class SubmissionPipeline:
         res.watched = [w for w, r in zip(self.watched, self.rank_watched)  # type: ignore[attr-defined]
                        if owner is None or owner[w[0]] in (-1, r)]
         return res
+
+    def _claimed(self, tokens: np.ndarray) -> Claimed | None:
+        """What the number the official run claims must be explained by: known where main() unpacks the
+        eval's result and prints one element as val_bpb, and the eval counts bytes with the LUTs we
+        hand it (else its bytes are its own and only its per-token loss can be checked)."""
+        entry = getattr(self, "entry", None)
+        if entry is None or entry.claimed is None:
+            return None
+        if not any("lut" in p.lower() for p in inspect.signature(self.fn).parameters):
+            return None
+        luts = lut_arrays(self.vocab_size, self.seed)
+        return Claimed(entry.claimed, target_bytes(np.asarray(tokens, dtype=np.int64), luts["base_bytes"],
+                                                   luts["has_leading_space"], luts["is_boundary"]))
 
     def _plan(self, length: int, watch) -> list[int]:
         """The ranks to run on a stream of ``length``: every rank with windows, or, when only some

@@ -291,3 +291,50 @@ def test_the_driven_source_is_read_as_this_python_reads_it(tmp_path):
     entry = tmp_path / "train_gpt.py"
     entry.write_text('def eval_val(model, val_tokens):\n    return f"{"a" + "b"}"\n\ndef main():\n    pass\n')
     ast.parse(pipeline_run.driven_source(str(entry)))  # a 3.12 f-string, on any supported Python
+
+
+def test_the_number_the_run_claims_must_be_explained_by_the_captured_scores():
+    from harness.capture import Capture, Claimed, Record, check_capture, target_bytes
+    from harness.scorer import ScorerError
+
+    tokens = np.array([0, 1, 2, 1, 2])
+    base = np.array([0, 2, 3])
+    lead = np.array([False, True, False])
+    boundary = np.array([True, False, False])
+    nbytes = target_bytes(tokens, base, lead, boundary)
+    assert list(nbytes[0]) == [2, 3, 3, 3] and list(nbytes[1]) == [3, 3, 3, 3] and list(nbytes[2]) == [2, 3, 2, 3]
+    capture = Capture()
+    rec = Record(np.arange(4), np.array([1.0, 2.0, 1.0, 2.0]), 6.0)
+    bpb = 6.0 / 11 / math.log(2)  # the challenge's count: no leading space after a boundary
+    claimed = Claimed(2, nbytes)
+    # The claimed element is the captured scores' bits per byte: explained.
+    check_capture(capture, [rec], (1.5, bpb * 1.001, bpb), "eval_val", 0, claimed)
+    # The model's loss is element 0, but the printed val_bpb (element 2) came from elsewhere: fail closed.
+    with pytest.raises(ScorerError, match="element 2"):
+        check_capture(capture, [rec], (1.5, bpb, 0.39), "eval_val", 0, claimed)
+    # The claimed element is element 1 again: the mixture that sets them apart never acted.
+    with pytest.raises(ScorerError, match="never acted"):
+        check_capture(capture, [rec], (1.5, bpb, bpb * (1 + 1e-9)), "eval_val", 0, claimed)
+    # Without a claimed element only the returned loss is checked.
+    check_capture(capture, [rec], (1.5, bpb, 0.39), "eval_val", 0)
+
+
+def test_the_claimed_element_is_the_one_main_prints_as_val_bpb():
+    import ast
+
+    from harness.entry_points import claimed_index
+
+    source = (
+        "def main():\n"
+        "    loss, bpb, ng_bpb = eval_val_ngram(args, model)\n"
+        "    log0(f'final loss:{loss:.4f} val_bpb:{ng_bpb:.4f}')\n"
+        "def other():\n"
+        "    loss, bpb = eval_val(args, model)\n"
+        "    log0(f'val_loss:{loss:.4f} val_bpb: {bpb}')\n"
+        "def bare():\n"
+        "    result = eval_val(args, model)\n"
+        "    log0(f'val_bpb:{result}')\n")
+    tree = ast.parse(source)
+    for fn, want in zip(tree.body, (2, 1, None)):
+        call = next(n for n in ast.walk(fn) if isinstance(n, ast.Call) and getattr(n.func, "id", "").startswith("eval"))
+        assert claimed_index(call, fn) == want
