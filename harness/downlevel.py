@@ -21,6 +21,9 @@ the number of lines of every rewritten string, so line numbers after it do not m
 from __future__ import annotations
 
 import ast
+import io
+import keyword
+import tokenize
 
 import libcst as cst
 
@@ -165,6 +168,11 @@ def down_level(source: str, filename: str = "<source>") -> tuple[str, int]:
         module = cst.parse_module(source, config=PARSER_CONFIG)
     except cst.ParserSyntaxError as e:
         raise DownLevelError(f"not valid Python 3.12 either: {str(e).splitlines()[0][:120]}") from None
+    except cst.CSTValidationError:  # a spelling libcst refuses and CPython takes (``f(p)for p in ps``)
+        try:
+            module = cst.parse_module(space_keywords(source), config=PARSER_CONFIG)
+        except (cst.ParserSyntaxError, cst.CSTValidationError) as e:
+            raise DownLevelError(f"not read as Python 3.12: {str(e).splitlines()[0][:120]}") from None
     t = _Transformer()
     out = module.visit(t).code
     try:
@@ -172,3 +180,28 @@ def down_level(source: str, filename: str = "<source>") -> tuple[str, int]:
     except SyntaxError as e:
         raise DownLevelError(f"down-levelled source does not compile: {e.msg} (line {e.lineno})") from None
     return out, t.count
+
+
+def space_keywords(text: str) -> str:
+    """The source with a space on each side of every keyword that touches the token before or after it
+    (``f(p)for p in ps`` -> ``f(p) for p in ps``); lines and meaning unchanged."""
+    lines = text.splitlines(keepends=True)
+    inserts: dict[int, set[int]] = {}
+    try:
+        toks = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return text
+    touching = (tokenize.OP, tokenize.NUMBER, tokenize.STRING)
+    for prev, tok, nxt in zip([None, *toks], toks, [*toks[1:], None]):
+        if tok.type != tokenize.NAME or not keyword.iskeyword(tok.string):
+            continue
+        if prev is not None and prev.type in touching and prev.end == tok.start:
+            inserts.setdefault(tok.start[0], set()).add(tok.start[1])
+        if nxt is not None and nxt.type in touching and nxt.start == tok.end:
+            inserts.setdefault(tok.end[0], set()).add(tok.end[1])
+    for row, cols in inserts.items():
+        line = lines[row - 1]
+        for col in sorted(cols, reverse=True):
+            line = line[:col] + " " + line[col:]
+        lines[row - 1] = line
+    return "".join(lines)

@@ -144,6 +144,15 @@ def test_line_numbers_and_notes_and_errors():
         compile_source('x = f"{a!z}"\n', "<t>")  # invalid in 3.12 too
 
 
+
+@NEEDS_311
+def test_a_spelling_libcst_refuses_is_down_levelled_too():
+    # ``f(p)for p in ps`` (no space before the keyword) compiles in CPython; libcst refuses it.
+    src = 'ps = [1, 2]\ntotal = sum(abs(p)for p in ps)\nlabel = f"{", ".join(str(p)for p in ps)}"\n'
+    ns: dict = {}
+    exec(compile_source(src, "<t>"), ns)
+    assert ns["total"] == 3 and ns["label"] == "1, 2"
+
 class Diffusion(torch.nn.Module):
     def __init__(self):
         super().__init__()

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from checks.static import engine
-from checks.static.reading import space_keywords
+from harness.downlevel import space_keywords
 
 
 def analyse_in_child(src: str) -> subprocess.CompletedProcess:

@@ -16,17 +16,15 @@ line and no meaning.
 
 from __future__ import annotations
 
-import io
-import keyword
 import subprocess
 import sys
 import threading
-import tokenize
 import warnings
 
 import libcst as cst
 
-PARSER_CONFIG = cst.PartialParserConfig(python_version="3.12")
+from harness.downlevel import PARSER_CONFIG, space_keywords
+
 # CPython's messages for sources nested beyond its limits (tokenizer, parser, compiler).
 _NESTING = ("too many nested parentheses", "too complex", "too many statically nested blocks",
             "too many levels of indentation", "maximum recursion depth")
@@ -109,31 +107,6 @@ def _probe_in_subprocess(text: str) -> None:
     if r.returncode != 0:
         how = f"signal {-r.returncode}" if r.returncode < 0 else f"exit {r.returncode}"
         raise NotParsed(f"the parser failed on it ({how}; nested too deeply?)")
-
-
-def space_keywords(text: str) -> str:
-    """The source with a space on each side of every keyword that touches the token before or after it
-    (``f(p)for p in ps`` -> ``f(p) for p in ps``); lines and meaning unchanged."""
-    lines = text.splitlines(keepends=True)
-    inserts: dict[int, set[int]] = {}
-    try:
-        toks = list(tokenize.generate_tokens(io.StringIO(text).readline))
-    except (tokenize.TokenError, SyntaxError, IndentationError):
-        return text
-    touching = (tokenize.OP, tokenize.NUMBER, tokenize.STRING)
-    for prev, tok, nxt in zip([None, *toks], toks, [*toks[1:], None]):
-        if tok.type != tokenize.NAME or not keyword.iskeyword(tok.string):
-            continue
-        if prev is not None and prev.type in touching and prev.end == tok.start:
-            inserts.setdefault(tok.start[0], set()).add(tok.start[1])
-        if nxt is not None and nxt.type in touching and nxt.start == tok.end:
-            inserts.setdefault(tok.end[0], set()).add(tok.end[1])
-    for row, cols in inserts.items():
-        line = lines[row - 1]
-        for col in sorted(cols, reverse=True):
-            line = line[:col] + " " + line[col:]
-        lines[row - 1] = line
-    return "".join(lines)
 
 
 def on_large_stack(fn, *args):
