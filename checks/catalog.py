@@ -170,8 +170,9 @@ PART_ENTRIES: tuple[Entry, ...] = (
        "The run measured other code than the one committed: the committed file may not be what ran.",
        "log: Code size: 48,001 bytes; train_gpt.py: 52,113 bytes",
        "Commit the code that produced the logs."),
-    _e("CLM030", C, "over-the-size-cap", "size-cap", "error",
-       "A logged or claimed total (artifact plus code) over 16,000,000 bytes.",
+    _e("CLM030", C, "over-the-size-cap", "size-cap", "error / warning",
+       "A logged or claimed total (artifact plus code) over 16,000,000 bytes (a warning when the run counted "
+       "other code than the committed .py files, and its model with the committed code fits).",
        "The challenge's cap is 16,000,000 bytes (decimal) for the compressed model and the code together.",
        "log: Total submission size: 16,012,455 bytes",
        "Shrink the artifact or the code below 16,000,000 bytes."),

@@ -183,6 +183,21 @@ def test_size_cap_from_the_log(copy):
     assert ("CLM021", "claims-mismatch") in active(r, "warning")  # seed 42's bytes_total no longer matches
 
 
+
+@pytest.mark.parametrize("model, fits", [(15_950_000, True), (15_990_000, False)])
+def test_a_logged_total_that_counts_other_code_is_judged_with_the_committed_code(copy, model, fits):
+    # The run counted its uncompressed source (90,000 bytes); the committed train_gpt.py (a compressed
+    # wrapper, here the example's 22,843 bytes) is what the submission counts.
+    d = copy()
+    log = d / "train_seed42.log"
+    edit_text(log, "Serialized model int6+zstd: 287255 bytes\nCode size: 22843 bytes\n"
+                   "Total submission size int6+zstd: 310098 bytes",
+              f"Serialized model int6+zstd: {model} bytes\nCode size: 90000 bytes\n"
+              f"Total submission size int6+zstd: {model + 90000} bytes")
+    r = audit(d)
+    assert (("CLM030", "size-cap") in active(r)) != fits
+    assert (("CLM030", "size-cap") in active(r, "warning")) == fits
+
 def test_size_cap_from_the_json(copy):
     d = copy()
     edit_json(d, lambda j: j.update(bytes_total=16_000_001))
