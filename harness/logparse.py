@@ -280,6 +280,9 @@ PATTERNS: list[Pattern] = [
     _p("metric-sliding-then-val", rf"^(?P<label>{LABEL})\s+sliding_bpb:{NUM}\s+val_bpb:{B}(?P<rest>.*)$", _metric(),
        "final_sliding_window_exact sliding_bpb:1.14775606 val_bpb:0.39220592"),
     _p("summary-bpb", rf"^val_bpb:\s+{B}\s*$", _metric("summary"), "val_bpb:          1.12278022"),
+    # a mixture's score printed beside its parts' (PPM over the network's byte probabilities)
+    _p("mix-bpb", rf"^(?P<label>[A-Za-z]\w*)\s+(?:\w+={NUM}\s+)*mix_bpb={B}(?P<rest>.*)$", _metric(),
+       "ppm_mix bytes=10982035 mix_bpb=1.000307 ppm_only=2.380212 nn_only=1.077557 mode=binary"),
     # sizes
     _p("total-size", r"^Total submission size(?: (?P<label>[^:]+))?:\s*(?P<n>\d+) bytes", _size,
        "Total submission size int8+zlib: 15863489 bytes"),
