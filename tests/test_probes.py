@@ -181,3 +181,24 @@ def test_tail_rescoring_is_an_error_only_above_what_hardware_explains(bound, sev
     sub = load_submission(SUBMISSIONS / "double_score_tail")
     add_result(report, sub, r, "train_gpt.py", {"entry": "eval_val_sliding"}, AuditOptions())
     assert [f.severity for f in report.findings] == [severity]
+
+
+def test_the_score_a_tail_effect_is_bounded_by_is_the_logged_one_where_submission_json_has_none(tmp_path):
+    """A folder whose submission.json names no val_bpb (a merged record that wrote val_loss) still has
+    its tail re-scoring bounded: by the final score its log prints, at that line's precision."""
+    import json
+    import shutil
+
+    from checks.probes import claim_facts
+    from harness.submission import load_submission
+
+    sub = tmp_path / "no_bpb"
+    shutil.copytree(SUBMISSIONS / "legal_sliding", sub, ignore=shutil.ignore_patterns("*.ptz", "*.pt"))
+    claimed = claim_facts(load_submission(sub))
+    meta = json.loads((sub / "submission.json").read_text())
+    assert claimed["val_bpb"] == pytest.approx(float(meta["val_bpb"]), abs=1e-4)
+    meta.pop("val_bpb")
+    (sub / "submission.json").write_text(json.dumps(meta))
+    logged = claim_facts(load_submission(sub))
+    assert logged["val_bpb"] > 0 and logged["precision"] == pytest.approx(1e-8)
+    assert logged["val_tokens"] == claimed["val_tokens"]

@@ -23,8 +23,9 @@ SANDBOX_SECONDS = {"ci": 600.0, "default": 1800.0, "thorough": 7200.0}
 
 
 def claim_facts(sub: Submission) -> dict:
-    """Claimed val_bpb (with its printed precision) from submission.json, through the claims reader;
-    the val token count from the logs, through the one log parser."""
+    """Claimed val_bpb (with its printed precision) from submission.json, through the claims reader,
+    or, where submission.json gives none, the final score a log prints; the val token count from the
+    logs, through the one log parser."""
     from checks.claims import find_logs, read_claims
     from harness.logparse import parse_log
     from harness.safeio import read_text_bounded
@@ -36,12 +37,14 @@ def claim_facts(sub: Submission) -> dict:
         out["precision"] = 10.0 ** -getattr(claims.val_bpb, "decimals", 4)
     for log in find_logs(sub):
         try:
-            n = parse_log(read_text_bounded(log, 64 << 20, within=sub.root)).val_tokens
+            run = parse_log(read_text_bounded(log, 64 << 20, within=sub.root))
         except AuditError:
             continue
-        if n:
-            out["val_tokens"] = n
-            break
+        headline = run.headline()
+        if "val_bpb" not in out and headline is not None:
+            out["val_bpb"], out["precision"] = headline.val_bpb, 10.0 ** -headline.bpb_decimals
+        if run.val_tokens and "val_tokens" not in out:
+            out["val_tokens"] = run.val_tokens
     return out
 
 
