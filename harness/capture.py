@@ -408,11 +408,12 @@ def check_capture(capture: "Capture", records: list, returned, fn_name: str, ran
     total = sum(r.total for r in used)
     mean = total / scored
     candidates = [mean, mean / math.log(2), total]
-    for view in (first_scores(used), last_scores(used)):
-        view_total = sum(view.values())
-        candidates += [view_total / len(view), view_total / len(view) / math.log(2), view_total]
+    views = _views(used)
+    for _, values in views[1:]:  # each position's first score, its last
+        view_total = float(values.sum())
+        candidates += [view_total / len(values), view_total / len(values) / math.log(2), view_total]
     if any(_close(n, c) for n in numbers for c in candidates):
-        _check_claimed(claimed, returned, used, candidates, fn_name, rank)
+        _check_claimed(claimed, returned, views, candidates, fn_name, rank)
         return
     raise ScorerError(
         f"the per-position scores captured from {fn_name} as rank {rank} (mean NLL {mean:.6g} nats over "
@@ -424,7 +425,7 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=2e-3, abs_tol=1e-6)
 
 
-def _check_claimed(claimed: Claimed | None, returned, used: list, candidates: list[float], fn_name: str,
+def _check_claimed(claimed: Claimed | None, returned, views: list, candidates: list[float], fn_name: str,
                    rank: int) -> None:
     """Fail closed when the number the run claims is not one the captured scores explain: an eval that
     returns its model's loss and, beside it, the score of a mixture computed where no tag follows
@@ -439,7 +440,7 @@ def _check_claimed(claimed: Claimed | None, returned, used: list, candidates: li
             f"{claimed.index}) and in element {twin}: the part of the eval that sets them apart never acted on "
             "the probes' streams (a chunk or warm-up longer than the stream), so what the claim rests on was not tested")
     bpb = []
-    for pos, vals in _views(used):
+    for pos, vals in views:
         for nbytes in claimed.target_bytes:
             n = float(nbytes[pos].sum()) if pos.size and pos.max() < nbytes.shape[0] else 0.0
             if n > 0:
