@@ -433,18 +433,18 @@ def _diagnostic_hint(runs: list[LogRun], c: Num) -> str:
 def check_sizes(report: Report, sub: Submission, claims: Claims, runs: list[LogRun], sel: Selection | None,
                 json_rel: str | None) -> None:
     use = sel.runs if sel and sel.matched else runs
-    code = sum(_size(p) for p in sub.sources)  # every committed .py file: the code the submission counts
+    all_py = sum(_size(p) for p in sub.sources)  # every committed .py file: the code the submission counts
     for r in use:
         t = r.bytes_total()
         if t is None or t <= SIZE_CAP:
             continue
-        with_committed = committed_total(r, code)
+        with_committed = committed_total(r, all_py)
         if with_committed is not None and with_committed <= SIZE_CAP:
             # The run counted other code than the committed one (its uncompressed source where a
             # compressed wrapper is committed, #1835): the logged model with the committed code fits.
             report.add(_f("CLM030", "size-cap", "warning",
                           f"the log's submission total is {t:,} bytes, over the {SIZE_CAP:,}-byte cap, but it counts "
-                          f"{min(r.code_size().values()):,} bytes of code; with the committed {code:,} bytes of .py "
+                          f"{min(r.code_size().values()):,} bytes of code; with the committed {all_py:,} bytes of .py "
                           f"files it is {with_committed:,}, under the cap", r.path, r.sizes[-1][2],
                           bytes_total=t, seed=r.seed, with_committed_code=with_committed))
             continue
@@ -478,7 +478,6 @@ def check_sizes(report: Report, sub: Submission, claims: Claims, runs: list[LogR
     if not entries:
         return
     entry = _size(entries[0])
-    all_py = sum(_size(p) for p in sub.sources)
     names = sub.rel(entries[0])
     one_file = {_size(p) for p in entries} | {entry, all_py, sum(_size(p) for p in entries)}
     logged = sorted({b for r in use for b in r.code_size().values()})
