@@ -218,3 +218,54 @@ def main(model):
     json.dump(stats, open("diagnostics.json", "w"))
 """
     assert errors(code) == []
+
+
+# the stream handed in by the caller: the record is sized by the argument, the cut is judged where it is called
+ARGUMENT_STREAM = """
+import os
+import torch
+class H:
+    keep = int(os.environ.get("SECOND_KEEP", 3_000_000))
+def evaluate(model, h, tokens):
+    total = tokens.numel() - 1
+    nll = torch.full((total,), float("nan"))
+    for s in range(0, total, 1024):
+        nll[s:s + 1024] = torch.nn.functional.cross_entropy(model(tokens[s:s + 1024]), tokens[s + 1:s + 1025], reduction="none")
+    k = min(int(h.keep), total)
+    return second_scorer(nll[:k])
+evaluate(None, H(), load("fineweb_STREAM_*.bin"))
+"""
+
+
+def test_record_sized_by_the_stream_an_argument_holds():
+    assert len(errors(ARGUMENT_STREAM.replace("STREAM", "val"))) == 1
+    # the same cut of a record of the training stream is no evaluation
+    assert errors(ARGUMENT_STREAM.replace("STREAM", "train")) == []
+
+
+def test_settings_assigned_in_a_class_body_branch():
+    branchy = """
+import os
+import torch
+class H:
+    kind = os.environ.get("TOKENIZER_KIND", "sp")
+    keep = int(os.environ.get("SECOND_KEEP", 3_000_000))
+    if kind == "other":
+        val_files = os.path.join("data", "other", "fineweb_val_*.bin")
+    else:
+        val_files = os.path.join("data", "sp", "fineweb_val_*.bin")
+class Stream:
+    def __init__(self, h):
+        self.tokens = load(h.val_files)
+def evaluate(model, h, stream):
+    total = stream.tokens.numel() - 1
+    nll = torch.zeros((total,))
+    for s in range(0, total, 1024):
+        x, y = stream.tokens[s:s + 1024], stream.tokens[s + 1:s + 1025]
+        nll[s:s + 1024] = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
+    return second_scorer(nll[:min(int(h.keep), total)])
+h = H()
+evaluate(None, h, Stream(h))
+"""
+    assert len(errors(branchy)) == 1
+    assert errors(branchy, {"SECOND_KEEP": "0"}) == []

@@ -126,3 +126,54 @@ def test_a_line_printed_only_under_a_condition_is_no_opening_line():
 def test_a_generic_line_is_not_distinctive():
     code = adapt_before_eval("1", opening='log0(f"start {args.lr}")')
     assert findings(code, [RUN_WITHOUT_ADAPT]) == [("GA107", "error")]
+
+
+SECOND_SCORER = '''
+import os
+import torch
+import torch.nn.functional as F
+def log0(msg):
+    print(msg)
+class Hyperparameters:
+    second_enabled = bool(int(os.environ.get("SECOND_ENABLED", "0")))
+    keep = int(os.environ.get("SECOND_KEEP", 3_000_000))
+def evaluate(h, model, tokens):
+    log0(f"val_loader:tokens:{tokens.numel()}")
+    total = tokens.numel() - 1
+    collect = bool(getattr(h, "second_enabled", False))
+    if collect:
+        nll = torch.full((total,), float("nan"))
+    loss = 0.0
+    for s in range(0, total, 1024):
+        x, y = tokens[s:s + 1024], tokens[s + 1:s + 1025]
+        part = F.cross_entropy(model(x), y, reduction="none")
+        loss += part.sum()
+        if collect:
+            nll[s:s + 1024] = part
+    if collect and h.rank == 0:
+        sub = min(int(h.keep), total)
+        mix = second_scorer(nll[:sub])
+        log0(f"second_mix_time:{mix}")
+    log0(f"final val_loss:{loss}")
+    return loss
+log0(f"model_params:{27137223}")
+log0(f"world_size:{8} grad_accum_steps:{1}")
+evaluate(Hyperparameters(), None, load("fineweb_val_*.bin"))
+'''
+SECOND_RUN = "model_params:27137223\nworld_size:8 grad_accum_steps:1\nval_loader:tokens:62021632\n"
+
+
+def ga111(code: str, logs: list[str]) -> list[str]:
+    out, _ = engine.analyse([engine.Source("train_gpt.py", textwrap.dedent(code), False)], dict(engine.OFFICIAL_ENV),
+                            None, [textwrap.dedent(x) for x in logs])
+    return [f["severity"] for f in out if f["rule"] == "GA111"]
+
+
+def test_a_flag_another_branch_shows_on_held_for_every_branch_it_guards():
+    # off by default: the record is made under the same flag as the cut, in a branch that prints nothing
+    assert "error" not in ga111(SECOND_SCORER, [])
+    # the cut's branch printed its line: the flag held, so the branch that made the record ran too
+    assert ga111(SECOND_SCORER, [SECOND_RUN + "second_mix_time:1.0\nfinal val_loss:2.0\n"]) == ["error"]
+    # a flag bound twice may differ between its tests: the other branch says nothing of it
+    rebound = SECOND_SCORER.replace("    if collect and", "    collect = h.rank == 0\n    if collect and", 1)
+    assert ga111(rebound, [SECOND_RUN + "second_mix_time:1.0\nfinal val_loss:2.0\n"]) != ["error"]

@@ -11,13 +11,13 @@ from . import aliases
 from .callsites import DEFAULT, site_values
 from .bounds import LeastValues
 from .consts import OFFICIAL_CAP_S, ORDER_OPS, UNKNOWN, ConstEval, _binop
-from .labels import (EMPTY, READ_AT, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, built_on, captured, elem,
-                     flat, has_placeholder, history, join, read_from, substitute)
+from .labels import (EMPTY, READ_AT, SIZE_OF, STRUCTURAL_PREFIXES, TRAIN_READ, It, Tup, _data_key, _drop_fut, built_on,
+                     captured, elem, flat, has_placeholder, history, join, read_from, size_of, substitute)
 from .limits import is_record, prefix_cut, random_start, stream_record
 from .lists import made_anew
 from .mappings import field_mappings, mapping_names
 from .epochs import Epochs
-from .library import AGGREGATE, DATA_KEYWORDS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
+from .library import AGGREGATE, DATA_KEYWORDS, SHAPE_ATTRS, SIZE_ATTRS, _is_gram, _PATHISH, _TRAIN_PATH, _VAL_PATH, CLOCK_CALLS, LibraryCalls
 from .mixtures import mixture_labels
 from .reported import OVER, superseded
 from .model import Effect, Event, FunctionDef, ModuleInfo, Need, Program, Summary
@@ -142,6 +142,19 @@ def _as_handed(node) -> bool:
     return isinstance(node, cst.Name)
 
 
+def _conjuncts(test) -> set[str]:
+    """The dotted names a test requires to hold: itself, or the terms of an ``and``."""
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        return _conjuncts(test.left) | _conjuncts(test.right)
+    d = dotted(test)
+    return {d} if d else set()
+
+
+def _bindings(body, name: str) -> int:
+    """How many statements of a function's body bind ``name``."""
+    return sum(name in assigned_names(n) for n in walk(body) if isinstance(n, (cst.Assign, cst.AugAssign, cst.AnnAssign)))
+
+
 def _positional(labels: frozenset) -> bool:
     """A window start, end or length, or positions one past the inputs: arithmetic on positions, not a hash."""
     return "shift" in labels or "valsize" in labels or any(x.startswith(("ws:", "wend:", "wlen:")) for x in labels)
@@ -184,26 +197,43 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
                 self.stmt(stmt)
             elif isinstance(stmt, cst.ClassDef):
                 saved = dict(self.env)
-                for item in stmt.body.body:  # statement lines, or the small statements of a one-line body
-                    if isinstance(item, (cst.SimpleStatementLine, cst.BaseSmallStatement)):
-                        for s in item.body if isinstance(item, cst.SimpleStatementLine) else [item]:
-                            if isinstance(s, (cst.Assign, cst.AnnAssign)) and s.value is not None:
-                                targets = [t.target for t in s.targets] if isinstance(s, cst.Assign) else [s.target]
-                                v = flat(self.ev(s.value))
-                                c = self.const(s.value)
-                                for t in targets:
-                                    if isinstance(t, cst.Name):
-                                        self.env[t.value] = v  # later class attributes may use earlier ones
-                                        self.consts[t.value] = c
-                                        self.p.attrs[t.value] = self.p.attrs.get(t.value, EMPTY) | v
-                                        key = (stmt.name.value, t.value)
-                                        self.p.class_settings.add(key)
-                                        self.p.attrs[key] = self.p.attrs.get(key, EMPTY) | v
-                                        if c is not UNKNOWN:
-                                            self.p.attr_consts[t.value] = c
+                self.class_settings(stmt.name.value, stmt.body.body)
                 self.env = saved
         self.m.globals.update(self.env)
         self.m.consts.update(self.consts)
+
+    def class_settings(self, cls: str, body) -> None:
+        """The class attributes a class body assigns (``val_files = ...``), also inside its ``if`` branches: the
+        branch the launch's constants choose, or every branch where they do not decide."""
+        for item in body:  # statement lines, or the small statements of a one-line body
+            if isinstance(item, cst.If):
+                c = self.const(item.test)
+                if c is UNKNOWN or c:
+                    self.class_settings(cls, item.body.body)
+                if item.orelse is not None and (c is UNKNOWN or not c):
+                    orelse = [item.orelse] if isinstance(item.orelse, cst.If) else item.orelse.body.body
+                    self.class_settings(cls, orelse)
+                continue
+            if not isinstance(item, (cst.SimpleStatementLine, cst.BaseSmallStatement)):
+                continue
+            for s in item.body if isinstance(item, cst.SimpleStatementLine) else [item]:
+                if isinstance(s, (cst.Assign, cst.AnnAssign)) and s.value is not None:
+                    targets = [t.target for t in s.targets] if isinstance(s, cst.Assign) else [s.target]
+                    self.class_setting(cls, targets, s.value)
+
+    def class_setting(self, cls: str, targets: list, value) -> None:
+        v = flat(self.ev(value))
+        c = self.const(value)
+        for t in targets:
+            if isinstance(t, cst.Name):
+                self.env[t.value] = v  # later class attributes may use earlier ones
+                self.consts[t.value] = c
+                self.p.attrs[t.value] = self.p.attrs.get(t.value, EMPTY) | v
+                key = (cls, t.value)
+                self.p.class_settings.add(key)
+                self.p.attrs[key] = self.p.attrs.get(key, EMPTY) | v
+                if c is not UNKNOWN:
+                    self.p.attr_consts[t.value] = c
 
     def module_body(self) -> None:
         self.env = dict(self.m.globals)
@@ -455,6 +485,8 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         test = flat(self.ev(s.test))
         c = self.const(s.test)
         shown = self.shown(s.body)
+        if shown.ran is not True and c is not UNKNOWN and not c:
+            shown = self.flag_shown(s.test) or shown
         self.branches(lambda: self.if_body(s, c, test, shown), lambda: self.if_else(s, c, shown), live_branch(c, shown))
 
     def if_body(self, s: cst.If, c, test: frozenset, shown: Shown) -> None:
@@ -472,6 +504,21 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
                 self.with_disabled(lambda: self.stmt(s.orelse)) if off else self.if_stmt(s.orelse)
             else:
                 self.branch(lambda: self.block(s.orelse.body), self.shown(s.orelse.body), off)
+
+    def flag_shown(self, test) -> Shown | None:
+        """A flag off under the launch (``if collect_ppm:``, ``if h.ppm_enabled:``) that another branch of the
+        same function tests, alone or as a term of an ``and``, where the logs show that branch ran: the flag held
+        in the claimed runs, so every branch it guards ran with it. A local flag counts only when bound once."""
+        flag = dotted(test)
+        body = self.f.node.body if self.f is not None else None
+        if not flag or body is None or isinstance(test, cst.Name) and _bindings(body, flag) > 1:
+            return None
+        for n in walk(body):
+            if isinstance(n, cst.If) and n.test is not test and flag in _conjuncts(n.test):
+                shown = self.p.logs.ran(n.body)
+                if shown.ran:
+                    return shown
+        return None
 
     def shown(self, body) -> Shown:
         """What the claimed runs' logs show of a branch (runlogs.py)."""
@@ -803,7 +850,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
                 return base.items[literal_value(s)]
             if isinstance(base, It):
                 return base.elem
-        data = frozenset(x for x in idx if not x.startswith(STRUCTURAL_PREFIXES) and x not in ("shift", "mask", "valsize"))
+        data = frozenset(x for x in idx if not x.startswith(STRUCTURAL_PREFIXES) and x not in ("shift", "mask", "valsize") and not x.startswith(SIZE_OF))
         # slice bounds are positions: arithmetic on them (``raw_start = seq * seq_len``) is no hash of tokens
         data = data - (COMBINED - keyl)
         positions = "shift" in base_l  # an array of positions one past the inputs (the targets' positions)
@@ -860,6 +907,8 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         if t is cst.Attribute:
             if node.attr.value in SIZE_ATTRS:
                 base = flat(self.ev(node.value))
+                if node.attr.value in SHAPE_ATTRS:
+                    return size_of(base)
                 return frozenset({"valsize"}) if "val" in base else EMPTY
             key = dotted(node)
             base = self.ev(node.value)

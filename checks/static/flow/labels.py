@@ -64,7 +64,9 @@ def elem(v):
 
 
 def has_placeholder(labels: frozenset) -> bool:
-    return any("p:" in x for x in labels)
+    """Whether the value may be (or be made of) what a caller passes. The size of an argument's data
+    (``size?p:<i>``) is not: it is a count whatever the values are."""
+    return any("p:" in x and not x.startswith(SIZE_OF) for x in labels)
 
 
 # ``p:^<i>``: placeholder i of the enclosing function, as a local function (a closure) reads it. The closure's
@@ -88,6 +90,23 @@ def captured(v):
 # such an object returns was read from that data (a loader's batches, a stream's tokens).
 BUILT_ON, READ_FROM = "of:", "of?"
 DATA_ORIGINS = frozenset({"val", "train"})
+
+
+# ``size?p:<i>``: the size of argument i's data (``len(x)``, ``x.numel()``, ``x.shape[0]``, x a parameter): the
+# validation stream's size (``valsize``) where the caller passes validation data.
+SIZE_OF = "size?"
+
+
+def size_of(labels: frozenset) -> frozenset:
+    """The labels of the size of data with these labels: the validation stream's, or an argument's."""
+    if "val" in labels:
+        return frozenset({"valsize"})
+    return frozenset(SIZE_OF + x for x in labels if x.startswith("p:"))
+
+
+def sized_by(labels: frozenset) -> frozenset:
+    """The arguments (``p:<i>``) whose data's size these labels carry."""
+    return frozenset(x[len(SIZE_OF):] for x in labels if x.startswith(SIZE_OF + "p:"))
 
 
 # ``at?p:<i>``: an element of token data read at the positions argument i holds, as handed (``tokens[pos]``):
@@ -140,6 +159,9 @@ def substitute(v, args: list):
             a = flat(args[i]) if i < len(args) else EMPTY
             out.update("tgteq" if y == "tgt" else f"eq?{y}" if y.startswith("p:") else y
                        for y in a if y not in ("mix", "mixp") and not y.startswith("tgt?"))
+        elif x.startswith(SIZE_OF + "p:"):  # the size of argument i's data
+            i = int(x[len(SIZE_OF) + 2:])
+            out |= size_of(flat(args[i]) if i < len(args) else EMPTY)
         elif x.startswith(READ_AT + "p:"):  # read at the positions argument i holds
             i = int(x[len(READ_AT) + 2:])
             a = flat(args[i]) if i < len(args) else EMPTY

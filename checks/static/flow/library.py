@@ -8,7 +8,7 @@ import re
 import libcst as cst
 
 from .hooks import calibrates, is_gram as _is_gram
-from .labels import CURRENT, EMPTY, READ_AT, It, Tup, elem, flat, has_placeholder, join
+from .labels import CURRENT, EMPTY, READ_AT, It, Tup, elem, flat, has_placeholder, join, size_of
 from .lists import GROW_METHODS, holds_current
 from .limits import CAPPED, SAMPLED, SAMPLING_CALLS, capped_min
 from .model import Effect, Event, Need
@@ -21,6 +21,7 @@ _PATHISH = re.compile(r"[*/]|\.bin\b|\.npy\b|\.pt\b")
 # Library calls by their last name (API semantics, not submission names).
 SIZE_CALLS = {"len", "numel", "size", "dim", "ndimension", "nelement", "__len__"}
 SIZE_ATTRS = {"shape", "size", "ndim", "dtype", "device", "is_cuda", "itemsize", "nbytes"}
+SHAPE_ATTRS = {"shape", "size"}  # of these, the ones that give the size of the data
 LOSS_CALLS = {"cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"}
 LOG_CALLS = {"log", "log2", "log10", "log1p", "log_"}
 DIST_CALLS = {"softmax", "log_softmax", "sigmoid"}
@@ -105,8 +106,7 @@ class LibraryCalls:
         if type(func) is cst.Attribute and NATIVE in recv_l:
             return self.native_call(node, func, allargs)
         if name in SIZE_CALLS and not q.startswith(("os.", "subprocess")):
-            src = recv_l | allargs
-            return frozenset({"valsize"}) if "val" in src else EMPTY
+            return size_of(recv_l | allargs)
         if name in ("register_forward_hook", "register_forward_pre_hook") and type(func) is cst.Attribute:
             self.hooks = self.hooks or self.calibration_hook(node)
             return EMPTY

@@ -11,7 +11,7 @@ from __future__ import annotations
 import libcst as cst
 
 from .consts import UNKNOWN
-from .labels import flat
+from .labels import flat, sized_by
 from .tree import walk
 
 # ``min(limit, len(val))``: a length capped by a setting (the label of the result).
@@ -30,14 +30,24 @@ SAMPLED = "rsample"
 
 
 def stream_record(base: frozenset) -> frozenset:
-    """An array sized by the validation stream (a per-position record of it) stands for the stream."""
-    return base | {"val"} if STREAM_SIZE in base else base
+    """An array sized by the validation stream (a per-position record of it) stands for the stream; one sized
+    by an argument's data stands for that argument (the stream where the caller passes it)."""
+    out = base | sized_by(base)
+    return out | {"val"} if STREAM_SIZE in base else out
 
 
 def is_record(base: frozenset) -> bool:
     """Values kept per scored position (losses, or an array sized by the stream), not the token stream: a cut
     of them is a cut of what was scored, whatever computes the number from them afterwards."""
-    return bool(base & {"loss", STREAM_SIZE})
+    return bool(base & {"loss", STREAM_SIZE}) or argument_record(base)
+
+
+def argument_record(base: frozenset) -> bool:
+    """An array sized by the data an argument holds and filled with that data or its losses (``nll =
+    full((tokens.numel() - 1,), nan)`` then ``nll[s:e] = loss``): a record of the stream the caller passes.
+    Counts derived from that size (chunks, tokens per chunk) hold neither."""
+    sized = sized_by(base)
+    return bool(sized) and ("loss" in base or bool(sized & base))
 
 
 def limit_on(value) -> bool:
@@ -98,7 +108,7 @@ def prefix_cut(walker, node: cst.Subscript, base: frozenset, excluded: frozenset
     """``x[:n]`` of the validation stream or of a record of it, ``n`` a limit from the settings: the stream
     itself cut by a setting (not a window picked from it), or anything sized by the stream cut at
     ``min(setting, size)``, or, outside loops, the per-position scores cut by a setting."""
-    if not base & RECORD:
+    if not (base & RECORD or argument_record(base)):
         return False
     s = node.slice[0].slice
     if not (isinstance(s, cst.Slice) and s.upper is not None and (s.lower is None or walker.const(s.lower) == 0)):

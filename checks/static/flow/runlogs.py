@@ -199,11 +199,19 @@ class RunLogs:
             self._memo[key] = self._branch(body, after)
         return self._memo[key]
 
+    def ran(self, body) -> Shown:
+        """Whether the logs show a line that only this branch prints (``ran`` True), else nothing."""
+        if self._script:
+            for start in self._lines_inside(body):
+                if start in self._shown:
+                    return Shown(True, start)
+        return NOT_SHOWN
+
     def _branch(self, body, after: list) -> Shown:
         idx = self._idx
-        for start in self._lines_inside(body):
-            if start in self._shown:
-                return Shown(True, start)
+        shown = self.ran(body)
+        if shown.ran:
+            return shown
         opening = self._opening_line(body)
         if opening is None or idx.starts[opening] in self._shown:
             return NOT_SHOWN
