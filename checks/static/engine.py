@@ -31,6 +31,7 @@ from harness.unwrap import WrapperError, unwrap_source
 from reports.model import FAMILIES, RULE_SET_VERSION
 
 from . import codedeps, flow
+from .flow import vocab
 from .trainlogs import read_logs, train_stop_s
 from .reading import NotParsed, on_large_stack
 from .reading import parse as read_python
@@ -212,10 +213,10 @@ def _analyse(prog: flow.Program, sources: list[Source], train_stop: float | None
             if rule.NEEDS_REPORTED and not flow.reaches_reported(prog.facts, kind, gid, ev.data.get("scores", False)):
                 continue
             if rule.NEEDS_SINK:
-                sink = prog.facts.get(("sink:" + kind, gid))
-                if sink is None:
+                reached = prog.facts.get((vocab.sink(kind), gid))
+                if reached is None:
                     continue
-                disabled = disabled or sink.disabled
+                disabled = disabled or reached.disabled
             if not rule.accepts(ev, ctx):
                 continue
             module, node, where = prog.nodes[gid]

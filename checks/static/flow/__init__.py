@@ -15,10 +15,11 @@ the callers; it is dropped when no caller makes it true. Code under a condition 
 official run (``WORLD_SIZE=8``, defaults of env-var settings, the README's run command) is analysed
 but marked disabled.
 
-The package, by seam: ``labels`` (the label lattice), ``model`` (modules, functions, summaries,
-events), ``tree`` (reading libcst trees), ``interpret`` (the walk that carries labels through
-statements and expressions), ``library`` (what library calls do to labels), ``consts`` (values under
-the launch).
+The package, by seam: ``vocab`` (the labels, events and effects by name, in one table), ``labels`` (the
+label lattice), ``model`` (modules, functions, summaries, events), ``tree`` (reading libcst trees),
+``interpret`` (the walk that carries labels through statements and expressions), ``library`` (what library
+calls do to labels), ``consts`` (values under the launch). A rule names the events it reads (``KINDS``, from
+``vocab``); the walk records them where it names the same constant (``Event(TARGET_KEYED_READ, ...)``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 import libcst as cst
 
 from .tree import dotted, walk
+from .vocab import SCORE
 
 NUMERIC_CALLS = {"min", "max", "abs", "float", "int", "round", "print", "log0", "log", "info", "str", "bool"}
 
@@ -72,7 +73,7 @@ class Epochs:
         made again, in the next pass, after that step (with their sites)."""
         out = []
         for e, s in self.effects:
-            if e.kind == "score" and any(self._repeating(g) for g in self.shared_loops(site, s)):
+            if e.kind == SCORE and any(self._repeating(g) for g in self.shared_loops(site, s)):
                 out.append((e, s))
         return out
 

@@ -25,17 +25,17 @@ from .runlogs import Shown
 from .state import StateFills, argument_nodes
 from .trainfwd import TrainingForward
 from .tree import assigned_names, code, code_children, dotted, literal_value, walk
+from .vocab import (BOOL, CLOCK, DIST, DOUBLE_SCORING, EQUAL_TO, EVAL_TIME_OPTIMIZATION, FRESH, FUTURE, INPUTS, LOSS,
+                     MASK, MAYBE_SCORE, PAIRED, PARAM, PARTIAL_EVAL, RANDOM, SCORE, SHIFT, TARGET, TARGET_GATE,
+                     TARGET_IF, TARGET_KEYED_READ, TARGET_PROB, TARGET_TEST, TOKEN, TOTAL, TRAIN, TRAIN_DATA_AT_EVAL,
+                     TRAIN_DATA_LATE, TRAIN_FORWARD, TRAIN_OBJECT, TRAIN_STEP, UPDATE_BEFORE_SCORE, VAL,
+                     VAL_CALIBRATION, VAL_SIZE, marks_of, param, sink)
 
 
 # Values that are no longer the validation stream: tokens picked from it (windows, gathered rows) or what a
 # model computed on them; cutting those to a length from the settings is window arithmetic, not partial eval.
-WINDOW_OR_SCORE = frozenset({"tok", "loss", "dist"})
-COMBINED = frozenset({"mix", "mixp"})  # data operands combined (a hash, a pair index)
-
-
-# An accumulation in a helper of what its caller passes (``acc += x``, x a parameter): a score at the call
-# sites that pass a loss of validation data.
-MAYBE_SCORE = "score?"
+WINDOW_OR_SCORE = frozenset({TOKEN, LOSS, DIST})
+COMBINED = frozenset({PAIRED})  # data operands combined (a hash, a pair index)
 
 
 def live_branch(test_value, shown: Shown) -> bool | None:
@@ -56,7 +56,6 @@ def _sums(node) -> bool:
     return False
 
 
-TOTAL = "total:"  # prefix of the label a table's sum carries: ``total:<the table's name>``
 
 
 def _normalized_table(node: cst.BinaryOperation, right: frozenset, counters: dict[str, set[str]]) -> bool:
@@ -157,7 +156,7 @@ def _bindings(body, name: str) -> int:
 
 def _positional(labels: frozenset) -> bool:
     """A window start, end or length, or positions one past the inputs: arithmetic on positions, not a hash."""
-    return "shift" in labels or "valsize" in labels or any(x.startswith(("ws:", "wend:", "wlen:")) for x in labels)
+    return SHIFT in labels or VAL_SIZE in labels or any(x.startswith(("ws:", "wend:", "wlen:")) for x in labels)
 
 
 class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, Epochs):
@@ -246,7 +245,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
     def run_function(self) -> Summary:
         f = self.f
         for i, name in enumerate(f.params):
-            self.env[name] = frozenset({f"p:{i}"}) | f.param_classes.get(i, EMPTY)
+            self.env[name] = frozenset({param(i)}) | f.param_classes.get(i, EMPTY)
         for j, name in enumerate(f.kwonly):  # keyword-only parameters follow the ``*args`` slot
             self.env[name] = frozenset({f"p:{len(f.params) + 1 + j}"})
         if f.star:
@@ -260,7 +259,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         self.parameter_constants(f)
         self.block(f.node.body)
         for i, name in enumerate(f.params):
-            v = flat(self.env.get(name, EMPTY)) - {f"p:{i}"} - f.param_classes.get(i, EMPTY)
+            v = flat(self.env.get(name, EMPTY)) - {param(i)} - f.param_classes.get(i, EMPTY)
             if v:
                 self.summary.param_writes[i] = v
         self.finish()
@@ -283,19 +282,19 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
     def finish(self) -> None:
         """Order checks over this body's effects; resolve or keep this function's events."""
         for k, (eff, site) in enumerate(self.effects):
-            if eff.kind != "train":
+            if eff.kind != TRAIN_STEP:
                 continue
             if self.scored_first(k, site):
                 later = self.rescored_after(site)  # epochs of a score-first loop (epochs.py)
             else:
-                later = [(e, s) for e, s in self.effects[k + 1:] if e.kind == "score"]
+                later = [(e, s) for e, s in self.effects[k + 1:] if e.kind == SCORE]
             if not later:
                 continue
             score_labels = EMPTY.union(*[e.labels for e, _ in later])
-            kind = "eto" if eff.fresh else "ubs"
+            kind = EVAL_TIME_OPTIMIZATION if eff.fresh else UPDATE_BEFORE_SCORE
             # ``loop``: the loops the step shares with the score after it (a chunk adapted then scored in the same
             # pass), none for a training pass that is over before an evaluation starts
-            self.event(Event(kind, site, (Need(eff.labels, "val"), Need(score_labels, "val")), disabled=eff.disabled,
+            self.event(Event(kind, site, (Need(eff.labels, VAL), Need(score_labels, VAL)), disabled=eff.disabled,
                              data={"origin": eff.origin, "loop": len(self.shared_loops(site, later[0][1])), "func": self.f,
                                    "epochs": self.epochs_between(k, site)}))
         self.late_train_reads()
@@ -306,7 +305,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
 
     def unreported_scores(self) -> None:
         """Values that reach a score a later evaluation of the stream supersedes (reported.py)."""
-        scores = [e for e, _ in self.effects if e.kind == "score"]
+        scores = [e for e, _ in self.effects if e.kind == SCORE]
         for lab in superseded(scores):
             kind, _, at = lab.partition("@")
             self.p.record(Event(OVER + kind, int(at)))
@@ -315,7 +314,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         """Whether the loop that holds training step ``k`` and the next score after it repeats the same work
         each time (``for epoch in range(n)``, its variable used at most in log messages): epochs of training
         on validation data with an evaluation in between, not a chunk adapted and then scored."""
-        later = [s for e, s in self.effects[k + 1:] if e.kind == "score"]
+        later = [s for e, s in self.effects[k + 1:] if e.kind == SCORE]
         if not later:
             return False
         common = self.shared_loops(site, later[0])
@@ -342,7 +341,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         pass legal. A helper's sum of validation-derived values into the caller's totals counts as a score
         here."""
         # the summed values may come from a callable the caller passes (``forward_ttt_train(x, y)``)
-        before = [s for e, s in self.effects[:k] if e.kind == "score" or e.kind == MAYBE_SCORE and "val" in e.labels]
+        before = [s for e, s in self.effects[:k] if e.kind == SCORE or e.kind == MAYBE_SCORE and VAL in e.labels]
         if self.loop_site.get(site, 0):
             epochs = [g for g in self.loop_path.get(site, ()) if self._repeating(g)]
             return any(not epochs or epochs[0] in self.loop_path.get(s, ()) for s in before)
@@ -355,7 +354,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         for eff, site in self.effects:
             if eff.kind == "cap":
                 cap, seen = (eff.data[0] if cap is None else max(cap, eff.data[0])), set()
-            elif eff.kind == "tfwd" and cap is not None and cap >= OFFICIAL_CAP_S and "val" not in eff.labels:
+            elif eff.kind == TRAIN_FORWARD and cap is not None and cap >= OFFICIAL_CAP_S and VAL not in eff.labels:
                 # training data: a training-file label, or objects whose classes hold training files (known
                 # once every function is analysed); the first forward of each kind after this cap stands
                 # for the work (the calls inside a model's forward follow it)
@@ -364,7 +363,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
                 key = True if direct else classes
                 if (direct or classes) and key not in seen:
                     seen.add(key)
-                    self.event(Event("tlate", eff.origin, (), disabled=eff.data[0],
+                    self.event(Event(TRAIN_DATA_LATE, eff.origin, (), disabled=eff.data[0],
                                      data={"origin": eff.origin, "cap": cap, "direct": direct, "classes": classes}))
 
     # --- events -------------------------------------------------------------------------------
@@ -537,10 +536,10 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
     def returning_branch(self, s: cst.If, test: frozenset) -> frozenset:
         """``if cnt > 0: return log(cnt / total)`` with ``cnt`` read at the target: what the function returns
         is chosen by the target (a gate on the returns of the branch); else nothing."""
-        if not ("tgt" in test or has_placeholder(test)) or not any(isinstance(n, cst.Return) for n in walk(s.body)):
+        if not (TARGET in test or has_placeholder(test)) or not any(isinstance(n, cst.Return) for n in walk(s.body)):
             return EMPTY
         # only the gate's provenance: the test's truth values would make the returned arrays masks
-        return frozenset(x for x in self.gate(s, test, EMPTY) if x.startswith("gate@"))
+        return frozenset(x for x in self.gate(s, test, EMPTY) if x.startswith(marks_of(TARGET_GATE)))
 
     def at_site(self, site: int) -> None:
         """Where an effect happens: the loop depth and the loops around it."""
@@ -594,7 +593,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
                 # acc = acc + v (or acc - old + v, a score replaced) is an accumulation like acc += v
                 if _running_total(x.value, name):
                     self.accumulate(x, self.ev(x.value.right))
-                elif _total(x.value) and "loss" in flat(v) and not self.loop_depth:
+                elif _total(x.value) and LOSS in flat(v) and not self.loop_depth:
                     # ``loss_sum = best_nll[valid].sum()`` outside any loop: the total of per-token losses kept
                     # over the whole stream is the score; what reached those losses reaches it
                     self.sinks(flat(v))
@@ -629,7 +628,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
             if isinstance(x.operator, (cst.AddAssign, cst.SubtractAssign)):
                 self.accumulate(x, v)
                 if _is_gram(x.value):  # H += X^T X: a Hessian / calibration statistic
-                    self.event(Event("vcal", self.gid(x), (Need(flat(v), "val"),), data={"how": "gram"}))
+                    self.event(Event(VAL_CALIBRATION, self.gid(x), (Need(flat(v), VAL),), data={"how": "gram"}))
         elif isinstance(x, cst.Expr):
             self.ev(x.value)
         elif isinstance(x, cst.Return):
@@ -650,7 +649,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         """``acc += v``: a score when v is a loss of validation data; its provenance reaches the score."""
         labels = flat(v)
         g = self.gid(node)
-        if "loss" not in labels:
+        if LOSS not in labels:
             if has_placeholder(labels) and self.into_callers_total(node):
                 self.effects.append((Effect(MAYBE_SCORE, g, labels), g))
                 self.at_site(g)
@@ -667,22 +666,22 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
 
     def score(self, origin: int, site: int, labels: frozenset) -> None:
         """A loss summed into a total: a score when it is of validation data; its provenance reaches the score."""
-        if "val" in labels or has_placeholder(labels):
-            self.effects.append((Effect("score", origin, labels, disabled=self.disabled), site))
+        if VAL in labels or has_placeholder(labels):
+            self.effects.append((Effect(SCORE, origin, labels, disabled=self.disabled), site))
             self.at_site(site)
             # training-split data inside the score of validation data: the eval reads training shards
-            self.event(Event("tde", origin, (Need(labels, "train"), Need(labels, "val"))))
+            self.event(Event(TRAIN_DATA_AT_EVAL, origin, (Need(labels, TRAIN), Need(labels, VAL))))
         self.sinks(labels)
 
     def sinks(self, labels: frozenset) -> None:
         """Losses of validation data reach the score: so do the events their values passed through (those of
         the callers, through the parameters, at each call site)."""
         if has_placeholder(labels):
-            self.summary.sunk = self.summary.sunk | frozenset(x for x in labels if "p:" in x or x == "val")
+            self.summary.sunk = self.summary.sunk | frozenset(x for x in labels if PARAM in x or x == VAL)
         for lab in labels:
             if "@" in lab:
                 kind, _, at = lab.partition("@")
-                self.event(Event("sink:" + kind, int(at), (Need(labels, "val"),)))
+                self.event(Event(sink(kind), int(at), (Need(labels, VAL),)))
 
     def assign(self, target, v, value_node=None) -> None:
         if isinstance(target, cst.Name):
@@ -695,7 +694,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
             if not self.disabled:  # code off in the official run leaves the numbers as they were
                 self.nums.pop(target.value, None)
             if value_node is not None and self.is_fresh(value_node):
-                v = flat(v) | {"fresh"}
+                v = flat(v) | {FRESH}
             self.env[target.value] = join(self.env.get(target.value), v) if self.loop_depth else v
         elif isinstance(target, (cst.Tuple, cst.List)):
             elts = [e.value for e in target.elements]
@@ -713,7 +712,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
                 self.env[key] = join(self.env.get(key), v)
             # an object's fields hold no whole-stream mark of their own: the call that fills the object at
             # the top of a function marks the object (state.py), a helper called once per chunk marks nothing
-            labels = frozenset(x for x in flat(v) if "p:" not in x and not x.startswith("fut@"))
+            labels = frozenset(x for x in flat(v) if PARAM not in x and not x.startswith(marks_of(FUTURE)))
             self.p.attrs[target.attr.value] = self.p.attrs.get(target.attr.value, EMPTY) | labels
             for c in self.classes_of(target.value):
                 self.p.attrs[(c, target.attr.value)] = self.p.attrs.get((c, target.attr.value), EMPTY) | labels
@@ -766,7 +765,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
 
     def value_keyed_mapping(self, name: str, key: frozenset) -> bool:
         """A write into a mapping (mappings.py) with a key computed from values, not a constant."""
-        if not any("@" not in x and x not in ("mask", "bool") for x in key):
+        if not any("@" not in x and x not in (MASK, BOOL) for x in key):
             return False
         if name.startswith("self."):
             methods = self.m.classes.get(self.f.cls, {}) if self.f is not None and self.f.cls else {}
@@ -828,72 +827,72 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         for el in node.slice:
             s = el.slice
             lab = self.index_labels(el)
-            if isinstance(s, cst.Index) and "bool" in lab:
+            if isinstance(s, cst.Index) and BOOL in lab:
                 continue  # a boolean mask selects elements: no key, and its labels are not the values'
             idx = idx | lab
             if isinstance(s, cst.Index):
                 keyl = keyl | lab
             if isinstance(s, cst.Slice):
                 sliced = True
-                if s.lower is not None and (self.shifted(s.lower) or "shift" in flat(self.ev(s.lower))
+                if s.lower is not None and (self.shifted(s.lower) or SHIFT in flat(self.ev(s.lower))
                                             or self.suffix_past_start(s)):
                     target = True
                 if s.lower is None and s.upper is not None and self.const(s.upper) == -1:
                     inputs = True
-            elif "shift" in lab and "tok" not in lab:  # positions one past the input (not a key hashed from tokens)
+            elif SHIFT in lab and TOKEN not in lab:  # positions one past the input (not a key hashed from tokens)
                 target = True
             elif _as_handed(s.value):  # positions a caller hands in: the target where they are one past the inputs
-                at = at | {READ_AT + x for x in lab if x.startswith("p:")}
+                at = at | {READ_AT + x for x in lab if x.startswith(PARAM)}
         if isinstance(base, (Tup, It)) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
             s = node.slice[0].slice.value
             if isinstance(base, Tup) and isinstance(s, cst.Integer) and literal_value(s) < len(base.items):
                 return base.items[literal_value(s)]
             if isinstance(base, It):
                 return base.elem
-        data = frozenset(x for x in idx if not x.startswith(STRUCTURAL_PREFIXES) and x not in ("shift", "mask", "valsize") and not x.startswith(SIZE_OF))
+        data = frozenset(x for x in idx if not x.startswith(STRUCTURAL_PREFIXES) and x not in (SHIFT, MASK, VAL_SIZE) and not x.startswith(SIZE_OF))
         # slice bounds are positions: arithmetic on them (``raw_start = seq * seq_len``) is no hash of tokens
         data = data - (COMBINED - keyl)
-        positions = "shift" in base_l  # an array of positions one past the inputs (the targets' positions)
+        positions = SHIFT in base_l  # an array of positions one past the inputs (the targets' positions)
         if positions and not sliced:
-            data = data - {"tok"}  # positions picked by any selector are still positions, not token ids
+            data = data - {TOKEN}  # positions picked by any selector are still positions, not token ids
         out = base_l | data
-        if not sliced and ("val" in base_l or has_placeholder(base_l)) and not positions:
-            out = out | {"tok"}  # an element of a token array: a token id, usable as a table key
+        if not sliced and (VAL in base_l or has_placeholder(base_l)) and not positions:
+            out = out | {TOKEN}  # an element of a token array: a token id, usable as a table key
         if not sliced and not positions:
-            out = out - {"shift"}  # an element read at i + 1 is a value
+            out = out - {SHIFT}  # an element read at i + 1 is a value
         if inputs:
-            out = out | {"inp"}  # the inputs of a split stream; shifting them again is not the target
-        if at and not sliced and not positions and "inp" not in base_l and ("val" in base_l or has_placeholder(base_l)):
+            out = out | {INPUTS}  # the inputs of a split stream; shifting them again is not the target
+        if at and not sliced and not positions and INPUTS not in base_l and (VAL in base_l or has_placeholder(base_l)):
             out = out | at
-        if target and "inp" not in base_l:
-            if "val" in base_l:
-                out = out | {"tgt"}
+        if target and INPUTS not in base_l:
+            if VAL in base_l:
+                out = out | {TARGET}
             else:
-                out = out | {f"tgt?{x}" for x in base_l if x.startswith("p:")}
-        if "val" in base_l and ("rand" in idx if not sliced else random_start(node, idx)):
+                out = out | {TARGET_IF + x for x in base_l if x.startswith(PARAM)}
+        if VAL in base_l and (RANDOM in idx if not sliced else random_start(node, idx)):
             out = out | self.partial(node, base_l, "random")
         if sliced and prefix_cut(self, node, base_l, WINDOW_OR_SCORE):
             out = out | self.partial(node, base_l, "limit")
-        return self.read(node, base_l, keyl - {"mask"}, out, self.root_name(node.value))
+        return self.read(node, base_l, keyl - {MASK}, out, self.root_name(node.value))
 
     def partial(self, node, stream: frozenset, how: str) -> frozenset:
         """Part of the validation stream (a prefix cut by a setting, a random sample): a fact, and the
         provenance its scores carry, so that the rule can ask whether the reported score is one of them."""
         g = self.gid(node)
-        self.event(Event("pev", g, (Need(stream_record(stream), "val"),),
+        self.event(Event(PARTIAL_EVAL, g, (Need(stream_record(stream), VAL),),
                          data={"how": how, "scores": is_record(stream)}))
         return frozenset({f"pev@{g}"})
 
     def read(self, node, table: frozenset, key: frozenset, out: frozenset, root: str | None = None) -> frozenset:
         """A read ``table[key]``: the model's distribution at the target is the score; any other table
         read with a key that depends on the target is a target-keyed read (``tread``)."""
-        if "tgt" in key or has_placeholder(key):
-            mixed = "mix" in key or "mixp" in key
-            if "dist" in table and not mixed:
-                return (out | {"tgtprob"}) - {"tgt"}
-            if "dist" not in table:
+        if TARGET in key or has_placeholder(key):
+            mixed = PAIRED in key
+            if DIST in table and not mixed:
+                return (out | {TARGET_PROB}) - {TARGET}
+            if DIST not in table:
                 g = self.gid(node)
-                self.event(Event("tread", g, (Need(key, "tgt"), Need(table, "!dist"))))
+                self.event(Event(TARGET_KEYED_READ, g, (Need(key, TARGET), Need(table, "!" + DIST))))
                 if root:
                     self.p.read_roots[g] = root
                 return out | {f"tread@{g}"}
@@ -909,7 +908,7 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
                 base = flat(self.ev(node.value))
                 if node.attr.value in SHAPE_ATTRS:
                     return size_of(base)
-                return frozenset({"valsize"}) if "val" in base else EMPTY
+                return frozenset({VAL_SIZE}) if VAL in base else EMPTY
             key = dotted(node)
             base = self.ev(node.value)
             fields = [self.p.attrs[(c, node.attr.value)] for c in self.classes_of(node.value, base)
@@ -929,25 +928,25 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         if t is cst.Comparison:
             if all(isinstance(c.operator, (cst.Is, cst.IsNot)) for c in node.comparisons):
                 self.ev(node.left)
-                return frozenset({"mask"})  # "x is None" asks whether a value exists, not what it is
+                return frozenset({MASK})  # "x is None" asks whether a value exists, not what it is
             out = flat(self.ev(node.left))
             eq = False
             prev, prev_node = out, node.left
             for c in node.comparisons:
                 right = flat(self.ev(c.comparator))
-                if self.loop_depth and isinstance(c.operator, ORDER_OPS) and ("clock" in prev) != ("clock" in right):
-                    self.cap_compared(c.comparator if "clock" in prev else prev_node)
+                if self.loop_depth and isinstance(c.operator, ORDER_OPS) and (CLOCK in prev) != (CLOCK in right):
+                    self.cap_compared(c.comparator if CLOCK in prev else prev_node)
                 prev, prev_node = right, c.comparator
                 if isinstance(c.operator, (cst.Is, cst.IsNot)):
                     continue  # "x is None" asks whether a value exists, not what it is
                 out = out | right
                 if isinstance(c.operator, (cst.Equal, cst.NotEqual, cst.In, cst.NotIn)):
                     eq = True
-            if eq and not any(x.startswith("tread@") for x in out):
+            if eq and not any(x.startswith(marks_of(TARGET_KEYED_READ)) for x in out):
                 # equality with the target (not with a class looked up from it) evaluates an indicator feature at the target, not a gate
-                out = frozenset("tgteq" if x == "tgt" else f"eq?{x}" if x.startswith("p:") else x
-                                for x in out if x not in ("mix", "mixp") and not x.startswith("tgt?"))
-            return (out - {"shift"}) | {"mask", "bool"}  # truth values, not positions
+                out = frozenset(TARGET_TEST if x == TARGET else EQUAL_TO + x if x.startswith(PARAM) else x
+                                for x in out if x != PAIRED and not x.startswith(TARGET_IF))
+            return (out - {SHIFT}) | {MASK, BOOL}  # truth values, not positions
         if t is cst.UnaryOperation:
             return self.ev(node.expression)
         if t is cst.BooleanOperation:
@@ -1032,9 +1031,9 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         if not _PATHISH.search(s) or len(s) > 300:
             return EMPTY
         if _VAL_PATH.search(s):
-            return frozenset({"val"})
+            return frozenset({VAL})
         if _TRAIN_PATH.search(s):
-            return frozenset({"train"})
+            return frozenset({TRAIN})
         return EMPTY
 
     def comprehension(self, node):
@@ -1062,52 +1061,52 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         op = node.operator
         out = frozenset(x for x in left | right if not x.startswith("cls:"))
         if not isinstance(op, (cst.BitAnd, cst.BitOr, cst.BitXor)):
-            out = out - {"bool"}  # arithmetic on truth values gives numbers; & | ^ of masks give masks
+            out = out - {BOOL}  # arithmetic on truth values gives numbers; & | ^ of masks give masks
         if isinstance(op, cst.Add) and (isinstance(node.right, cst.Integer) and literal_value(node.right) >= 1
                                         or isinstance(node.left, cst.Integer) and literal_value(node.left) >= 1):
-            out = out | {"shift"}
+            out = out | {SHIFT}
         if isinstance(op, cst.Subtract):
-            out = out - {"shift"}
+            out = out - {SHIFT}
             for lab in left:
                 if lab.startswith("wend:"):
                     out = (out - {lab}) | {"wlen:" + lab[5:]}
                 if lab.startswith("wlen:") and code(node.right) == lab[5:]:
-                    self.event(Event("dbl", self.gid(node), (), data={"stride": lab[5:]}))
+                    self.event(Event(DOUBLE_SCORING, self.gid(node), (), data={"stride": lab[5:]}))
             out = frozenset(x for x in out if not x.startswith(("ws:", "wend:")) or x in left and not x.startswith("ws:"))
         literal = (cst.Integer, cst.Float, cst.SimpleString)
         if left and right and not isinstance(node.left, literal) and not isinstance(node.right, literal) \
                 and not isinstance(op, (cst.Subtract, cst.Divide, cst.MatrixMultiply)) \
                 and not (_positional(left) or _positional(right)):
-            out = out | {"mixp"}  # two data operands combined: a hash or a pair index when one is the target
-        if isinstance(op, cst.Divide) and "loss" in left and not right & {"loss", "dist"}:
+            out = out | {PAIRED}  # two data operands combined: a hash or a pair index when one is the target
+        if isinstance(op, cst.Divide) and LOSS in left and not right & {LOSS, DIST}:
             # a score divided by a count (NLL per byte, with bytes read by the target from the byte tables) is the
             # metric's normalization; a product is no such sign (``alpha * p_cache[t]``, with alpha from the
             # model's entropy, mixes a probability read at the target into the score)
-            out = out - {x for x in right if x.startswith("tread@") and x not in left}
+            out = out - {x for x in right if x.startswith(marks_of(TARGET_KEYED_READ)) and x not in left}
         if isinstance(op, cst.Divide):
             totals = _totals_in(node.right, right, self.p.table_totals)
             for lab in left:
-                if lab.startswith("tread@"):
+                if lab.startswith(marks_of(TARGET_KEYED_READ)):
                     root = self.p.read_roots.get(int(lab[6:]))
                     rc = code(node.right)
                     if root and (re.search(rf"\b{re.escape(root)}\b", rc) and "sum" in rc or root in totals):
                         out = out - {lab}  # row[tgt] / row.sum(), counts[tgt] / their total: normalized
             if _normalized_table(node, right, self.p.table_totals):
-                out = out | {"dist"}  # (counts + a) / (counts.sum(axis) + a * V): a distribution over that axis
+                out = out | {DIST}  # (counts + a) / (counts.sum(axis) + a * V): a distribution over that axis
         return out
 
     def future(self, node) -> str:
         """A statistic of the whole stream, computed outside any loop."""
         g = self.gid(node)
-        self.event(Event("fut", g, (), data={"func": self.f}))
+        self.event(Event(FUTURE, g, (), data={"func": self.f}))
         return f"fut@{g}"
 
     def gate(self, node, test: frozenset, out: frozenset) -> frozenset:
-        if "tgt" in test or has_placeholder(test):
+        if TARGET in test or has_placeholder(test):
             g = self.gid(node)
-            self.event(Event("gate", g, (Need(test, "tgt"),)))
+            self.event(Event(TARGET_GATE, g, (Need(test, TARGET),)))
             # the gate is the finding; the target-keyed reads inside its condition are part of it
-            return out | {x for x in test if not x.startswith("tread@")} | {f"gate@{g}"}
+            return out | {x for x in test if not x.startswith(marks_of(TARGET_KEYED_READ))} | {f"gate@{g}"}
         return out | test
 
     # --- calls --------------------------------------------------------------------------------
@@ -1143,12 +1142,12 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
 
         self.external(node, q)
         if q in CLOCK_CALLS:
-            return frozenset({"clock"})
+            return frozenset({CLOCK})
         # submission functions and classes
         target = self.resolve(func, q, recv_l)
         if target is not None:
             if isinstance(target, tuple):  # class construction; an object built on training files reads them
-                return self.construct(node, target, vals, kwvals) | ({"trainobj"} if "train" in allargs else EMPTY) \
+                return self.construct(node, target, vals, kwvals) | ({TRAIN_OBJECT} if TRAIN in allargs else EMPTY) \
                     | built_on(allargs)
             bound = type(func) is cst.Attribute and target.cls is not None and target.params[:1] == ["self"]
             site = None if bound else site_values(self.const, target, pos, kw)
@@ -1327,12 +1326,12 @@ class Walker(ConstEval, LeastValues, LibraryCalls, StateFills, TrainingForward, 
         for eff in s.effects:
             labels = flat(substitute(eff.labels, args))
             if eff.kind == MAYBE_SCORE:
-                if "loss" in labels:  # the caller passed a loss: the helper's sum is a score, here
+                if LOSS in labels:  # the caller passed a loss: the helper's sum is a score, here
                     self.score(eff.origin, g, labels)
                     continue
-                if not has_placeholder(labels) and "val" not in labels:
+                if not has_placeholder(labels) and VAL not in labels:
                     continue  # a sum of other things; a sum of validation data still orders training (scored_first)
-            data = (eff.data[0] or self.disabled,) if eff.kind == "tfwd" else eff.data
+            data = (eff.data[0] or self.disabled,) if eff.kind == TRAIN_FORWARD else eff.data
             self.effects.append((Effect(eff.kind, eff.origin, labels, eff.fresh, data, eff.disabled or self.disabled), g))
             self.at_site(g)
         if s.sunk:  # what the caller passes in reaches the callee's score

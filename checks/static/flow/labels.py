@@ -13,13 +13,16 @@ enclosing function gives them back as its own (``substitute``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from .vocab import (CAPTURED, DIST, EQUAL_TO, FUTURE, INPUTS, LOSS, MASK, ORACLE, PAIRED, PARAM, READ_AT, SHIFT,
+                     SIZE_OF, TARGET, TARGET_GATE, TARGET_IF, TARGET_KEYED_READ, TARGET_PROB, TARGET_TEST, TOKEN,
+                     TRAIN, TRAIN_OBJECT, VAL, VAL_SIZE, marks_of)
 
 Labels = frozenset
 EMPTY: frozenset = frozenset()
 # Labels that describe the current position's target; history tables never hold them.
-CURRENT = frozenset({"tgt", "tgteq", "mix", "mixp", "tgtprob", "loss", "dist"})
+CURRENT = frozenset({TARGET, TARGET_TEST, PAIRED, TARGET_PROB, LOSS, DIST})
 STRUCTURAL_PREFIXES = ("ws:", "wend:", "wlen:", "cls:")
-TRAIN_READ = frozenset({"train", "trainobj"})  # training files, or an object built on them (a loader)
+TRAIN_READ = frozenset({TRAIN, TRAIN_OBJECT})  # training files, or an object built on them (a loader)
 def flat(v) -> frozenset:
     if isinstance(v, frozenset):
         return v
@@ -66,12 +69,7 @@ def elem(v):
 def has_placeholder(labels: frozenset) -> bool:
     """Whether the value may be (or be made of) what a caller passes. The size of an argument's data
     (``size?p:<i>``) is not: it is a count whatever the values are."""
-    return any("p:" in x and not x.startswith(SIZE_OF) for x in labels)
-
-
-# ``p:^<i>``: placeholder i of the enclosing function, as a local function (a closure) reads it. The closure's
-# own parameters are ``p:<i>``; a call of the closure, made in the enclosing function, gives back ``p:<i>``.
-CAPTURED = "p:^"
+    return any(PARAM in x and not x.startswith(SIZE_OF) for x in labels)
 
 
 def captured(v):
@@ -82,41 +80,35 @@ def captured(v):
         return It(captured(v.elem))
     if not isinstance(v, frozenset) or not has_placeholder(v):
         return v
-    return frozenset(x.replace("p:", CAPTURED, 1) if "p:" in x else x for x in v)
+    return frozenset(x.replace(PARAM, CAPTURED, 1) if PARAM in x else x for x in v)
 
 
 # An object built on data: ``of:<x>`` with x the data its constructor was handed (validation or training files
 # or tokens, a caller's ``p:<i>``); ``of?p:<i>``: the data that argument i's object was built on. What a method of
 # such an object returns was read from that data (a loader's batches, a stream's tokens).
 BUILT_ON, READ_FROM = "of:", "of?"
-DATA_ORIGINS = frozenset({"val", "train"})
-
-
-# ``size?p:<i>``: the size of argument i's data (``len(x)``, ``x.numel()``, ``x.shape[0]``, x a parameter): the
-# validation stream's size (``valsize``) where the caller passes validation data.
-SIZE_OF = "size?"
+DATA_ORIGINS = frozenset({VAL, TRAIN})
 
 
 def size_of(labels: frozenset) -> frozenset:
     """The labels of the size of data with these labels: the validation stream's, or an argument's."""
-    if "val" in labels:
-        return frozenset({"valsize"})
-    return frozenset(SIZE_OF + x for x in labels if x.startswith("p:"))
+    if VAL in labels:
+        return frozenset({VAL_SIZE})
+    return frozenset(SIZE_OF + x for x in labels if x.startswith(PARAM))
 
 
 def sized_by(labels: frozenset) -> frozenset:
     """The arguments (``p:<i>``) whose data's size these labels carry."""
-    return frozenset(x[len(SIZE_OF):] for x in labels if x.startswith(SIZE_OF + "p:"))
+    return frozenset(x[len(SIZE_OF):] for x in labels if x.startswith(SIZE_OF + PARAM))
 
 
 # ``at?p:<i>``: an element of token data read at the positions argument i holds, as handed (``tokens[pos]``):
 # the target where the caller passes positions one past the inputs (``arange(a + 1, b + 1)``).
-READ_AT = "at?"
 
 
 def built_on(labels: frozenset) -> frozenset:
     """The marks of an object built with arguments of these labels."""
-    return frozenset(BUILT_ON + x for x in labels if x in DATA_ORIGINS or x.startswith(("p:", BUILT_ON)))
+    return frozenset(BUILT_ON + x for x in labels if x in DATA_ORIGINS or x.startswith((PARAM, BUILT_ON)))
 
 
 def read_from(receiver: frozenset) -> frozenset:
@@ -124,11 +116,11 @@ def read_from(receiver: frozenset) -> frozenset:
     the training files are reads of those files (``trainobj``: the training-data reads after the cap), not
     token values that the flow, which joins a name's values around a loop, would carry into later windows."""
     return frozenset(_read(x[len(BUILT_ON):]) if x.startswith(BUILT_ON) else READ_FROM + x
-                     for x in receiver if x.startswith((BUILT_ON, "p:")))
+                     for x in receiver if x.startswith((BUILT_ON, PARAM)))
 
 
 def _read(origin: str) -> str:
-    return "trainobj" if origin == "train" else origin
+    return TRAIN_OBJECT if origin == TRAIN else origin
 
 
 def substitute(v, args: list):
@@ -138,61 +130,61 @@ def substitute(v, args: list):
         return Tup(tuple(substitute(x, args) for x in v.items))
     if isinstance(v, It):
         return It(substitute(v.elem, args))
-    if not any("p:" in x for x in v):
+    if not any(PARAM in x for x in v):
         return v
     out, at_targets = set(), False
     for x in v:
         if CAPTURED in x:
-            out.add(x.replace(CAPTURED, "p:", 1))
-        elif x.startswith("p:"):
+            out.add(x.replace(CAPTURED, PARAM, 1))
+        elif x.startswith(PARAM):
             i = int(x[2:])
             if i < len(args):
                 out |= flat(args[i])
-        elif x.startswith(BUILT_ON + "p:"):  # an object built on argument i
+        elif x.startswith(BUILT_ON + PARAM):  # an object built on argument i
             i = int(x[len(BUILT_ON) + 2:])
             out |= built_on(flat(args[i]) if i < len(args) else EMPTY)
-        elif x.startswith(READ_FROM + "p:"):  # read from what argument i's object was built on
+        elif x.startswith(READ_FROM + PARAM):  # read from what argument i's object was built on
             i = int(x[len(READ_FROM) + 2:])
             out |= read_from(flat(args[i]) if i < len(args) else EMPTY)
         elif x.startswith("eq?p:"):  # an equality test on argument i
             i = int(x[5:])
             a = flat(args[i]) if i < len(args) else EMPTY
-            out.update("tgteq" if y == "tgt" else f"eq?{y}" if y.startswith("p:") else y
-                       for y in a if y not in ("mix", "mixp") and not y.startswith("tgt?"))
-        elif x.startswith(SIZE_OF + "p:"):  # the size of argument i's data
+            out.update(TARGET_TEST if y == TARGET else EQUAL_TO + y if y.startswith(PARAM) else y
+                       for y in a if y != PAIRED and not y.startswith(TARGET_IF))
+        elif x.startswith(SIZE_OF + PARAM):  # the size of argument i's data
             i = int(x[len(SIZE_OF) + 2:])
             out |= size_of(flat(args[i]) if i < len(args) else EMPTY)
-        elif x.startswith(READ_AT + "p:"):  # read at the positions argument i holds
+        elif x.startswith(READ_AT + PARAM):  # read at the positions argument i holds
             i = int(x[len(READ_AT) + 2:])
             a = flat(args[i]) if i < len(args) else EMPTY
-            at_targets = at_targets or ("shift" in a and "tok" not in a)
-            out.update(READ_AT + y for y in a if y.startswith("p:"))
+            at_targets = at_targets or (SHIFT in a and TOKEN not in a)
+            out.update(READ_AT + y for y in a if y.startswith(PARAM))
         elif x.startswith("tgt?p:"):  # the target, if argument i turns out to be validation data
             i = int(x[6:])
             a = flat(args[i]) if i < len(args) else EMPTY
-            if "val" in a and "inp" not in a:
-                out.add("tgt")
-            if "inp" not in a:
-                out.update(f"tgt?{y}" for y in a if y.startswith("p:"))
+            if VAL in a and INPUTS not in a:
+                out.add(TARGET)
+            if INPUTS not in a:
+                out.update(TARGET_IF + y for y in a if y.startswith(PARAM))
         else:
             out.add(x)
-    if at_targets and "inp" not in out:  # token data read at the targets' positions: the target
-        if "val" in out:
-            out.add("tgt")
+    if at_targets and INPUTS not in out:  # token data read at the targets' positions: the target
+        if VAL in out:
+            out.add(TARGET)
         else:
-            out.update([f"tgt?{y}" for y in out if y.startswith("p:")])
+            out.update([TARGET_IF + y for y in out if y.startswith(PARAM)])
     return frozenset(out)
 
 
 
 def history(labels: frozenset) -> frozenset:
     """What a table written with these values holds later: past tokens, not the current target."""
-    return frozenset(x for x in labels if x not in CURRENT and not x.startswith(("tread@", "gate@", "orc@", "tgt?", READ_AT)))
+    return frozenset(x for x in labels if x not in CURRENT and not x.startswith((marks_of(TARGET_KEYED_READ), marks_of(TARGET_GATE), marks_of(ORACLE), TARGET_IF, READ_AT)))
 
 
 def _data_key(labels: frozenset) -> bool:
     """An index computed from token data (not a position, a slice or a boolean mask)."""
-    return "mask" not in labels and ("tgt" in labels or "tok" in labels)
+    return MASK not in labels and (TARGET in labels or TOKEN in labels)
 
 
 
@@ -201,5 +193,5 @@ def _drop_fut(v):
         return Tup(tuple(_drop_fut(x) for x in v.items))
     if isinstance(v, It):
         return It(_drop_fut(v.elem))
-    return frozenset(x for x in v if not x.startswith("fut@"))
+    return frozenset(x for x in v if not x.startswith(marks_of(FUTURE)))
 

@@ -13,6 +13,9 @@ from .lists import GROW_METHODS, holds_current
 from .limits import CAPPED, SAMPLED, SAMPLING_CALLS, capped_min
 from .model import Effect, Event, Need
 from .tree import code, dotted, literal_value, walk
+from .vocab import (AGGREGATE, DIST, EQUAL_TO, EXTERNAL, FRESH, LOSS, NATIVE, ORACLE, PAIRED, PARAM, RANDOM, SETTING,
+                     SHIFT, TARGET, TARGET_IF, TARGET_PROB, TARGET_TEST, TOKEN, TRAIN, TRAIN_FORWARD, TRAIN_STEP,
+                     VAL, VAL_CALIBRATION)
 
 _VAL_PATH = re.compile(r"(?<![a-z])(val|valid|validation)(?![a-z])", re.I)
 _TRAIN_PATH = re.compile(r"(?<![a-z])train(?![a-z])", re.I)
@@ -30,7 +33,6 @@ MIN_CALLS = {"minimum", "fmin", "min", "amin"}
 READ_METHODS = {"gather", "take_along_dim", "index_select", "take", "get"}
 TABLE_WRITE_FUNCS = {("add", "at"), ("subtract", "at"), ("maximum", "at")}
 TABLE_WRITE_METHODS = {"index_add_", "scatter_add_", "scatter_", "index_put_", "index_copy_", "put_", "scatter_reduce_"}
-AGGREGATE = "agg"  # counts of token data (a bincount, a histogram): added to a table, they fill it
 # Keyword arguments that carry data into a library call (others: device, dtype, reduction, ...).
 DATA_KEYWORDS = {"input", "target", "other", "index", "src", "source", "weight", "x", "y", "a", "b", "values", "logits",
                  "labels", "tensors", "out", "minlength", "weights"}
@@ -38,8 +40,8 @@ DATA_KEYWORDS = {"input", "target", "other", "index", "src", "source", "weight",
 # unless it holds the current iteration's values only, nor what a caller passes (the parameters'
 # placeholders): only what is known where the list is filled. The events the values passed through stay with
 # them (``counts.append(table[key_with_target])`` read back and mixed into the score is that read reaching it).
-TARGET_LABELS = frozenset({"tgt", "tgteq", "tgtprob", "mix", "mixp"})
-TARGET_PREFIXES = ("tgt?", "eq?", "p:", READ_AT)
+TARGET_LABELS = frozenset({TARGET, TARGET_TEST, TARGET_PROB, PAIRED})
+TARGET_PREFIXES = (TARGET_IF, EQUAL_TO, PARAM, READ_AT)
 RANDOM_CALLS = {"randint", "randperm", "choice", "sample", "permutation", "shuffle", "multinomial"}
 NETWORK_MODULES = ("socket", "urllib", "requests", "http", "httpx", "aiohttp", "huggingface_hub", "ftplib", "smtplib",
                    "paramiko", "websocket", "boto3", "gdown", "wget")
@@ -51,7 +53,6 @@ CLOCK_CALLS = {"time.perf_counter", "time.time", "time.monotonic", "time.perf_co
 CLOSURE_CALLERS = {"step"}
 PROGRAM_CALLS = {("os", "system"), ("os", "popen"), ("os", "execv"), ("os", "execvp"), ("os", "spawnv")}
 NATIVE_LOADERS = ("CDLL", "cdll", "LoadLibrary", "PyDLL")
-NATIVE = "native"  # a loaded native library: what its functions do with their arguments is not read
 
 
 def _closure_argument(call: cst.Call):
@@ -113,7 +114,7 @@ class LibraryCalls:
         if name == "backward" and type(func) is cst.Attribute:
             g = self.gid(node)
             self.drop_training_sums(func.value)
-            self.effects.append((Effect("train", g, recv_l, fresh="fresh" in recv_l, disabled=self.disabled), g))
+            self.effects.append((Effect(TRAIN_STEP, g, recv_l, fresh=FRESH in recv_l, disabled=self.disabled), g))
             self.at_site(g)
             return EMPTY
         if name in CLOSURE_CALLERS and type(func) is cst.Attribute and not q:
@@ -121,27 +122,27 @@ class LibraryCalls:
             if closure is not None:  # ``opt.step(closure)``: the closure runs here, its loss is the result
                 return flat(self.apply(node, closure, [], {}))
         if q.endswith(("environ.get", "getenv")) or q == "os.environ.get":
-            return frozenset({"env"}) | allargs
+            return frozenset({SETTING}) | allargs
         if name in LOSS_CALLS:
-            return allargs | recv_l | {"loss"} - {"dist"}
+            return allargs | recv_l | {LOSS} - {DIST}
         if name in DIST_CALLS:
-            out = allargs | recv_l | {"dist"}
-            return out | {"loss"} if name == "log_softmax" else out
+            out = allargs | recv_l | {DIST}
+            return out | {LOSS} if name == "log_softmax" else out
         if name in LOG_CALLS and (allargs | recv_l):
-            return allargs | recv_l | {"loss"}
+            return allargs | recv_l | {LOSS}
         if name in AGGREGATE_CALLS:
             src = allargs | recv_l
             out = src - CURRENT
-            if src & {"val", "tok"} or has_placeholder(src):
+            if src & {VAL, TOKEN} or has_placeholder(src):
                 out = out | {AGGREGATE}
-            if ("val" in src or has_placeholder(src)) and self.f is not None and self.loop_depth == 0 and not self.disabled:
+            if (VAL in src or has_placeholder(src)) and self.f is not None and self.loop_depth == 0 and not self.disabled:
                 out = out | {self.future(node)}
             return out
         if name in ("where",) and len(vals) == 3:
             return self.gate(node, flat(vals[0]), flat(vals[1]) | flat(vals[2]))
-        if name in MIN_CALLS and len(vals) >= 2 and sum("loss" in flat(v) for v in vals) >= 2:
+        if name in MIN_CALLS and len(vals) >= 2 and sum(LOSS in flat(v) for v in vals) >= 2:
             g = self.gid(node)
-            self.event(Event("orc", g, (Need(allargs, "val"),)))
+            self.event(Event(ORACLE, g, (Need(allargs, VAL),)))
             return allargs | {f"orc@{g}"}
         if name in READ_METHODS and type(func) is cst.Attribute and vals and not q:
             key = flat(vals[-1]) if name != "get" else flat(vals[0])
@@ -160,14 +161,14 @@ class LibraryCalls:
                 and not isinstance(vals[-1], Tup):  # a record of several parts is read back by unpacking: left as it was
             held = func.value.value
             current = holds_current(held, self.list_home.get(held), tuple(self.loops), lambda g: self.p.nodes[g][1])
-            added = frozenset(x for x in flat(vals[-1]) if not x.startswith("p:") and (
+            added = frozenset(x for x in flat(vals[-1]) if not x.startswith(PARAM) and (
                 current or x not in TARGET_LABELS and not x.startswith(TARGET_PREFIXES)))
             self.env[held] = join(self.env.get(held, EMPTY), added)
             return EMPTY
         if name in RANDOM_CALLS:
-            return allargs | recv_l | {"rand"} | ({SAMPLED} if name in SAMPLING_CALLS else EMPTY)
+            return allargs | recv_l | {RANDOM} | ({SAMPLED} if name in SAMPLING_CALLS else EMPTY)
         if name == "range":
-            out = allargs - {"shift"}  # loop counters over positions, not the positions themselves
+            out = allargs - {SHIFT}  # loop counters over positions, not the positions themselves
             if len(vals) == 3:
                 stop = pos[1].value
                 if not (isinstance(stop, cst.BinaryOperation) and isinstance(stop.operator, cst.Subtract)):
@@ -175,7 +176,7 @@ class LibraryCalls:
             return It(out)
         if name == "arange":  # positions one past the inputs when the first position is (``arange(a + 1, b + 1)``)
             start = flat(vals[0]) if len(vals) >= 2 else EMPTY
-            return (allargs - {"shift"}) | (start & {"shift"})
+            return (allargs - {SHIFT}) | (start & {SHIFT})
         if name == "min" and q == "" and vals:
             out = allargs | ({CAPPED} if capped_min(self, pos, vals) else EMPTY)
             for lab in flat(vals[0]):
@@ -195,22 +196,22 @@ class LibraryCalls:
         # a model (an nn.Module) called on data: its outputs are logits, a distribution over the vocabulary
         out = recv_l | allargs
         callable_value = type(func) is cst.Attribute or (type(func) is cst.Name and func.value in self.env)
-        if callable_value and not q and (allargs & {"val", "train"} or has_placeholder(allargs)) \
+        if callable_value and not q and (allargs & {VAL, TRAIN} or has_placeholder(allargs)) \
                 and not _text_only(node):
             forwards = self.forwards(func, len(vals), recv_l)
-            if "val" not in allargs and (forwards or type(func) is cst.Name or name in ("forward", "forward_logits")):
+            if VAL not in allargs and (forwards or type(func) is cst.Name or name in ("forward", "forward_logits")):
                 # a model's forward, perhaps on training data (the labels tell, once known)
                 g = self.gid(node)
-                self.effects.append((Effect("tfwd", g, allargs, data=(self.disabled,)), g))
-            if self.hooks and ("val" in allargs or has_placeholder(allargs)):
-                self.event(Event("vcal", self.gid(node), (Need(allargs, "val"),), data={"how": "hooks"}))
+                self.effects.append((Effect(TRAIN_FORWARD, g, allargs, data=(self.disabled,)), g))
+            if self.hooks and (VAL in allargs or has_placeholder(allargs)):
+                self.event(Event(VAL_CALIBRATION, self.gid(node), (Need(allargs, VAL),), data={"how": "hooks"}))
             if forwards:
                 res = EMPTY
                 for f in forwards:
                     res = res | flat(self.apply(node, f, [recv] + vals if f.params[:1] == ["self"] else vals, kwvals))
-                return res | (frozenset({"dist"}) if "loss" not in res else EMPTY)
+                return res | (frozenset({DIST}) if LOSS not in res else EMPTY)
             if type(func) is cst.Name or name in ("forward", "forward_logits"):
-                out = out | {"dist"}
+                out = out | {DIST}
         return frozenset(x for x in out if not x.startswith("cls:"))  # a call's result is not the receiver
 
     def calibration_hook(self, node) -> bool:
@@ -226,8 +227,8 @@ class LibraryCalls:
         """``lib.score(tokens_ptr, ...)`` on a loaded native library: the analysis does not read native code, so
         validation data handed to it is processed where no rule looks (an event; the static check is then
         incomplete: ``checks/static/__init__.py``)."""
-        if "val" in allargs or has_placeholder(allargs):
-            self.event(Event("ext", self.gid(node), (Need(allargs, "val"),),
+        if VAL in allargs or has_placeholder(allargs):
+            self.event(Event(EXTERNAL, self.gid(node), (Need(allargs, VAL),),
                              data={"kind": "native-data", "call": code(func)}))
         return allargs - {NATIVE}
 
@@ -260,4 +261,4 @@ class LibraryCalls:
         elif native_loader(q):
             kind = "native"
         if kind:
-            self.event(Event("ext", self.gid(node), (), data={"kind": kind, "call": q}))
+            self.event(Event(EXTERNAL, self.gid(node), (), data={"kind": kind, "call": q}))

@@ -13,33 +13,30 @@ import libcst as cst
 from .consts import UNKNOWN
 from .labels import flat, sized_by
 from .tree import walk
+from .vocab import CAPPED, LOSS, SAMPLED, SETTING, VAL, VAL_SIZE
 
-# ``min(limit, len(val))``: a length capped by a setting (the label of the result).
-CAPPED = "vcap"
 # Fewer tokens than any tokenizer's validation stream has (the fineweb validation split is ~40M tokens or
 # more): a limit at or above it cuts nothing.
 FULL_VAL_TOKENS = 40_000_000
-SETTING = "env"
-STREAM_SIZE = "valsize"
+STREAM_SIZE = VAL_SIZE
 # What a per-position record of the scored stream holds: losses or targets of validation data.
-RECORD = frozenset({"val", "valsize"})
+RECORD = frozenset({VAL, VAL_SIZE})
 SIZE_CALLS = frozenset({"len", "numel", "size", "nelement"})
 # Draws with replacement or of a few items (not a permutation of all of them): positions they pick are a sample.
 SAMPLING_CALLS = frozenset({"randint", "choice", "sample", "multinomial"})
-SAMPLED = "rsample"
 
 
 def stream_record(base: frozenset) -> frozenset:
     """An array sized by the validation stream (a per-position record of it) stands for the stream; one sized
     by an argument's data stands for that argument (the stream where the caller passes it)."""
     out = base | sized_by(base)
-    return out | {"val"} if STREAM_SIZE in base else out
+    return out | {VAL} if STREAM_SIZE in base else out
 
 
 def is_record(base: frozenset) -> bool:
     """Values kept per scored position (losses, or an array sized by the stream), not the token stream: a cut
     of them is a cut of what was scored, whatever computes the number from them afterwards."""
-    return bool(base & {"loss", STREAM_SIZE}) or argument_record(base)
+    return bool(base & {LOSS, STREAM_SIZE}) or argument_record(base)
 
 
 def argument_record(base: frozenset) -> bool:
@@ -47,7 +44,7 @@ def argument_record(base: frozenset) -> bool:
     full((tokens.numel() - 1,), nan)`` then ``nll[s:e] = loss``): a record of the stream the caller passes.
     Counts derived from that size (chunks, tokens per chunk) hold neither."""
     sized = sized_by(base)
-    return bool(sized) and ("loss" in base or bool(sized & base))
+    return bool(sized) and (LOSS in base or bool(sized & base))
 
 
 def limit_on(value) -> bool:
@@ -118,9 +115,9 @@ def prefix_cut(walker, node: cst.Subscript, base: frozenset, excluded: frozenset
         return walker.loop_depth == 0  # once, on the whole record (not a rank or a chunk inside a loop)
     if SETTING not in up or STREAM_SIZE in up or not limit_on(walker.num(s.upper)):
         return False
-    if "val" in base and not base & excluded:
+    if VAL in base and not base & excluded:
         return True
-    return "loss" in base and "val" in base and walker.loop_depth == 0
+    return LOSS in base and VAL in base and walker.loop_depth == 0
 
 
 def random_start(node: cst.Subscript, idx: frozenset) -> bool:

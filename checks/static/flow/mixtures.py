@@ -20,11 +20,11 @@ import libcst as cst
 
 from .labels import EMPTY, flat
 from .model import Event, Need
+from .vocab import DIST, STATISTIC, STATISTIC_MIXED, TARGET, TARGET_PROB, TARGET_TEST
 
-STAT = "stat"  # one number per position summarizing a distribution over the vocabulary (its entropy)
-UMIX = "umix"  # the event: a statistic mixed as an expert next to experts read at the target
-TARGET_READ = "tgtprob"
-TARGET = frozenset({"tgt", "tgteq", TARGET_READ})  # the target, a test against it, or a value read at it
+STAT = STATISTIC  # one number per position summarizing a distribution over the vocabulary (its entropy)
+UMIX = STATISTIC_MIXED  # the event: a statistic mixed as an expert next to experts read at the target
+AT_TARGET = frozenset({TARGET, TARGET_TEST, TARGET_PROB})  # the target, a test against it, or a value read at it
 REDUCTIONS = {"sum"}
 STACKS = {"stack", "cat", "concat", "concatenate", "vstack", "hstack", "column_stack", "dstack"}
 PAIRWISE = {"logaddexp", "logaddexp2"}  # the experts are the arguments
@@ -66,7 +66,7 @@ def statistic(summed: tuple[frozenset, bool] | None) -> frozenset:
     if summed is None:
         return EMPTY
     labels, along_axis = summed
-    if along_axis and "dist" in labels and not labels & TARGET:
+    if along_axis and DIST in labels and not labels & AT_TARGET:
         return frozenset({STAT})
     return EMPTY
 
@@ -105,10 +105,10 @@ def unnormalized_experts(walker, call: cst.Call, name: str, pos, vals: list) -> 
     experts = _experts(walker, name, pos, vals)
     if not experts:
         return EMPTY
-    read = [e for e in experts if TARGET_READ in e]
-    stats = [e for e in experts if STAT in e and not e & TARGET]
+    read = [e for e in experts if TARGET_PROB in e]
+    stats = [e for e in experts if STAT in e and not e & AT_TARGET]
     if not read or not stats:
         return EMPTY
     g = walker.gid(call)
-    walker.event(Event(UMIX, g, (Need(EMPTY.union(*read), TARGET_READ),)))
+    walker.event(Event(UMIX, g, (Need(EMPTY.union(*read), TARGET_PROB),)))
     return frozenset({f"{UMIX}@{g}"})

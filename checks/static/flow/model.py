@@ -26,7 +26,7 @@ def _this_module(node) -> bool:
 @dataclass
 class Need:
     labels: frozenset
-    want: str  # a label that must be present, e.g. "tgt" or "val"
+    want: str  # a label that must be present, e.g. TARGET or VAL
 
     def state(self) -> str:
         if self.want.startswith("!"):  # the label must be absent

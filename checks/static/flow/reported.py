@@ -12,8 +12,8 @@ already, whatever computes the number from them afterwards (a mixture's BPB, the
 """
 
 from __future__ import annotations
+from .vocab import OVER, VAL, sink
 
-OVER = "over:"
 
 
 def provenances(labels: frozenset) -> set[str]:
@@ -27,7 +27,7 @@ def superseded(scores: list) -> set[str]:
     out: set[str] = set()
     for k, eff in enumerate(scores):
         for lab in provenances(eff.labels) - out:
-            if any("val" in later.labels and lab not in later.labels and not later.disabled
+            if any(VAL in later.labels and lab not in later.labels and not later.disabled
                    for later in scores[k + 1:]):
                 out.add(lab)
     return out
@@ -36,4 +36,4 @@ def superseded(scores: list) -> set[str]:
 def reaches_reported(facts: dict, kind: str, gid: int, scores: bool = False) -> bool:
     """The value of the fact (``kind`` at ``gid``) may reach the reported score: it reaches a score (or is
     one: ``scores``, losses kept per position), and no later evaluation of the stream supersedes it."""
-    return (scores or ("sink:" + kind, gid) in facts) and (OVER + kind, gid) not in facts
+    return (scores or (sink(kind), gid) in facts) and (OVER + kind, gid) not in facts

@@ -16,10 +16,11 @@ import libcst as cst
 
 from .labels import EMPTY, flat, history, join, substitute
 from .model import Event, FunctionDef, Need
+from .vocab import FUTURE, VAL, marks_of
 
 
 def _without_aggregates(labels: frozenset) -> frozenset:
-    return frozenset(x for x in labels if not x.startswith("fut@"))
+    return frozenset(x for x in labels if not x.startswith(marks_of(FUTURE)))
 
 
 def argument_nodes(call: cst.Call, f: FunctionDef, bound: bool) -> dict[int, cst.BaseExpression]:
@@ -94,5 +95,5 @@ class StateFills:
         if self.loop_depth or self.f is None or self.disabled:
             return EMPTY
         g = self.gid(call)
-        self.event(Event("fut", g, (Need(written, "val"),), data={"how": "state", "holder": holder}))
+        self.event(Event(FUTURE, g, (Need(written, VAL),), data={"how": "state", "holder": holder}))
         return frozenset({f"fut@{g}"})

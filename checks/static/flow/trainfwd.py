@@ -16,6 +16,7 @@ from __future__ import annotations
 import libcst as cst
 
 from .tree import walk
+from .vocab import SCORE
 
 
 class TrainingForward:
@@ -42,7 +43,7 @@ class TrainingForward:
             self.trained.add(receiver.value)
         sites = self.forward_of.get(receiver.value, frozenset()) if isinstance(receiver, cst.Name) else frozenset()
         if sites:
-            self.effects = [(e, s) for e, s in self.effects if not (e.kind == "score" and s in sites)]
+            self.effects = [(e, s) for e, s in self.effects if not (e.kind == SCORE and s in sites)]
 
     def of_trained_loss(self, node) -> bool:
         """``acc += loss.detach() * n`` with ``loss`` a name this body has called ``backward()`` on."""

@@ -1,10 +1,11 @@
 from checks.static.engine import Rule
+from checks.static.flow.vocab import PAIRED, TARGET_KEYED_READ
 
 
 def mixed_key(ev) -> bool:
     """The key combines the target with other data (a hash, ``ctx * A + tgt * B``, a (ctx, tgt) pair)."""
     key = ev.needs[0].labels if ev.needs else frozenset()
-    return "mix" in key or "mixp" in key
+    return PAIRED in key
 
 
 class TargetInKey(Rule):
@@ -30,7 +31,7 @@ class TargetInKey(Rule):
     NAME = "target-in-key"
     family = "target-in-key"
     severity = "error"
-    KINDS = ("tread",)
+    KINDS = (TARGET_KEYED_READ,)
     NEEDS_SINK = True
     VALID = [
         """

@@ -1,8 +1,8 @@
 from checks.static.engine import Rule
 
-from checks.static.flow.mixtures import UMIX
 
 from .ga101_target_in_key import mixed_key
+from checks.static.flow.vocab import STATISTIC_MIXED, TARGET_KEYED_READ
 
 
 class Unnormalized(Rule):
@@ -29,7 +29,7 @@ class Unnormalized(Rule):
     NAME = "unnormalized"
     family = "unnormalized"
     severity = "error"
-    KINDS = ("tread", UMIX)
+    KINDS = (TARGET_KEYED_READ, STATISTIC_MIXED)
     NEEDS_SINK = True
     VALID = [
         """
@@ -302,10 +302,10 @@ evaluate(None, 1024)
     ]
 
     def accepts(self, ev, ctx) -> bool:
-        return ev.kind == UMIX or not mixed_key(ev)
+        return ev.kind == STATISTIC_MIXED or not mixed_key(ev)
 
     def message(self, ev, ctx) -> str:
-        if ev.kind == UMIX:
+        if ev.kind == STATISTIC_MIXED:
             return (f"`{ctx.code(ev.node)}` mixes a statistic of a distribution (the same value for every token, "
                     f"such as its entropy) as an expert's score of the target, next to experts read at the target: "
                     f"that expert is no distribution over the vocabulary (C2)")

@@ -1,4 +1,5 @@
 from checks.static.engine import Rule
+from checks.static.flow.vocab import TARGET_GATE
 
 
 class TargetGatedMixing(Rule):
@@ -24,7 +25,7 @@ class TargetGatedMixing(Rule):
     NAME = "target-gated-mixing"
     family = "target-gated-mixing"
     severity = "error"
-    KINDS = ("gate",)
+    KINDS = (TARGET_GATE,)
     NEEDS_SINK = True
     VALID = [
         """

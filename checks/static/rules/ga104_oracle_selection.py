@@ -1,4 +1,5 @@
 from checks.static.engine import Rule
+from checks.static.flow.vocab import ORACLE
 
 
 class OracleSelection(Rule):
@@ -21,7 +22,7 @@ class OracleSelection(Rule):
     NAME = "oracle-selection"
     family = "oracle-selection"
     severity = "error"
-    KINDS = ("orc",)
+    KINDS = (ORACLE,)
     NEEDS_SINK = True
     VALID = [
         """

@@ -1,4 +1,5 @@
 from checks.static.engine import Rule
+from checks.static.flow.vocab import FUTURE
 
 
 class MultiPass(Rule):
@@ -25,7 +26,7 @@ class MultiPass(Rule):
     NAME = "multi-pass"
     family = "multi-pass"
     severity = "error"
-    KINDS = ("fut",)
+    KINDS = (FUTURE,)
     NEEDS_SINK = True
     VALID = [
         """

@@ -1,4 +1,5 @@
 from checks.static.engine import Rule
+from checks.static.flow.vocab import UPDATE_BEFORE_SCORE
 
 
 def in_loop(ev) -> bool:
@@ -34,7 +35,7 @@ class UpdateBeforeScore(Rule):
     NAME = "update-before-score"
     family = "update-before-score"
     severity = "error"
-    KINDS = ("ubs",)
+    KINDS = (UPDATE_BEFORE_SCORE,)
     VALID = [
         """
 import torch, torch.nn.functional as F

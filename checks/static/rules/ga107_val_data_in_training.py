@@ -1,6 +1,7 @@
 from checks.static.engine import Rule
 
 from .ga106_update_before_score import training_phase
+from checks.static.flow.vocab import UPDATE_BEFORE_SCORE
 
 
 class ValDataInTraining(Rule):
@@ -25,7 +26,7 @@ class ValDataInTraining(Rule):
     NAME = "val-data-in-training"
     family = "val-data-in-training"
     severity = "error"
-    KINDS = ("ubs",)
+    KINDS = (UPDATE_BEFORE_SCORE,)
     VALID = [
         """
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 from checks.static.engine import Rule
+from checks.static.flow.vocab import EVAL_TIME_OPTIMIZATION
 
 
 class EvalTimeOptimization(Rule):
@@ -21,7 +22,7 @@ class EvalTimeOptimization(Rule):
     NAME = "eval-time-optimization"
     family = "eval-time-optimization"
     severity = "error"
-    KINDS = ("eto",)
+    KINDS = (EVAL_TIME_OPTIMIZATION,)
     VALID = [
         """
 import torch, torch.nn.functional as F

@@ -1,4 +1,5 @@
 from checks.static.engine import Rule
+from checks.static.flow.vocab import VAL_CALIBRATION
 
 
 class ValCalibration(Rule):
@@ -21,7 +22,7 @@ class ValCalibration(Rule):
     NAME = "val-calibration"
     family = "val-calibration"
     severity = "error"
-    KINDS = ("vcal",)
+    KINDS = (VAL_CALIBRATION,)
     VALID = [
         """
 import torch

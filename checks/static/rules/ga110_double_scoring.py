@@ -1,4 +1,5 @@
 from checks.static.engine import Rule
+from checks.static.flow.vocab import DOUBLE_SCORING
 
 
 class DoubleScoring(Rule):
@@ -25,7 +26,7 @@ class DoubleScoring(Rule):
     NAME = "double-scoring"
     family = "double-scoring"
     severity = "warning"
-    KINDS = ("dbl",)
+    KINDS = (DOUBLE_SCORING,)
     VALID = [
         """
 def windows(total, seq_len, stride):

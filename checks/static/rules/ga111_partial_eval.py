@@ -1,4 +1,5 @@
 from checks.static.engine import Rule
+from checks.static.flow.vocab import PARTIAL_EVAL
 
 
 class PartialEval(Rule):
@@ -24,7 +25,7 @@ class PartialEval(Rule):
     NAME = "partial-eval"
     family = "partial-eval"
     severity = "error"
-    KINDS = ("pev",)
+    KINDS = (PARTIAL_EVAL,)
     NEEDS_REPORTED = True
     VALID = [
         """

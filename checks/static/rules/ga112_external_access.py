@@ -1,4 +1,5 @@
 from checks.static.engine import Rule
+from checks.static.flow.vocab import EXTERNAL
 
 
 class ExternalAccess(Rule):
@@ -28,7 +29,7 @@ class ExternalAccess(Rule):
     NAME = "external-access"
     family = "external-access"
     severity = "error"
-    KINDS = ("ext",)
+    KINDS = (EXTERNAL,)
     VALID = [
         """
 import os

@@ -1,4 +1,5 @@
 from checks.static.engine import Rule
+from checks.static.flow.vocab import TRAIN_DATA_AT_EVAL
 
 
 class TrainDataAtEval(Rule):
@@ -27,7 +28,7 @@ class TrainDataAtEval(Rule):
     NAME = "train-data-at-eval"
     family = "train-data-at-eval"
     severity = "error"
-    KINDS = ("tde",)
+    KINDS = (TRAIN_DATA_AT_EVAL,)
     VALID = [
         """
 import torch.nn.functional as F

@@ -1,5 +1,6 @@
 from checks.static.engine import Rule
 from checks.static.flow.consts import OFFICIAL_CAP_S
+from checks.static.flow.vocab import TRAIN, TRAIN_DATA_LATE, VAL
 
 
 class TrainDataAfterCap(Rule):
@@ -30,7 +31,7 @@ class TrainDataAfterCap(Rule):
     NAME = "train-data-after-cap"
     family = "train-data-at-eval"
     severity = "warning"
-    KINDS = ("tlate",)
+    KINDS = (TRAIN_DATA_LATE,)
     VALID = [
         # the cap reserves 13 s for the calibration (the setting's name does not matter)
         """
@@ -154,7 +155,7 @@ def main(model, opt):
         holds = set()
         for k, labels in ctx.prog.attrs.items():
             if isinstance(k, tuple) and k[0] in ev.data["classes"] and k not in ctx.prog.class_settings:
-                holds |= labels & {"train", "val"}
+                holds |= labels & {TRAIN, VAL}
         return holds == {"train"}
 
     def logs_show_full_cap(self, ctx) -> bool:
