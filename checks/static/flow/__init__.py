@@ -17,7 +17,8 @@ but marked disabled.
 
 The package, by seam: ``vocab`` (the labels, events and effects by name, in one table), ``labels`` (the
 label lattice), ``model`` (modules, functions, summaries, events), ``tree`` (reading libcst trees),
-``interpret`` (the walk that carries labels through statements and expressions), ``library`` (what library
+``interpret`` (the walk that carries labels through statements), ``expressions`` (what an expression's
+value carries), ``calls`` (calls of the submission's functions, constructors), ``library`` (what library
 calls do to labels), ``consts`` (values under the launch). A rule names the events it reads (``KINDS``, from
 ``vocab``); the walk records them where it names the same constant (``Event(TARGET_KEYED_READ, ...)``).
 """
