@@ -54,6 +54,21 @@ def _as_handed(node) -> bool:
     return isinstance(node, cst.Name)
 
 
+def _indicator(node: cst.IfExp) -> bool:
+    """``1 if c else 0`` (or ``0 if c else 1``, ``True``/``False``): a number that says whether c holds, not a choice
+    between scorings."""
+    values = {_literal_number(node.body), _literal_number(node.orelse)}
+    return values == {0, 1}
+
+
+def _literal_number(node):
+    if isinstance(node, cst.Integer):
+        return literal_value(node)
+    if isinstance(node, cst.Name) and node.value in ("True", "False"):
+        return int(node.value == "True")
+    return None
+
+
 def _positional(labels: frozenset) -> bool:
     """A window start, end or length, or positions one past the inputs: arithmetic on positions, not a hash."""
     return SHIFT in labels or VAL_SIZE in labels or any(x.startswith(("ws:", "wend:", "wlen:")) for x in labels)
@@ -237,6 +252,8 @@ class Expressions:
             return flat(self.ev(node.left)) | flat(self.ev(node.right))
         if t is cst.IfExp:
             test = flat(self.ev(node.test))
+            if _indicator(node):  # ``1 if c else 0``: the truth value of c as a number, as ``int(c)`` is
+                return test - {BOOL, MASK}
             out = join(self.ev(node.body), self.ev(node.orelse))
             return self.gate(node, test, flat(out))
         if t in (cst.Tuple, cst.List):

@@ -55,6 +55,20 @@ def evaluate(model, counts):
     for t in range(2, len(val) - 1):
         loss += -math.log(0.5 * model(val[: t + 1])[val[t + 1]] + 0.5 * math.exp(backoff_logprob(counts, val[t], val[t + 1])))
 """,
+        # the target's bytes counted with an indicator of its leading space (``1 if c else 0`` is c as a number,
+        # not a choice between scorings), each token's NLL spread over them
+        """
+import torch, torch.nn.functional as F
+def piece_bytes(tid, base_bytes, has_space):
+    return base_bytes[tid] + (1 if has_space[tid] else 0)
+def evaluate(model, base_bytes, has_space):
+    val = torch.from_numpy(read("fineweb_val_000000.bin"))
+    loss = 0.0
+    for t in range(1, len(val) - 1):
+        lp = F.log_softmax(model(val[: t + 1]), dim=-1)
+        loss += -lp[val[t + 1]] / piece_bytes(val[t + 1], base_bytes, has_space)
+    return loss
+""",
     ]
     INVALID = [
         """
