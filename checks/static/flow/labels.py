@@ -13,9 +13,10 @@ enclosing function gives them back as its own (``substitute``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from .vocab import (CAPTURED, DIST, EQUAL_TO, FUTURE, INPUTS, LOSS, MASK, ORACLE, PAIRED, PARAM, READ_AT, SHIFT,
+
+from .vocab import (BUILT_ON, CAPTURED, DIST, EQUAL_TO, FUTURE, INPUTS, LOSS, MASK, ORACLE, PAIRED, PARAM, READ_AT, SHIFT,
                      SIZE_OF, TARGET, TARGET_GATE, TARGET_IF, TARGET_KEYED_READ, TARGET_PROB, TARGET_TEST, TOKEN,
-                     TRAIN, TRAIN_OBJECT, VAL, VAL_SIZE, marks_of)
+                     TRAIN, TRAIN_OBJECT, VAL, VAL_SIZE, READ_FROM, marks_of)
 
 Labels = frozenset
 EMPTY: frozenset = frozenset()
@@ -86,7 +87,6 @@ def captured(v):
 # An object built on data: ``of:<x>`` with x the data its constructor was handed (validation or training files
 # or tokens, a caller's ``p:<i>``); ``of?p:<i>``: the data that argument i's object was built on. What a method of
 # such an object returns was read from that data (a loader's batches, a stream's tokens).
-BUILT_ON, READ_FROM = "of:", "of?"
 DATA_ORIGINS = frozenset({VAL, TRAIN})
 
 
@@ -100,10 +100,6 @@ def size_of(labels: frozenset) -> frozenset:
 def sized_by(labels: frozenset) -> frozenset:
     """The arguments (``p:<i>``) whose data's size these labels carry."""
     return frozenset(x[len(SIZE_OF):] for x in labels if x.startswith(SIZE_OF + PARAM))
-
-
-# ``at?p:<i>``: an element of token data read at the positions argument i holds, as handed (``tokens[pos]``):
-# the target where the caller passes positions one past the inputs (``arange(a + 1, b + 1)``).
 
 
 def built_on(labels: frozenset) -> frozenset:

@@ -38,7 +38,8 @@ Parametric labels are built by the constructors below and read back by their pre
   argument (labels.substitute); ``p:^<i>`` the enclosing function's, as a closure reads it (labels.captured).
 - ``size?p:<i>`` (``SIZE_OF``): the size of argument i's data; ``at?p:<i>`` (``READ_AT``): token data read at the
   positions argument i holds; ``tgt?p:<i>`` (``TARGET_IF``): the target if argument i is validation data;
-  ``eq?p:<i>`` (``EQUAL_TO``): an equality test on argument i; ``of:<x>`` / ``of?<x>``: an object built on data x / what such an object reads (labels.py).
+  ``eq?p:<i>`` (``EQUAL_TO``): an equality test on argument i; ``of:<x>`` / ``of?<x>`` (``BUILT_ON``, ``READ_FROM``):
+  an object built on data x / what such an object reads (labels.py).
 - ``ws:<stride>``, ``wend:<stride>``, ``wlen:<stride>``: a sliding window's start, end and length (double scoring).
 - ``cls:<Name>``: an instance of the submission's class Name.
 - ``total:<table>`` (``TOTAL``): the sum of a table (a normalizer).
@@ -106,6 +107,8 @@ PARAM = "p:"
 CAPTURED = "p:^"
 SIZE_OF = "size?"
 READ_AT = "at?"
+BUILT_ON = "of:"
+READ_FROM = "of?"
 TARGET_IF = "tgt?"
 EQUAL_TO = "eq?"
 CLASS = "cls:"
